@@ -1,0 +1,222 @@
+//! `meshtrust certs ...`: Istio's `tools/certs` Makefile targets.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use meshtrust::exit::Exit;
+use meshtrust::pki::{self, IntermediateSpec, KeyAlg, RootSpec, layout::RootOrigin};
+
+#[derive(Subcommand)]
+pub enum Certs {
+    /// Generate root-cert.pem and root-key.pem (`make root-ca`). An existing root is kept.
+    RootCa {
+        #[command(flatten)]
+        out: Out,
+        #[command(flatten)]
+        root: RootArgs,
+        /// Key type of the root.
+        #[arg(long, default_value = "rsa4096", value_parser = parse_key)]
+        key: KeyAlg,
+    },
+    /// Generate <CLUSTER>/{ca-cert,ca-key,cert-chain,root-cert}.pem for each cluster (`make <cluster>-cacerts`).
+    ///
+    /// All clusters share the root in DIR, which is generated first if missing.
+    Cacerts {
+        /// Cluster names, e.g. cluster1 cluster2. Each becomes a directory and the intermediate's L=.
+        #[arg(required = true, value_name = "CLUSTER")]
+        clusters: Vec<String>,
+        #[command(flatten)]
+        out: Out,
+        #[command(flatten)]
+        root: RootArgs,
+        #[command(flatten)]
+        intermediate: IntermediateArgs,
+        /// Key type of the intermediates.
+        #[arg(long, default_value = "rsa4096", value_parser = parse_key)]
+        key: KeyAlg,
+        /// Key type of the root, when it has to be generated.
+        #[arg(long, default_value = "rsa4096", value_parser = parse_key)]
+        root_key: KeyAlg,
+        /// Also regenerate the root (implies --force for the clusters).
+        #[arg(long)]
+        force_root: bool,
+    },
+    /// Print the `cacerts` Secret manifest for a cluster (as `kubectl create secret generic cacerts -n istio-system --from-file=...`).
+    ///
+    /// The Secret holds the CA key: it is written to a pipe or to --output (mode 0600), never to a terminal.
+    Secret {
+        /// The cluster whose directory (DIR/CLUSTER) holds the four cacerts files.
+        #[arg(value_name = "CLUSTER")]
+        cluster: String,
+        /// Directory holding the cluster directories.
+        #[arg(long, default_value = ".", env = "MESHTRUST_CERTS_DIR")]
+        dir: PathBuf,
+        /// Write the manifest to this file (mode 0600) instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+pub struct Out {
+    /// Directory to write into (created if missing).
+    #[arg(long, default_value = ".", env = "MESHTRUST_CERTS_DIR")]
+    dir: PathBuf,
+    /// Regenerate files that already exist.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+pub struct RootArgs {
+    /// Root subject O=.
+    #[arg(long, env = "ROOTCA_ORG", default_value = "Istio")]
+    root_org: String,
+    /// Root subject CN=.
+    #[arg(long, env = "ROOTCA_CN", default_value = "Root CA")]
+    root_cn: String,
+    /// Root validity in days.
+    #[arg(long, env = "ROOTCA_DAYS", default_value_t = 3650, value_parser = clap::value_parser!(u32).range(1..))]
+    root_days: u32,
+}
+
+#[derive(Args)]
+pub struct IntermediateArgs {
+    /// Intermediate subject O=.
+    #[arg(long, env = "INTERMEDIATE_ORG", default_value = "Istio")]
+    intermediate_org: String,
+    /// Intermediate subject CN=.
+    #[arg(long, env = "INTERMEDIATE_CN", default_value = "Intermediate CA")]
+    intermediate_cn: String,
+    /// Intermediate validity in days.
+    #[arg(long, env = "INTERMEDIATE_DAYS", default_value_t = 3650, value_parser = clap::value_parser!(u32).range(1..))]
+    intermediate_days: u32,
+    /// DNS name in the intermediate's subjectAltName.
+    #[arg(
+        long,
+        env = "INTERMEDIATE_SAN_DNS",
+        default_value = "istiod.istio-system.svc"
+    )]
+    intermediate_san_dns: String,
+}
+
+fn parse_key(s: &str) -> Result<KeyAlg, String> {
+    s.parse()
+}
+
+impl RootArgs {
+    fn spec(&self, key: KeyAlg) -> RootSpec {
+        RootSpec {
+            org: self.root_org.clone(),
+            cn: self.root_cn.clone(),
+            days: self.root_days,
+            key,
+        }
+    }
+}
+
+pub fn run(cmd: Certs) -> anyhow::Result<Exit> {
+    match cmd {
+        Certs::RootCa { out, root, key } => {
+            let spinner = spinner(format!("generating a {key} root in {}", out.dir.display()));
+            let (_, origin) = pki::make::root_ca(&out.dir, &root.spec(key), out.force)?;
+            spinner.finish_and_clear();
+            let cert = out.dir.join(pki::layout::ROOT_CERT);
+            match origin {
+                RootOrigin::Generated => eprintln!("generated {} and its key", cert.display()),
+                RootOrigin::Reused => eprintln!(
+                    "kept the existing root {} (pass --force to regenerate it)",
+                    cert.display()
+                ),
+            }
+            Ok(Exit::Conformant)
+        }
+        Certs::Cacerts {
+            clusters,
+            out,
+            root,
+            intermediate,
+            key,
+            root_key,
+            force_root,
+        } => {
+            let specs: Vec<_> = clusters
+                .iter()
+                .map(|c| IntermediateSpec {
+                    cluster: c.clone(),
+                    org: intermediate.intermediate_org.clone(),
+                    cn: intermediate.intermediate_cn.clone(),
+                    days: intermediate.intermediate_days,
+                    san_dns: intermediate.intermediate_san_dns.clone(),
+                    key,
+                })
+                .collect();
+            let spinner = spinner(format!(
+                "generating {} {key} intermediate(s) in {}",
+                specs.len(),
+                out.dir.display()
+            ));
+            let made = pki::make::cacerts(
+                &out.dir,
+                &root.spec(root_key),
+                &specs,
+                force_root,
+                out.force || force_root,
+            )?;
+            spinner.finish_and_clear();
+            let root_cert = out.dir.join(pki::layout::ROOT_CERT);
+            match made.root_origin {
+                RootOrigin::Generated => eprintln!("generated root {}", root_cert.display()),
+                RootOrigin::Reused => eprintln!("using existing root {}", root_cert.display()),
+            }
+            for (cluster, dir) in &made.clusters {
+                eprintln!(
+                    "generated {cluster}: {}/{{ca-cert,ca-key,cert-chain,root-cert}}.pem",
+                    dir.display()
+                );
+            }
+            Ok(Exit::Conformant)
+        }
+        Certs::Secret {
+            cluster,
+            dir,
+            output,
+        } => {
+            pki::layout::validate_cluster_name(&cluster)?;
+            let yaml = pki::cacerts_secret_yaml(&dir.join(&cluster))?;
+            match output {
+                Some(path) => {
+                    pki::layout::write_atomic(&path, yaml.as_bytes(), 0o600)?;
+                    eprintln!("wrote {} (mode 0600: it holds the CA key)", path.display());
+                }
+                None => {
+                    if std::io::stdout().is_terminal() {
+                        bail!(
+                            "refusing to print a Secret holding the CA key to a terminal (hint: pipe it, `meshtrust certs secret {cluster} | kubectl apply -f -`, or pass `--output FILE`)"
+                        );
+                    }
+                    use std::io::Write;
+                    std::io::stdout()
+                        .write_all(yaml.as_bytes())
+                        .context("cannot write to standard output")?;
+                }
+            }
+            Ok(Exit::Conformant)
+        }
+    }
+}
+
+fn spinner(msg: String) -> indicatif::ProgressBar {
+    let pb =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .expect("valid template"),
+    );
+    pb.set_message(msg);
+    pb.enable_steady_tick(Duration::from_millis(100));
+    pb
+}

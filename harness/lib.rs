@@ -1,0 +1,7 @@
+//! meshtrust: a conformance harness for Istio's plug-in CA certificates.
+//!
+//! Data flows one way: [`pki`] (certificates on disk) -> a target ([`mesh`] locally,
+//! `kube` on kind) -> [`chain`] (the captured chain and its verdict) -> [`report`].
+
+pub mod exit;
+pub mod pki;

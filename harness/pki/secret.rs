@@ -1,0 +1,64 @@
+//! The `cacerts` Secret, as `kubectl create secret generic cacerts -n istio-system
+//! --from-file=ca-cert.pem --from-file=ca-key.pem --from-file=cert-chain.pem
+//! --from-file=root-cert.pem` would make it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use base64::Engine as _;
+use serde::Serialize;
+
+use super::PkiError;
+use super::layout::CACERTS_FILES;
+
+pub const SECRET_NAME: &str = "cacerts";
+pub const SECRET_NAMESPACE: &str = "istio-system";
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Secret {
+    api_version: &'static str,
+    data: BTreeMap<&'static str, String>,
+    kind: &'static str,
+    metadata: Metadata,
+}
+
+#[derive(Serialize)]
+struct Metadata {
+    name: &'static str,
+    namespace: &'static str,
+}
+
+/// The Secret manifest (YAML) for the cacerts directory `dir`. It contains the CA
+/// key: write it only to a 0600 file or a pipe.
+pub fn cacerts_secret_yaml(dir: &Path) -> Result<String, PkiError> {
+    let mut data = BTreeMap::new();
+    for name in CACERTS_FILES {
+        let path = dir.join(name);
+        let bytes = std::fs::read(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                PkiError::MissingFile {
+                    dir: dir.to_owned(),
+                    file: name,
+                    expected: "ca-cert.pem, ca-key.pem, cert-chain.pem and root-cert.pem",
+                }
+            } else {
+                PkiError::io("read", &path)(e)
+            }
+        })?;
+        data.insert(
+            name,
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+        );
+    }
+    let secret = Secret {
+        api_version: "v1",
+        data,
+        kind: "Secret",
+        metadata: Metadata {
+            name: SECRET_NAME,
+            namespace: SECRET_NAMESPACE,
+        },
+    };
+    Ok(serde_norway::to_string(&secret).expect("a Secret of strings serialises"))
+}
