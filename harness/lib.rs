@@ -3,5 +3,6 @@
 //! Data flows one way: [`pki`] (certificates on disk) -> a target ([`mesh`] locally,
 //! `kube` on kind) -> [`chain`] (the captured chain and its verdict) -> [`report`].
 
+pub mod chain;
 pub mod exit;
 pub mod pki;
