@@ -1,1 +1,3 @@
+//! meshtrust's integration tests: one binary, one file per topic.
 
+mod certs;
