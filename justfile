@@ -1,0 +1,30 @@
+# meshtrust recipes. `just --list` shows them.
+
+# The README's test command: every scenario on the local target, no Docker.
+test:
+    cargo test --workspace
+
+# The same scenarios on kind clusters with real Istio (needs docker, kind, istioctl).
+e2e *ARGS:
+    cargo test --workspace --features e2e {{ARGS}}
+
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --workspace --all-targets --features e2e -- -D warnings
+
+bench:
+    cargo bench
+
+# Generate a shared root and one intermediate per cluster: `just certs cluster1 cluster2`.
+certs +CLUSTERS="cluster1":
+    cargo run --release -- certs cacerts {{CLUSTERS}} --dir certs
+
+# The main job: run the conformance scenarios (local target by default).
+run *ARGS:
+    cargo run --release -- run {{ARGS}}
+
+# The in-pod probe, statically linked (no musl target needed).
+probe-static:
+    RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -p meshtrust-probe --target x86_64-unknown-linux-gnu
+    @echo target/x86_64-unknown-linux-gnu/release/meshtrust-probe
