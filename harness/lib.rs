@@ -4,5 +4,6 @@
 //! `kube` on kind) -> [`chain`] (the captured chain and its verdict) -> [`report`].
 
 pub mod chain;
+pub mod check;
 pub mod exit;
 pub mod pki;

@@ -7,6 +7,8 @@ use std::process::Command;
 use assert_cmd::prelude::*;
 use predicates::prelude::*;
 
+use crate::support::openssl::{makefile_bundle, openssl, openssl_fails};
+
 fn meshtrust() -> Command {
     let mut cmd = Command::cargo_bin("meshtrust").expect("the meshtrust binary is built");
     // The Makefile's variables are read from the environment; keep the caller's out.
@@ -23,40 +25,6 @@ fn meshtrust() -> Command {
         cmd.env_remove(var);
     }
     cmd
-}
-
-/// Runs openssl and returns its stdout; a failure shows the whole story.
-fn openssl(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is installed (apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("openssl prints text")
-}
-
-fn openssl_fails(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        !out.status.success(),
-        "openssl {args:?} unexpectedly succeeded"
-    );
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn x509_text(dir: &Path, file: &str) -> String {
@@ -152,109 +120,6 @@ fn mode(path: impl AsRef<Path>) -> u32 {
 
 fn read(path: impl AsRef<Path>) -> Vec<u8> {
     std::fs::read(path).unwrap()
-}
-
-/// Istio's `tools/certs/Makefile.selfsigned.mk` recipe for `root-ca` and `<name>-cacerts`, run with openssl.
-fn makefile_bundle(dir: &Path, cluster: &str) {
-    std::fs::write(
-        dir.join("root-ca.conf"),
-        "[ req ]\nencrypt_key = no\nprompt = no\nutf8 = yes\ndefault_md = sha256\ndefault_bits = 4096\n\
-         req_extensions = req_ext\nx509_extensions = req_ext\ndistinguished_name = req_dn\n\
-         [ req_ext ]\nsubjectKeyIdentifier = hash\nbasicConstraints = critical, CA:true\n\
-         keyUsage = critical, digitalSignature, nonRepudiation, keyEncipherment, keyCertSign\n\
-         [ req_dn ]\nO = Istio\nCN = Root CA\n",
-    )
-    .unwrap();
-    openssl(dir, &["genrsa", "-out", "root-key.pem", "4096"]);
-    openssl(
-        dir,
-        &[
-            "req",
-            "-sha256",
-            "-new",
-            "-key",
-            "root-key.pem",
-            "-config",
-            "root-ca.conf",
-            "-out",
-            "root-cert.csr",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-sha256",
-            "-days",
-            "3650",
-            "-signkey",
-            "root-key.pem",
-            "-extensions",
-            "req_ext",
-            "-extfile",
-            "root-ca.conf",
-            "-in",
-            "root-cert.csr",
-            "-out",
-            "root-cert.pem",
-        ],
-    );
-    let c = dir.join(cluster);
-    std::fs::create_dir_all(&c).unwrap();
-    std::fs::write(
-        c.join("intermediate.conf"),
-        format!(
-            "[ req ]\nencrypt_key = no\nprompt = no\nutf8 = yes\ndefault_md = sha256\ndefault_bits = 4096\n\
-             req_extensions = req_ext\nx509_extensions = req_ext\ndistinguished_name = req_dn\n\
-             [ req_ext ]\nsubjectKeyIdentifier = hash\nbasicConstraints = critical, CA:true, pathlen:0\n\
-             keyUsage = critical, digitalSignature, nonRepudiation, keyEncipherment, keyCertSign\n\
-             subjectAltName=@san\n[ san ]\nDNS.1 = istiod.istio-system.svc\n\
-             [ req_dn ]\nO = Istio\nCN = Intermediate CA\nL = {cluster}\n"
-        ),
-    )
-    .unwrap();
-    let p = |f: &str| format!("{cluster}/{f}");
-    openssl(dir, &["genrsa", "-out", &p("ca-key.pem"), "4096"]);
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-config",
-            &p("intermediate.conf"),
-            "-key",
-            &p("ca-key.pem"),
-            "-out",
-            &p("cluster-ca.csr"),
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-sha256",
-            "-days",
-            "3650",
-            "-CA",
-            "root-cert.pem",
-            "-CAkey",
-            "root-key.pem",
-            "-CAcreateserial",
-            "-extensions",
-            "req_ext",
-            "-extfile",
-            &p("intermediate.conf"),
-            "-in",
-            &p("cluster-ca.csr"),
-            "-out",
-            &p("ca-cert.pem"),
-        ],
-    );
-    let chain = [read(c.join("ca-cert.pem")), read(dir.join("root-cert.pem"))].concat();
-    std::fs::write(c.join("cert-chain.pem"), chain).unwrap();
-    std::fs::copy(dir.join("root-cert.pem"), c.join("root-cert.pem")).unwrap();
 }
 
 fn generate(dir: &Path, args: &[&str]) {

@@ -1,3 +1,5 @@
 //! meshtrust's integration tests: one binary, one file per topic.
 
 mod certs;
+mod check;
+mod support;

@@ -184,6 +184,22 @@ fn search<'a, 'c>(
         }
         path.pop();
     }
+    // An issuer by name whose signature we refuse to check is a weak signature, not a missing issuer.
+    let weak = signature::strength(&cert.signature_algorithm.algorithm) == SignatureStrength::Weak;
+    if weak
+        && anchors
+            .iter()
+            .chain(pool.iter())
+            .any(|(_, _, c)| c.subject().as_raw() == cert.issuer().as_raw())
+    {
+        if matches!(best, None | Some(PathError::NoIssuer { .. })) {
+            *best = Some(PathError::WeakSignature {
+                subject: subject(cert),
+                alg: algorithm_name(&cert.signature_algorithm.algorithm),
+            });
+        }
+        return false;
+    }
     if best.is_none() {
         *best = Some(PathError::NoIssuer {
             subject: subject(cert),
@@ -229,9 +245,7 @@ fn check_path(path: &[Node<'_, '_>], opts: &PathOptions) -> Result<(), PathError
         if !is_anchor && signature::strength(alg) != SignatureStrength::Strong {
             return Err(PathError::WeakSignature {
                 subject,
-                alg: x509_parser::objects::oid2sn(alg, x509_parser::objects::oid_registry())
-                    .map(str::to_owned)
-                    .unwrap_or_else(|_| alg.to_id_string()),
+                alg: algorithm_name(alg),
             });
         }
         let validity = cert.validity();
@@ -293,6 +307,15 @@ fn check_path(path: &[Node<'_, '_>], opts: &PathOptions) -> Result<(), PathError
         }
     }
     Ok(())
+}
+
+fn algorithm_name(alg: &x509_parser::oid_registry::Oid<'_>) -> String {
+    match alg.to_id_string().as_str() {
+        "1.2.840.10045.4.1" => "ecdsa-with-SHA1".into(),
+        _ => x509_parser::objects::oid2sn(alg, x509_parser::objects::oid_registry())
+            .map(str::to_owned)
+            .unwrap_or_else(|_| alg.to_id_string()),
+    }
 }
 
 /// A readable name for a certificate: its subject, or its first SAN when the subject is empty.

@@ -1,0 +1,105 @@
+use serde::Serialize;
+
+use crate::exit::Exit;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// istiod refuses the bundle, or the mesh breaks with it.
+    Error,
+    /// Works today, but will break, or differs from Istio's defaults.
+    Warning,
+    /// Information (what istiod will serve); never fails, even with `--strict`.
+    Note,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// Stable identifier, e.g. `key-mismatch`.
+    pub id: &'static str,
+    pub severity: Severity,
+    /// The bundle directory, or `*` for findings across bundles.
+    pub bundle: String,
+    /// The file the finding is about, relative to the bundle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// What is wrong and what it will cause.
+    pub message: String,
+    /// Facts that show it: subjects, dates, fingerprints.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<String>,
+    /// How to fix it.
+    pub fix: String,
+}
+
+impl Finding {
+    pub(crate) fn new(
+        id: &'static str,
+        severity: Severity,
+        bundle: &crate::pki::Bundle,
+    ) -> Finding {
+        Finding {
+            id,
+            severity,
+            bundle: bundle.dir.display().to_string(),
+            file: None,
+            message: String::new(),
+            evidence: Vec::new(),
+            fix: String::new(),
+        }
+    }
+
+    pub(crate) fn file(mut self, file: impl Into<String>) -> Self {
+        self.file = Some(file.into());
+        self
+    }
+
+    pub(crate) fn message(mut self, m: impl Into<String>) -> Self {
+        self.message = m.into();
+        self
+    }
+
+    pub(crate) fn evidence(mut self, e: impl Into<String>) -> Self {
+        self.evidence.push(e.into());
+        self
+    }
+
+    pub(crate) fn fix(mut self, f: impl Into<String>) -> Self {
+        self.fix = f.into();
+        self
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub bundles: Vec<String>,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    pub fn count(&self, severity: Severity) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .count()
+    }
+
+    pub fn has(&self, id: &str) -> bool {
+        self.findings.iter().any(|f| f.id == id)
+    }
+
+    /// 0 without errors (warnings too with `strict`), else 1. Notes never fail.
+    pub fn exit(&self, strict: bool) -> Exit {
+        let failing = self.count(Severity::Error)
+            + if strict {
+                self.count(Severity::Warning)
+            } else {
+                0
+            };
+        if failing == 0 {
+            Exit::Conformant
+        } else {
+            Exit::NotConformant
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Rules beyond istiod's own: bundles istiod loads but that break workloads,
+//! peers or the next rotation, plus warnings and notes.
+
+use rustls_pki_types::CertificateDer;
+use time::Duration;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::public_key::PublicKey;
+
+use super::istiod::{Parsed, describe};
+use super::{CheckOptions, Finding, Severity};
+use crate::chain::path::{self, PathOptions, Purpose, Rules, Step};
+use crate::pki::{Bundle, Layout};
+
+const EXPIRY_WARNING: Duration = Duration::days(30);
+
+pub(crate) fn mesh_rules(bundle: &Bundle, parsed: &Parsed, opts: &CheckOptions) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let cert_file = bundle.ca_cert.as_ref().map_or("ca-cert.pem", |f| f.name);
+    let Some(ca_cert) = &parsed.ca_cert else {
+        return out;
+    };
+
+    // The path istiod accepts (Go's rules). Workload chains extend it by one leaf.
+    let verified = path::verify(
+        ca_cert,
+        &parsed.cert_chain,
+        &parsed.roots,
+        &PathOptions {
+            at: opts.now,
+            purpose: Purpose::ServerAuth,
+            rules: Rules::Go,
+        },
+    )
+    .ok();
+    let path_certs: Vec<&CertificateDer<'static>> = match &verified {
+        Some(p) => p
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::Target => ca_cert,
+                Step::Untrusted(i) => &parsed.cert_chain[*i],
+                Step::Root(i) => &parsed.roots[*i],
+            })
+            .collect(),
+        None => vec![ca_cert],
+    };
+    let parsed_path: Vec<X509Certificate<'_>> = path_certs
+        .iter()
+        .filter_map(|d| x509_parser::parse_x509_certificate(d).ok().map(|(_, c)| c))
+        .collect();
+
+    if verified.is_some() {
+        // A workload leaf sits below ca-cert.pem: the CA at position i of the path
+        // then has i CA certificates below it (ca-cert.pem included).
+        for (i, cert) in parsed_path.iter().enumerate().skip(1) {
+            if let Some(pathlen) = path::basic_constraints(cert).and_then(|b| b.path_len_constraint)
+            {
+                if (pathlen as usize) < i {
+                    out.push(
+                        Finding::new("pathlen-breaks-workloads", Severity::Error, bundle)
+                            .file(cert_file)
+                            .message(format!(
+                                "`{}` has pathlen:{pathlen} but {i} CA certificate(s) sit between it and every workload leaf; istiod loads the bundle, but every peer rejects every workload chain (OpenSSL error 25)",
+                                path::subject(cert)
+                            ))
+                            .evidence(format!("path: {}", parsed_path.iter().map(path::subject).collect::<Vec<_>>().join(" -> ")))
+                            .fix(format!("reissue `{}` with pathlen:{i} or more (or none)", path::subject(cert))),
+                    );
+                }
+            }
+        }
+    }
+    for cert in &parsed_path {
+        if let Some(ku) = path::key_usage(cert) {
+            if !ku.key_cert_sign() {
+                out.push(
+                    Finding::new("no-key-cert-sign", Severity::Error, bundle)
+                        .file(cert_file)
+                        .message(format!(
+                            "`{}` signs certificates but its keyUsage lacks keyCertSign; istiod does not check it, but Envoy and OpenSSL reject the chains it signs",
+                            path::subject(cert)
+                        ))
+                        .evidence(format!("keyUsage: {ku}"))
+                        .fix("reissue the CA with keyUsage keyCertSign (and cRLSign)"),
+                );
+            }
+        }
+    }
+    if bundle.layout == Layout::KubernetesTls {
+        for root in &parsed.roots {
+            let Ok((_, r)) = x509_parser::parse_x509_certificate(root) else {
+                continue;
+            };
+            let self_signed = r.subject().as_raw() == r.issuer().as_raw()
+                && crate::chain::signature::signed_by(&r, &r);
+            if !self_signed {
+                out.push(
+                    Finding::new("tls-ca-not-root", Severity::Error, bundle)
+                        .file("ca.crt")
+                        .message("`ca.crt` holds a certificate that is not a self-signed root; istiod distributes it as the mesh's root, so peers that trust only the real root reject workloads")
+                        .evidence(format!("ca.crt: {} issued by `{}`", describe(root), r.issuer()))
+                        .fix("put the self-signed root in ca.crt (cert-manager: set the issuer's CA to the root, or use trust-manager)"),
+                );
+            }
+        }
+    }
+
+    // Warnings.
+    for (cert, der) in parsed_path.iter().zip(&path_certs) {
+        let remaining = cert.validity().not_after.to_datetime() - opts.now;
+        let ttl = Duration::try_from(opts.workload_ttl).unwrap_or(Duration::MAX);
+        let role = if **der == *ca_cert {
+            cert_file
+        } else {
+            "root-cert.pem / cert-chain.pem"
+        };
+        if remaining.is_negative() {
+            continue; // istiod's rules already report it expired
+        }
+        if remaining < ttl {
+            out.push(
+                Finding::new("expires-before-workload-ttl", Severity::Warning, bundle)
+                    .file(role)
+                    .message(format!(
+                        "`{}` expires in {} (at {}), sooner than the {} workload TTL: istiod clamps leaf certificates to it",
+                        path::subject(cert),
+                        human(remaining),
+                        cert.validity().not_after,
+                        human(ttl)
+                    ))
+                    .fix("rotate to a new intermediate now"),
+            );
+        } else if remaining < EXPIRY_WARNING {
+            out.push(
+                Finding::new("expires-soon", Severity::Warning, bundle)
+                    .file(role)
+                    .message(format!(
+                        "`{}` expires in {} (at {})",
+                        path::subject(cert),
+                        human(remaining),
+                        cert.validity().not_after
+                    ))
+                    .fix("rotate before it expires: a new intermediate under the same root is hot-loaded"),
+            );
+        }
+    }
+    if bundle.layout == Layout::Istiod && !parsed.cert_chain.is_empty() {
+        let first_is_ca_cert = parsed.cert_chain.first() == Some(ca_cert);
+        let in_order = parsed
+            .cert_chain
+            .windows(2)
+            .all(|w| issued_by(&w[0], &w[1]));
+        if !first_is_ca_cert || !in_order {
+            out.push(
+                Finding::new("chain-order", Severity::Warning, bundle)
+                    .file("cert-chain.pem")
+                    .message("`cert-chain.pem` is not in leaf-to-root order starting with ca-cert.pem; istiod serves it as is, and strict peers may fail to build the path")
+                    .evidence(format!(
+                        "order: {}",
+                        parsed.cert_chain.iter().map(|c| describe(c)).collect::<Vec<_>>().join(", ")
+                    ))
+                    .fix("write ca-cert.pem first, then each issuer up to the root (`cat ca-cert.pem root-cert.pem > cert-chain.pem`)"),
+            );
+        }
+    }
+    let all: Vec<&CertificateDer<'static>> = std::iter::once(ca_cert)
+        .chain(&parsed.cert_chain)
+        .chain(&parsed.roots)
+        .collect();
+    let mut seen = Vec::new();
+    for der in all {
+        if seen.contains(&der) {
+            continue;
+        }
+        seen.push(der);
+        let Ok((_, c)) = x509_parser::parse_x509_certificate(der) else {
+            continue;
+        };
+        if let Ok(PublicKey::RSA(rsa)) = c.public_key().parsed() {
+            if rsa.key_size() < 2048 {
+                out.push(
+                    Finding::new("weak-rsa", Severity::Warning, bundle)
+                        .message(format!("`{}` has an RSA {}-bit key; below 2048 bits is refused by current TLS stacks", path::subject(&c), rsa.key_size()))
+                        .fix("reissue with RSA 2048 or more (Istio's Makefile uses 4096), or ECDSA P-256"),
+                );
+            }
+        }
+    }
+    if let Some(key) = &bundle.ca_key {
+        if key.mode & 0o077 != 0 {
+            out.push(
+                Finding::new("key-file-permissions", Severity::Warning, bundle)
+                    .file(key.name)
+                    .message(format!(
+                        "`{}` is readable by group or others (mode {:o})",
+                        key.name, key.mode
+                    ))
+                    .fix(format!("chmod 600 {}", key.path.display())),
+            );
+        }
+    }
+
+    // Notes: what istiod will serve.
+    if bundle.missing().is_empty() && !parsed.roots.is_empty() {
+        let served = 1 + parsed.cert_chain.len() + parsed.roots.len();
+        let dup_root = parsed.roots.iter().any(|r| parsed.cert_chain.contains(r));
+        let mut note = Finding::new("served-chain", Severity::Note, bundle).message(format!(
+            "istiod serves leaf + cert-chain ({}) + root-cert ({}): peers see {served} certificates",
+            parsed.cert_chain.len(),
+            parsed.roots.len()
+        ));
+        if dup_root {
+            note = note.evidence("the root is in both cert-chain.pem and root-cert.pem, so it is served twice (istio/istio#39001); harmless");
+        }
+        out.push(note.fix("nothing to fix"));
+    }
+    out
+}
+
+fn issued_by(child: &[u8], issuer: &[u8]) -> bool {
+    match (
+        x509_parser::parse_x509_certificate(child),
+        x509_parser::parse_x509_certificate(issuer),
+    ) {
+        (Ok((_, c)), Ok((_, i))) => {
+            c.issuer().as_raw() == i.subject().as_raw()
+                && crate::chain::signature::signed_by(&c, &i)
+        }
+        _ => false,
+    }
+}
+
+pub(crate) fn human(d: Duration) -> String {
+    let secs = d.whole_seconds().max(0);
+    let (days, hours, mins) = (secs / 86400, secs % 86400 / 3600, secs % 3600 / 60);
+    match (days, hours) {
+        (0, 0) => format!("{mins}m"),
+        (0, h) => format!("{h}h{mins:02}m"),
+        (d, h) => format!("{d}d{h}h"),
+    }
+}

@@ -1,0 +1,742 @@
+//! `meshtrust check`: every finding has a bundle that triggers it and a near miss that does not.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use assert_cmd::prelude::*;
+use meshtrust::check::{self, CheckOptions, IstioVersion, Report, Severity};
+use predicates::prelude::*;
+use rcgen::{ExtendedKeyUsagePurpose, KeyUsagePurpose};
+use time::Duration;
+
+use crate::support::openssl::{makefile_bundle, openssl};
+use crate::support::pki::{self as tpki, Tier};
+
+fn run(dirs: &[PathBuf], opts: &CheckOptions) -> Report {
+    check::check(dirs, opts).expect("the bundles are readable")
+}
+
+fn ids(report: &Report, severity: Severity) -> Vec<&'static str> {
+    report
+        .findings
+        .iter()
+        .filter(|f| f.severity == severity)
+        .map(|f| f.id)
+        .collect()
+}
+
+/// Asserts the finding is there with that severity, and shows the whole report if not.
+fn assert_finding(report: &Report, id: &str, severity: Severity) {
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.id == id && f.severity == severity),
+        "expected {severity:?} `{id}`, got:\n{}",
+        check::render_text(report)
+    );
+}
+
+fn assert_clean(report: &Report) {
+    assert!(
+        ids(report, Severity::Error).is_empty() && ids(report, Severity::Warning).is_empty(),
+        "expected no errors or warnings, got:\n{}",
+        check::render_text(report)
+    );
+}
+
+fn opts() -> CheckOptions {
+    CheckOptions::default()
+}
+
+struct Fixture {
+    tmp: tempfile::TempDir,
+    root: Tier,
+    ca: Tier,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let root = tpki::root();
+        let ca = tpki::intermediate("cluster1", &root);
+        Fixture {
+            tmp: tempfile::tempdir().unwrap(),
+            root,
+            ca,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    fn makefile(&self) -> PathBuf {
+        tpki::makefile_layout(self.path(), "cluster1", &self.ca, &self.root)
+    }
+}
+
+#[test]
+fn a_bundle_made_by_meshtrust_certs_has_no_errors_or_warnings() {
+    let tmp = tempfile::tempdir().unwrap();
+    Command::cargo_bin("meshtrust")
+        .unwrap()
+        .args([
+            "certs",
+            "cacerts",
+            "cluster1",
+            "--key",
+            "p256",
+            "--root-key",
+            "p256",
+            "--dir",
+        ])
+        .arg(tmp.path())
+        .assert()
+        .success();
+    let report = run(&[tmp.path().join("cluster1")], &opts());
+    assert_clean(&report);
+    assert_finding(&report, "served-chain", Severity::Note);
+}
+
+#[test]
+fn a_bundle_made_by_the_makefiles_openssl_recipe_has_no_errors_or_warnings() {
+    let tmp = tempfile::tempdir().unwrap();
+    makefile_bundle(tmp.path(), "cluster1");
+    let report = run(&[tmp.path().join("cluster1")], &opts());
+    assert_clean(&report);
+    let note = report
+        .findings
+        .iter()
+        .find(|f| f.id == "served-chain")
+        .unwrap();
+    assert!(
+        note.message.contains("peers see 4 certificates"),
+        "{}",
+        note.message
+    );
+    assert!(note.evidence[0].contains("istio/istio#39001"));
+}
+
+#[test]
+fn istios_sample_certs_serve_three_certificates_and_load_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("samples");
+    std::fs::create_dir(&d).unwrap();
+    for f in [
+        "ca-cert.pem",
+        "ca-key.pem",
+        "cert-chain.pem",
+        "root-cert.pem",
+    ] {
+        std::fs::copy(
+            Path::new("../shared/data/istio-samples-certs").join(f),
+            d.join(f),
+        )
+        .unwrap();
+    }
+    tpki::chmod(&d.join("ca-key.pem"), 0o600);
+    let report = run(&[d], &opts());
+    assert_clean(&report);
+    let note = report
+        .findings
+        .iter()
+        .find(|f| f.id == "served-chain")
+        .unwrap();
+    assert!(
+        note.message.contains("peers see 3 certificates"),
+        "{}",
+        note.message
+    );
+    assert!(
+        note.evidence.is_empty(),
+        "the samples do not duplicate the root"
+    );
+}
+
+#[test]
+fn an_incomplete_bundle_is_refused_since_1_26_and_falls_back_silently_before() {
+    let f = Fixture::new();
+    let d = f.makefile();
+    std::fs::remove_file(d.join("ca-key.pem")).unwrap();
+    let new = run(
+        std::slice::from_ref(&d),
+        &CheckOptions {
+            istio_version: "1.26".parse().unwrap(),
+            ..opts()
+        },
+    );
+    assert_finding(&new, "incomplete-bundle", Severity::Error);
+    let msg = &new
+        .findings
+        .iter()
+        .find(|x| x.id == "incomplete-bundle")
+        .unwrap()
+        .message;
+    assert!(
+        msg.contains("incomplete signing CA bundle detected"),
+        "{msg}"
+    );
+
+    let old = run(
+        &[d],
+        &CheckOptions {
+            istio_version: "1.25".parse().unwrap(),
+            ..opts()
+        },
+    );
+    let msg = &old
+        .findings
+        .iter()
+        .find(|x| x.id == "incomplete-bundle")
+        .unwrap()
+        .message;
+    assert!(msg.contains("self-signed root"), "{msg}");
+
+    let complete = run(&[f.makefile()], &opts());
+    assert!(!complete.has("incomplete-bundle"));
+}
+
+#[test]
+fn an_unparseable_certificate_is_named() {
+    let f = Fixture::new();
+    let d = f.makefile();
+    std::fs::write(
+        d.join("root-cert.pem"),
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let report = run(&[d], &opts());
+    let finding = report
+        .findings
+        .iter()
+        .find(|x| x.id == "cert-unparseable")
+        .expect("cert-unparseable");
+    assert_eq!(finding.file.as_deref(), Some("root-cert.pem"));
+    assert!(!run(&[f.makefile()], &opts()).has("cert-unparseable"));
+}
+
+#[test]
+fn an_ec_key_with_an_ec_parameters_block_first_is_an_error_and_the_bare_key_is_fine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    openssl(
+        d,
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-out",
+            "with-params.pem",
+        ],
+    );
+    openssl(d, &["ec", "-in", "with-params.pem", "-out", "bare.pem"]);
+    let text = std::fs::read_to_string(d.join("with-params.pem")).unwrap();
+    assert!(text.starts_with("-----BEGIN EC PARAMETERS-----"), "{text}");
+    let key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(d.join("bare.pem")).unwrap()).unwrap();
+    let root = tpki::root();
+    let ca = tpki::signed_with_key(tpki::intermediate_params("cluster1"), &root, key);
+    let bundle = tpki::makefile_layout(d, "cluster1", &ca, &root);
+    std::fs::copy(d.join("with-params.pem"), bundle.join("ca-key.pem")).unwrap();
+    assert_finding(
+        &run(std::slice::from_ref(&bundle), &opts()),
+        "ec-parameters-first",
+        Severity::Error,
+    );
+
+    std::fs::copy(d.join("bare.pem"), bundle.join("ca-key.pem")).unwrap();
+    let twin = run(&[bundle], &opts());
+    assert!(
+        !twin.has("ec-parameters-first") && !twin.has("key-mismatch"),
+        "{}",
+        check::render_text(&twin)
+    );
+}
+
+#[test]
+fn an_encrypted_key_is_an_error() {
+    let f = Fixture::new();
+    let d = f.makefile();
+    openssl(
+        &d,
+        &[
+            "pkcs8",
+            "-topk8",
+            "-in",
+            "ca-key.pem",
+            "-out",
+            "enc.pem",
+            "-passout",
+            "pass:secret",
+        ],
+    );
+    std::fs::rename(d.join("enc.pem"), d.join("ca-key.pem")).unwrap();
+    assert_finding(&run(&[d], &opts()), "key-encrypted", Severity::Error);
+    assert!(!run(&[f.makefile()], &opts()).has("key-encrypted"));
+}
+
+#[test]
+fn a_key_that_is_not_the_ca_certs_key_is_an_error() {
+    let f = Fixture::new();
+    let d = f.makefile();
+    tpki::write_key(&d.join("ca-key.pem"), &f.root.key);
+    let report = run(&[d], &opts());
+    assert_finding(&report, "key-mismatch", Severity::Error);
+    assert!(!run(&[f.makefile()], &opts()).has("key-mismatch"));
+}
+
+#[test]
+fn a_ca_cert_that_is_not_a_ca_is_an_error() {
+    let f = Fixture::new();
+    let mut p = tpki::intermediate_params("cluster1");
+    p.is_ca = rcgen::IsCa::ExplicitNoCa;
+    let leaf = tpki::signed(p, &f.root);
+    let d = tpki::makefile_layout(f.path(), "cluster1", &leaf, &f.root);
+    assert_finding(&run(&[d], &opts()), "ca-cert-not-ca", Severity::Error);
+    assert!(!run(&[f.makefile()], &opts()).has("ca-cert-not-ca"));
+}
+
+#[test]
+fn an_expired_or_not_yet_valid_intermediate_is_an_error_at_that_time_only() {
+    let f = Fixture::new();
+    let d = f.makefile();
+    let later = CheckOptions {
+        now: f.ca.not_after() + Duration::days(1),
+        ..opts()
+    };
+    assert_finding(
+        &run(std::slice::from_ref(&d), &later),
+        "expired",
+        Severity::Error,
+    );
+    let earlier = CheckOptions {
+        now: f.ca.params.not_before - Duration::days(1),
+        ..opts()
+    };
+    assert_finding(
+        &run(std::slice::from_ref(&d), &earlier),
+        "not-yet-valid",
+        Severity::Error,
+    );
+    let now = run(&[d], &opts());
+    assert!(!now.has("expired") && !now.has("not-yet-valid"));
+}
+
+#[test]
+fn a_chain_to_a_foreign_root_is_an_error() {
+    let f = Fixture::new();
+    let other = tpki::root();
+    let d = tpki::write_bundle(f.path(), "cluster1", &f.ca, &[&f.ca, &other], &[&other]);
+    let report = run(&[d], &opts());
+    assert_finding(&report, "no-path-to-root", Severity::Error);
+}
+
+#[test]
+fn a_missing_middle_ca_is_an_error_and_a_three_tier_chain_with_both_cas_is_fine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tpki::root();
+    let issuing = tpki::signed(
+        tpki::ca_params(&[(rcgen::DnType::CommonName, "Issuing CA")], Some(1)),
+        &root,
+    );
+    let ca = tpki::intermediate("cluster1", &issuing);
+    let good = tpki::write_bundle(tmp.path(), "good", &ca, &[&ca, &issuing, &root], &[&root]);
+    assert_clean(&run(&[good], &opts()));
+    let missing = tpki::write_bundle(tmp.path(), "missing", &ca, &[&ca, &root], &[&root]);
+    assert_finding(
+        &run(&[missing], &opts()),
+        "no-path-to-root",
+        Severity::Error,
+    );
+}
+
+#[test]
+fn an_intermediate_whose_eku_excludes_server_auth_is_an_error() {
+    let f = Fixture::new();
+    let mut p = tpki::intermediate_params("cluster1");
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let ca = tpki::signed(p, &f.root);
+    let d = tpki::makefile_layout(f.path(), "cluster1", &ca, &f.root);
+    assert_finding(
+        &run(&[d], &opts()),
+        "eku-excludes-server-auth",
+        Severity::Error,
+    );
+
+    let mut p = tpki::intermediate_params("cluster2");
+    p.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let ca = tpki::signed(p, &f.root);
+    let d = tpki::makefile_layout(f.path(), "cluster2", &ca, &f.root);
+    assert!(!run(&[d], &opts()).has("eku-excludes-server-auth"));
+}
+
+#[test]
+fn a_sha1_signed_intermediate_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let root = tpki::root();
+    std::fs::write(d.join("root-cert.pem"), &root.pem).unwrap();
+    tpki::write_key(&d.join("root-key.pem"), &root.key);
+    std::fs::write(d.join("ext.conf"), "basicConstraints = critical, CA:true, pathlen:0\nkeyUsage = critical, keyCertSign, digitalSignature\n").unwrap();
+    for (name, md) in [("sha1", "-sha1"), ("sha256", "-sha256")] {
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-subj",
+                "/O=Istio/CN=Intermediate CA",
+                "-keyout",
+                "k.pem",
+                "-out",
+                "c.csr",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                md,
+                "-days",
+                "30",
+                "-CA",
+                "root-cert.pem",
+                "-CAkey",
+                "root-key.pem",
+                "-CAcreateserial",
+                "-extfile",
+                "ext.conf",
+                "-in",
+                "c.csr",
+                "-out",
+                "c.pem",
+            ],
+        );
+        let b = d.join(name);
+        std::fs::create_dir(&b).unwrap();
+        std::fs::copy(d.join("c.pem"), b.join("ca-cert.pem")).unwrap();
+        std::fs::copy(d.join("k.pem"), b.join("ca-key.pem")).unwrap();
+        tpki::chmod(&b.join("ca-key.pem"), 0o600);
+        std::fs::write(
+            b.join("cert-chain.pem"),
+            [
+                std::fs::read_to_string(d.join("c.pem")).unwrap(),
+                root.pem.clone(),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        std::fs::copy(d.join("root-cert.pem"), b.join("root-cert.pem")).unwrap();
+    }
+    assert_finding(
+        &run(&[d.join("sha1")], &opts()),
+        "weak-signature",
+        Severity::Error,
+    );
+    assert!(!run(&[d.join("sha256")], &opts()).has("weak-signature"));
+}
+
+#[test]
+fn a_root_pathlen_of_zero_above_the_intermediate_breaks_every_workload_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tight = tpki::self_signed(tpki::ca_params(
+        &[(rcgen::DnType::CommonName, "Tight Root")],
+        Some(0),
+    ));
+    let ca = tpki::intermediate("cluster1", &tight);
+    let d = tpki::makefile_layout(tmp.path(), "tight", &ca, &tight);
+    let report = run(&[d], &opts());
+    assert_finding(&report, "pathlen-breaks-workloads", Severity::Error);
+    assert!(
+        !report.has("no-path-to-root"),
+        "istiod itself accepts it: {}",
+        check::render_text(&report)
+    );
+
+    // Near misses: pathlen:1 on the root, and the usual pathlen:0 intermediate with only leaves below.
+    let roomy = tpki::self_signed(tpki::ca_params(
+        &[(rcgen::DnType::CommonName, "Roomy Root")],
+        Some(1),
+    ));
+    let ca = tpki::intermediate("cluster1", &roomy);
+    let d = tpki::makefile_layout(tmp.path(), "roomy", &ca, &roomy);
+    assert_clean(&run(&[d], &opts()));
+}
+
+#[test]
+fn a_signing_ca_without_key_cert_sign_is_an_error() {
+    let f = Fixture::new();
+    let mut p = tpki::intermediate_params("cluster1");
+    p.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    let ca = tpki::signed(p, &f.root);
+    let d = tpki::makefile_layout(f.path(), "cluster1", &ca, &f.root);
+    assert_finding(&run(&[d], &opts()), "no-key-cert-sign", Severity::Error);
+    assert!(!run(&[f.makefile()], &opts()).has("no-key-cert-sign"));
+}
+
+#[test]
+fn a_tls_layout_whose_ca_crt_is_an_intermediate_is_an_error_and_with_the_root_it_is_fine() {
+    let f = Fixture::new();
+    let issuing = tpki::signed(
+        tpki::ca_params(&[(rcgen::DnType::CommonName, "Issuing CA")], Some(1)),
+        &f.root,
+    );
+    let ca = tpki::intermediate("cluster1", &issuing);
+    for (name, ca_crt) in [("bad", &issuing), ("good", &f.root)] {
+        let d = f.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        // cert-manager puts the issuing chain in tls.crt.
+        std::fs::write(
+            d.join("tls.crt"),
+            [ca.pem.as_str(), issuing.pem.as_str()].concat(),
+        )
+        .unwrap();
+        tpki::write_key(&d.join("tls.key"), &ca.key);
+        std::fs::write(d.join("ca.crt"), &ca_crt.pem).unwrap();
+    }
+    assert_finding(
+        &run(&[f.path().join("bad")], &opts()),
+        "tls-ca-not-root",
+        Severity::Error,
+    );
+    assert_clean(&run(&[f.path().join("good")], &opts()));
+}
+
+#[test]
+fn clusters_with_different_roots_are_an_error_and_a_shared_root_is_fine() {
+    let f = Fixture::new();
+    let a = f.makefile();
+    let other = tpki::root();
+    let b_ca = tpki::intermediate("cluster2", &other);
+    let b = tpki::makefile_layout(f.path(), "cluster2", &b_ca, &other);
+    assert_finding(
+        &run(&[a.clone(), b], &opts()),
+        "different-roots",
+        Severity::Error,
+    );
+
+    let c_ca = tpki::intermediate("cluster3", &f.root);
+    let c = tpki::makefile_layout(f.path(), "cluster3", &c_ca, &f.root);
+    assert_clean(&run(&[a, c], &opts()));
+}
+
+#[test]
+fn two_clusters_with_the_same_intermediate_are_an_error() {
+    let f = Fixture::new();
+    let a = f.makefile();
+    let b = tpki::makefile_layout(f.path(), "copy", &f.ca, &f.root);
+    assert_finding(
+        &run(&[a, b], &opts()),
+        "overlapping-intermediates",
+        Severity::Error,
+    );
+}
+
+#[test]
+fn an_intermediate_expiring_within_30_days_or_within_the_workload_ttl_is_a_warning() {
+    let f = Fixture::new();
+    let d = f.makefile();
+    let end = f.ca.not_after();
+    let soon = CheckOptions {
+        now: end - Duration::days(10),
+        ..opts()
+    };
+    assert_finding(
+        &run(std::slice::from_ref(&d), &soon),
+        "expires-soon",
+        Severity::Warning,
+    );
+    let sooner = CheckOptions {
+        now: end - Duration::hours(12),
+        ..opts()
+    };
+    assert_finding(
+        &run(std::slice::from_ref(&d), &sooner),
+        "expires-before-workload-ttl",
+        Severity::Warning,
+    );
+    let short_ttl = CheckOptions {
+        workload_ttl: std::time::Duration::from_secs(3600),
+        ..sooner
+    };
+    assert!(!run(std::slice::from_ref(&d), &short_ttl).has("expires-before-workload-ttl"));
+    let later = CheckOptions {
+        now: end - Duration::days(60),
+        ..opts()
+    };
+    assert_clean(&run(&[d], &later));
+}
+
+#[test]
+fn a_cert_chain_in_root_to_leaf_order_is_a_warning() {
+    let f = Fixture::new();
+    let d = tpki::write_bundle(f.path(), "cluster1", &f.ca, &[&f.root, &f.ca], &[&f.root]);
+    assert_finding(&run(&[d], &opts()), "chain-order", Severity::Warning);
+    assert!(!run(&[f.makefile()], &opts()).has("chain-order"));
+}
+
+#[test]
+fn an_rsa_key_below_2048_bits_is_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let root = tpki::root();
+    std::fs::write(d.join("root-cert.pem"), &root.pem).unwrap();
+    tpki::write_key(&d.join("root-key.pem"), &root.key);
+    std::fs::write(d.join("ext.conf"), "basicConstraints = critical, CA:true, pathlen:0\nkeyUsage = critical, keyCertSign, digitalSignature\n").unwrap();
+    for bits in ["1024", "2048"] {
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                &format!("rsa:{bits}"),
+                "-nodes",
+                "-subj",
+                "/O=Istio/CN=Intermediate CA",
+                "-keyout",
+                "k.pem",
+                "-out",
+                "c.csr",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-sha256",
+                "-days",
+                "30",
+                "-CA",
+                "root-cert.pem",
+                "-CAkey",
+                "root-key.pem",
+                "-CAcreateserial",
+                "-extfile",
+                "ext.conf",
+                "-in",
+                "c.csr",
+                "-out",
+                "c.pem",
+            ],
+        );
+        let b = d.join(bits);
+        std::fs::create_dir(&b).unwrap();
+        std::fs::copy(d.join("c.pem"), b.join("ca-cert.pem")).unwrap();
+        std::fs::copy(d.join("k.pem"), b.join("ca-key.pem")).unwrap();
+        tpki::chmod(&b.join("ca-key.pem"), 0o600);
+        std::fs::write(
+            b.join("cert-chain.pem"),
+            [
+                std::fs::read_to_string(d.join("c.pem")).unwrap(),
+                root.pem.clone(),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        std::fs::copy(d.join("root-cert.pem"), b.join("root-cert.pem")).unwrap();
+    }
+    assert_finding(
+        &run(&[d.join("1024")], &opts()),
+        "weak-rsa",
+        Severity::Warning,
+    );
+    assert!(!run(&[d.join("2048")], &opts()).has("weak-rsa"));
+}
+
+#[test]
+fn a_key_file_readable_by_others_is_a_warning() {
+    let f = Fixture::new();
+    let d = f.makefile();
+    tpki::chmod(&d.join("ca-key.pem"), 0o644);
+    assert_finding(
+        &run(std::slice::from_ref(&d), &opts()),
+        "key-file-permissions",
+        Severity::Warning,
+    );
+    tpki::chmod(&d.join("ca-key.pem"), 0o600);
+    assert!(!run(&[d], &opts()).has("key-file-permissions"));
+}
+
+#[test]
+fn exit_codes_separate_errors_warnings_notes_and_bad_input() {
+    let f = Fixture::new();
+    let good = f.makefile();
+    let cmd = || Command::cargo_bin("meshtrust").unwrap();
+    cmd().arg("check").arg(&good).assert().code(0);
+    // Notes never fail, even with --strict.
+    cmd()
+        .arg("check")
+        .arg("--strict")
+        .arg(&good)
+        .assert()
+        .code(0);
+    tpki::chmod(&good.join("ca-key.pem"), 0o644);
+    cmd().arg("check").arg(&good).assert().code(0);
+    cmd()
+        .arg("check")
+        .arg("--strict")
+        .arg(&good)
+        .assert()
+        .code(1);
+    std::fs::remove_file(good.join("cert-chain.pem")).unwrap();
+    cmd()
+        .arg("check")
+        .arg(&good)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("error[incomplete-bundle]"));
+    let empty = f.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    cmd()
+        .arg("check")
+        .arg(&empty)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "is not a cacerts bundle: none of ca-cert.pem",
+        ));
+    cmd()
+        .args(["check", "--istio-version", "latest"])
+        .arg(f.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("`latest` is not an Istio version"));
+}
+
+#[test]
+fn the_text_report_of_a_broken_bundle_reads_as_expected() {
+    let f = Fixture::new();
+    let d = f.makefile();
+    tpki::write_key(&d.join("ca-key.pem"), &f.root.key);
+    std::fs::remove_file(d.join("cert-chain.pem")).unwrap();
+    let report = run(
+        &[d],
+        &CheckOptions {
+            istio_version: "1.26".parse::<IstioVersion>().unwrap(),
+            ..opts()
+        },
+    );
+    let text = check::render_text(&report).replace(&f.path().display().to_string(), "[TMP]");
+    insta::with_settings!({
+        snapshot_path => "../fixtures/snapshots",
+        prepend_module_to_snapshot => false,
+        filters => vec![(r"sha256 [0-9A-F]+…", "sha256 [FINGERPRINT]…")],
+    }, {
+        insta::assert_snapshot!("check_broken_bundle_text", text);
+    });
+}

@@ -1,0 +1,4 @@
+//! Shared test support: domain nouns, one file each.
+
+pub mod openssl;
+pub mod pki;

@@ -1,0 +1,156 @@
+//! Debian's openssl, the reference peer.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Runs openssl in `dir` and returns stdout; a failure shows the whole story.
+pub fn openssl(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("openssl prints text")
+}
+
+/// Runs openssl expecting it to fail; returns stdout + stderr.
+pub fn openssl_fails(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        !out.status.success(),
+        "openssl {args:?} unexpectedly succeeded"
+    );
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn read(path: impl AsRef<Path>) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+/// Istio's `tools/certs/Makefile.selfsigned.mk` recipe for `root-ca` and
+/// `<cluster>-cacerts`, run with openssl (RSA 4096, as the Makefile).
+pub fn makefile_bundle(dir: &Path, cluster: &str) {
+    std::fs::write(
+        dir.join("root-ca.conf"),
+        "[ req ]\nencrypt_key = no\nprompt = no\nutf8 = yes\ndefault_md = sha256\ndefault_bits = 4096\n\
+         req_extensions = req_ext\nx509_extensions = req_ext\ndistinguished_name = req_dn\n\
+         [ req_ext ]\nsubjectKeyIdentifier = hash\nbasicConstraints = critical, CA:true\n\
+         keyUsage = critical, digitalSignature, nonRepudiation, keyEncipherment, keyCertSign\n\
+         [ req_dn ]\nO = Istio\nCN = Root CA\n",
+    )
+    .unwrap();
+    openssl(dir, &["genrsa", "-out", "root-key.pem", "4096"]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-sha256",
+            "-new",
+            "-key",
+            "root-key.pem",
+            "-config",
+            "root-ca.conf",
+            "-out",
+            "root-cert.csr",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-sha256",
+            "-days",
+            "3650",
+            "-signkey",
+            "root-key.pem",
+            "-extensions",
+            "req_ext",
+            "-extfile",
+            "root-ca.conf",
+            "-in",
+            "root-cert.csr",
+            "-out",
+            "root-cert.pem",
+        ],
+    );
+    let c = dir.join(cluster);
+    std::fs::create_dir_all(&c).unwrap();
+    std::fs::write(
+        c.join("intermediate.conf"),
+        format!(
+            "[ req ]\nencrypt_key = no\nprompt = no\nutf8 = yes\ndefault_md = sha256\ndefault_bits = 4096\n\
+             req_extensions = req_ext\nx509_extensions = req_ext\ndistinguished_name = req_dn\n\
+             [ req_ext ]\nsubjectKeyIdentifier = hash\nbasicConstraints = critical, CA:true, pathlen:0\n\
+             keyUsage = critical, digitalSignature, nonRepudiation, keyEncipherment, keyCertSign\n\
+             subjectAltName=@san\n[ san ]\nDNS.1 = istiod.istio-system.svc\n\
+             [ req_dn ]\nO = Istio\nCN = Intermediate CA\nL = {cluster}\n"
+        ),
+    )
+    .unwrap();
+    let p = |f: &str| format!("{cluster}/{f}");
+    openssl(dir, &["genrsa", "-out", &p("ca-key.pem"), "4096"]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-config",
+            &p("intermediate.conf"),
+            "-key",
+            &p("ca-key.pem"),
+            "-out",
+            &p("cluster-ca.csr"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-sha256",
+            "-days",
+            "3650",
+            "-CA",
+            "root-cert.pem",
+            "-CAkey",
+            "root-key.pem",
+            "-CAcreateserial",
+            "-extensions",
+            "req_ext",
+            "-extfile",
+            &p("intermediate.conf"),
+            "-in",
+            &p("cluster-ca.csr"),
+            "-out",
+            &p("ca-cert.pem"),
+        ],
+    );
+    let chain = [read(c.join("ca-cert.pem")), read(dir.join("root-cert.pem"))].concat();
+    std::fs::write(c.join("cert-chain.pem"), chain).unwrap();
+    std::fs::copy(dir.join("root-cert.pem"), c.join("root-cert.pem")).unwrap();
+    // The Makefile removes its by-products from the cluster directory.
+    for f in ["intermediate.conf", "cluster-ca.csr"] {
+        std::fs::remove_file(c.join(f)).unwrap();
+    }
+    std::fs::set_permissions(
+        c.join("ca-key.pem"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+}
