@@ -26,7 +26,7 @@ pub fn probe(opts: &ProbeOptions) -> Result<Capture, ProbeError> {
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     let verifier = RecordingVerifier::new(&provider);
     let client_auth = RecordingClientAuth::new(opts.client_identity.as_ref());
-    let config = client_config(opts, provider, verifier.clone(), client_auth.clone());
+    let config = client_config(opts, provider, verifier.clone(), client_auth.clone())?;
 
     let tcp = connect(&target, &opts.addr, deadline, opts.timeout)?;
     let peer = tcp
@@ -83,7 +83,7 @@ fn client_config(
     provider: rustls::crypto::CryptoProvider,
     verifier: Arc<RecordingVerifier>,
     client_auth: Arc<RecordingClientAuth>,
-) -> ClientConfig {
+) -> Result<ClientConfig, ProbeError> {
     let versions: &[&rustls::SupportedProtocolVersion] = match opts.versions {
         TlsVersions::Tls12AndTls13 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsVersions::Tls12Only => &[&rustls::version::TLS12],
@@ -91,15 +91,18 @@ fn client_config(
     };
     let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(versions)
-        // Only fails when the provider lacks every suite for the versions; aws-lc-rs has both.
-        .expect("aws-lc-rs supports TLS 1.2 and 1.3")
+        // Fails only when the provider has no suite for the versions; aws-lc-rs has both.
+        .map_err(|e| ProbeError::Handshake {
+            addr: opts.addr.clone(),
+            source: io::Error::other(e),
+        })?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_client_cert_resolver(client_auth);
     config.alpn_protocols = opts.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     // A probe is one connection: resumption would skip the Certificate message we came for.
     config.resumption = rustls::client::Resumption::disabled();
-    config
+    Ok(config)
 }
 
 fn connect(
