@@ -24,7 +24,8 @@ certs +CLUSTERS="cluster1":
 run *ARGS:
     cargo run --release -- run {{ARGS}}
 
-# The in-pod probe, statically linked (no musl target needed).
+# The in-pod probe, statically linked (no musl target needed). Seeding aws-lc's RNG
+# from getrandom instead of CPU jitter saves ~25 ms per run (measured; see the probe's README).
 probe-static:
-    RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -p meshtrust-probe --target x86_64-unknown-linux-gnu
+    AWS_LC_SYS_NO_JITTER_ENTROPY=1 RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -p meshtrust-probe --target x86_64-unknown-linux-gnu
     @echo target/x86_64-unknown-linux-gnu/release/meshtrust-probe

@@ -34,6 +34,8 @@ enum Command {
     Certs(certs::Certs),
     /// Report every problem of cacerts bundles before istiod or the mesh does.
     Check(check::CheckArgs),
+    /// Capture the certificate chain a TLS server presents, without trusting it (like `openssl s_client -showcerts`).
+    Probe(meshtrust_probe::cli::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Certs(c) => certs::run(c),
         Command::Check(c) => check::run(c),
+        Command::Probe(p) => return ExitCode::from(meshtrust_probe::cli::run(p)),
     };
     match result {
         Ok(exit) => exit.into(),
