@@ -7,3 +7,4 @@ pub mod chain;
 pub mod check;
 pub mod exit;
 pub mod pki;
+pub mod report;
