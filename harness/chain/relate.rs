@@ -162,17 +162,17 @@ pub fn relate(
             } else {
                 Role::Intermediate
             };
-            let duplicate_of = infos[..i]
+            let first = infos[..i]
                 .iter()
-                .position(|earlier| earlier.der == info.der)
-                .map(|p| p + 1);
+                .position(|earlier| earlier.der == info.der);
             RelatedCert {
                 position: i + 1,
                 role,
-                name: names[i].0.clone(),
+                // A repeated certificate keeps the name of its first position.
+                name: names[first.unwrap_or(i)].0.clone(),
                 plugged: names[i].1.clone(),
                 issuer: issuer_link(i, &infos, &names, &plugged),
-                duplicate_of,
+                duplicate_of: first.map(|p| p + 1),
                 info: info.clone(),
             }
         })

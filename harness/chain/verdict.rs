@@ -257,6 +257,9 @@ fn intermediate_matches_plugged(r: &Related) -> Check {
     }
     let summary = match &second.plugged {
         Some(other) => format!("position 2 is {}, not {expected_name}", other.name),
+        None if second.info.self_issued && r.certs.len() == 2 => {
+            format!("position 2 is a root, not {expected_name}: the intermediate is missing")
+        }
         None => format!("position 2 is not {expected_name}"),
     };
     fail(id, summary, vec![served_line, plugged_line])
@@ -293,15 +296,23 @@ fn leaf_verifies(r: &Related, expect: &Expectations) -> Check {
                 ),
             )
         }
-        Err(e) => fail(
-            id,
-            e.to_string(),
-            vec![format!(
+        Err(e) => {
+            let mut details = Vec::new();
+            if let path::PathError::NoIssuer { subject, issuer } = &e {
+                if subject == issuer {
+                    details.push(format!(
+                        "`{subject}` is a self-signed root, but not the plugged one: only {} is trusted",
+                        root_file(r)
+                    ));
+                }
+            }
+            details.push(format!(
                 "verified at {} against the plugged {}, with the served certificates as untrusted intermediates",
                 rfc3339(expect.at),
                 root_file(r)
-            )],
-        ),
+            ));
+            fail(id, e.to_string(), details)
+        }
     }
 }
 
@@ -627,6 +638,7 @@ fn count(n: usize) -> String {
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
+    let t = t.replace_nanosecond(0).unwrap_or(t);
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
 }

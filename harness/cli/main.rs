@@ -1,6 +1,7 @@
 //! The `meshtrust` command: parse, call the library, print. No logic lives here.
 
 mod certs;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,8 @@ enum Command {
     /// Generate a root CA and per-cluster intermediates (Istio's Makefile targets).
     #[command(subcommand)]
     Certs(certs::Certs),
+    /// Check a served chain against the plugged cacerts (exit 0 conformant, 1 not, 2 bad input).
+    Verify(verify::Verify),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let result = match cli.command {
         Command::Certs(c) => certs::run(c),
+        Command::Verify(v) => verify::run(v),
     };
     match result {
         Ok(exit) => exit.into(),
