@@ -175,7 +175,10 @@ fn search<'a, 'c>(
         }
     }
     for (step, d, candidate) in pool.iter() {
-        if path.iter().any(|(_, seen, _)| *seen == *d) || !issues(candidate, cert) {
+        // A served copy of a trusted root is the anchor itself, never a step past it
+        // (servers send the root, Istio even twice: istio/istio#39001).
+        let trusted = anchors.iter().any(|(_, a, _)| a == d);
+        if trusted || path.iter().any(|(_, seen, _)| *seen == *d) || !issues(candidate, cert) {
             continue;
         }
         path.push((*step, *d, candidate));
@@ -209,8 +212,9 @@ fn search<'a, 'c>(
     false
 }
 
-/// Name chaining, key identifiers when both are present, and the signature itself.
-fn issues(issuer: &X509Certificate<'_>, child: &X509Certificate<'_>) -> bool {
+/// Whether `issuer` issued `child`: name chaining, key identifiers when both
+/// are present, and the signature itself.
+pub fn issues(issuer: &X509Certificate<'_>, child: &X509Certificate<'_>) -> bool {
     if issuer.subject().as_raw() != child.issuer().as_raw() {
         return false;
     }
@@ -287,8 +291,12 @@ fn check_path(path: &[Node<'_, '_>], opts: &PathOptions) -> Result<(), PathError
         if !bc.is_some_and(|b| b.ca) {
             return Err(PathError::NotCa { subject });
         }
-        // CA certificates between this one and the target (the target itself is not counted).
-        let below = i - 1;
+        // CA certificates between this one and the target (the target itself is not
+        // counted), except self-issued ones (RFC 5280 §6.1.4 (l); OpenSSL does the same).
+        let below = path[1..i]
+            .iter()
+            .filter(|(_, _, c)| c.subject().as_raw() != c.issuer().as_raw())
+            .count();
         if let Some(pathlen) = bc.and_then(|b| b.path_len_constraint) {
             if below > pathlen as usize {
                 return Err(PathError::PathLen {

@@ -45,17 +45,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
     Ok(report.exit(args.strict))
 }
 
-/// `24h`, `90m`, `30s`, `2d`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("`{s}` is not a duration (expected e.g. `24h`, `90m`, `2d`)");
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => return Err(bad()),
-    };
-    Ok(Duration::from_secs(secs))
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = meshtrust::chain::duration::parse(s).map_err(|e| e.to_string())?;
+    Duration::try_from(d).map_err(|_| format!("`{s}` is negative"))
 }

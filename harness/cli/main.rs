@@ -2,6 +2,7 @@
 
 mod certs;
 mod check;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Capture the certificate chain a TLS server presents, without trusting it (like `openssl s_client -showcerts`).
     Probe(meshtrust_probe::cli::ProbeArgs),
+    /// Check a served chain against the plugged cacerts (exit 0 conformant, 1 not, 2 bad input).
+    Verify(verify::Verify),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Command::Certs(c) => certs::run(c),
         Command::Check(c) => check::run(c),
         Command::Probe(p) => return ExitCode::from(meshtrust_probe::cli::run(p)),
+        Command::Verify(v) => verify::run(v),
     };
     match result {
         Ok(exit) => exit.into(),

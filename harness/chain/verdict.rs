@@ -1,0 +1,644 @@
+//! The verdict on a related chain: named checks, each passed, failed (with what
+//! differs) or informational. A chain is conformant when no check fails.
+
+use std::fmt;
+
+use time::{Duration, OffsetDateTime};
+
+use super::path::{self, PathOptions, Purpose, Rules, Step};
+use super::relate::{IssuerLink, Related, RelatedCert};
+use super::{CertInfo, SpiffeId, duration};
+
+/// istiod's default trust domain.
+pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
+/// istiod refuses workload TTLs over 90 days (`MAX_WORKLOAD_CERT_TTL`).
+pub const MAX_WORKLOAD_TTL: Duration = Duration::days(90);
+/// istiod backdates a workload certificate's NotBefore by two minutes against clock skew.
+pub const ISTIOD_BACKDATE: Duration = Duration::minutes(2);
+/// Slack around an expected TTL: clock rounding below, backdating plus a minute above.
+const TTL_SLACK_BELOW: Duration = Duration::minutes(1);
+const TTL_SLACK_ABOVE: Duration = Duration::minutes(3);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckId {
+    RootMatchesPlugged,
+    IntermediateMatchesPlugged,
+    LeafVerifies,
+    SpiffeId,
+    LeafTtl,
+    LeafNotCa,
+    LeafProfile,
+    ChainLength,
+    SelfSignedFallback,
+}
+
+impl CheckId {
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckId::RootMatchesPlugged => "root-matches-plugged",
+            CheckId::IntermediateMatchesPlugged => "intermediate-matches-plugged",
+            CheckId::LeafVerifies => "leaf-verifies",
+            CheckId::SpiffeId => "spiffe-id",
+            CheckId::LeafTtl => "leaf-ttl",
+            CheckId::LeafNotCa => "leaf-not-ca",
+            CheckId::LeafProfile => "leaf-profile",
+            CheckId::ChainLength => "chain-length",
+            CheckId::SelfSignedFallback => "self-signed-fallback",
+        }
+    }
+}
+
+impl fmt::Display for CheckId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    /// Reported, never a failure.
+    Info,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    pub id: CheckId,
+    pub status: Status,
+    /// One line: what was found.
+    pub summary: String,
+    /// What differs, expected against got, and hints; one line each.
+    pub details: Vec<String>,
+}
+
+/// What the chain is held to, and when. The clock is a field so that tests pin it.
+#[derive(Debug, Clone)]
+pub struct Expectations {
+    pub at: OffsetDateTime,
+    /// Defaults to the trust domain of `expect_id`, else `cluster.local`.
+    pub trust_domain: Option<String>,
+    pub expect_id: Option<SpiffeId>,
+    /// The TTL the workload asked for (istiod's `SECRET_TTL`, 24h by default).
+    pub expect_ttl: Option<Duration>,
+}
+
+impl Expectations {
+    pub fn at(at: OffsetDateTime) -> Expectations {
+        Expectations {
+            at,
+            trust_domain: None,
+            expect_id: None,
+            expect_ttl: None,
+        }
+    }
+
+    pub fn now() -> Expectations {
+        Expectations::at(OffsetDateTime::now_utc())
+    }
+
+    pub fn trust_domain(&self) -> &str {
+        self.trust_domain
+            .as_deref()
+            .or(self.expect_id.as_ref().map(|id| id.trust_domain.as_str()))
+            .unwrap_or(DEFAULT_TRUST_DOMAIN)
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Verdict {
+    /// The cacerts bundle's name (`cluster1`).
+    pub bundle: String,
+    pub conformant: bool,
+    pub length: usize,
+    pub expected_length: usize,
+    #[serde(with = "time::serde::rfc3339")]
+    pub checked_at: OffsetDateTime,
+    pub checks: Vec<Check>,
+    #[serde(rename = "chain", serialize_with = "served_certs")]
+    pub related: Related,
+}
+
+fn served_certs<S: serde::Serializer>(r: &Related, s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&r.certs, s)
+}
+
+impl Verdict {
+    pub fn conformant(&self) -> bool {
+        self.conformant
+    }
+
+    pub fn check(&self, id: CheckId) -> &Check {
+        self.checks
+            .iter()
+            .find(|c| c.id == id)
+            .expect("every verdict runs every check")
+    }
+
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| c.status == Status::Fail)
+    }
+}
+
+/// Runs every check on `related`.
+pub fn evaluate(related: Related, expect: &Expectations) -> Verdict {
+    let checks = vec![
+        root_matches_plugged(&related),
+        intermediate_matches_plugged(&related),
+        leaf_verifies(&related, expect),
+        spiffe_id(&related, expect),
+        leaf_ttl(&related, expect),
+        leaf_not_ca(&related),
+        leaf_profile(&related),
+        chain_length(&related),
+        self_signed_fallback(&related, expect),
+    ];
+    Verdict {
+        bundle: related.plugged.bundle.clone(),
+        conformant: checks.iter().all(|c| c.status != Status::Fail),
+        length: related.certs.len(),
+        expected_length: related.expected_length(),
+        checked_at: expect.at,
+        checks,
+        related,
+    }
+}
+
+fn pass(id: CheckId, summary: impl Into<String>) -> Check {
+    Check {
+        id,
+        status: Status::Pass,
+        summary: summary.into(),
+        details: Vec::new(),
+    }
+}
+
+fn fail(id: CheckId, summary: impl Into<String>, details: Vec<String>) -> Check {
+    Check {
+        id,
+        status: Status::Fail,
+        summary: summary.into(),
+        details,
+    }
+}
+
+fn root_matches_plugged(r: &Related) -> Check {
+    let id = CheckId::RootMatchesPlugged;
+    let root_name = root_file(r);
+    let last = r.last();
+    if r.certs.len() == 1 {
+        return fail(
+            id,
+            "the chain holds only the leaf: no root is served",
+            plugged_roots(r),
+        );
+    }
+    if r.plugged.roots.iter().any(|p| p.is(&last.info.der)) {
+        return pass(
+            id,
+            format!(
+                "position {} is {} `{}`",
+                last.position, last.name, last.info.subject
+            ),
+        );
+    }
+    let mut details = vec![format!("served:  {}", last.info.identify())];
+    details.extend(plugged_roots(r));
+    if let Some(other) = &last.plugged {
+        details.push(format!(
+            "the served root is `{}` of another bundle",
+            other.name
+        ));
+    }
+    let summary = if last.info.self_issued {
+        format!(
+            "position {} is a root other than the plugged {root_name}",
+            last.position
+        )
+    } else {
+        format!(
+            "the chain ends in `{}`, which is not a root: {root_name} is not served",
+            last.info.display_name()
+        )
+    };
+    fail(id, summary, details)
+}
+
+fn intermediate_matches_plugged(r: &Related) -> Check {
+    let id = CheckId::IntermediateMatchesPlugged;
+    let expected = &r.plugged.ca_cert;
+    let expected_name = ca_cert_name(r);
+    let plugged_line = format!("plugged: {expected_name} {}", expected.identify());
+    let Some(second) = r.certs.get(1) else {
+        return fail(
+            id,
+            "the chain holds only the leaf: no intermediate is served",
+            vec![plugged_line],
+        );
+    };
+    if second.info.is(&expected.der) {
+        return pass(
+            id,
+            format!("position 2 is {expected_name} `{}`", expected.subject),
+        );
+    }
+    let served_line = format!("served:  {}", second.info.identify());
+    if r.plugged.roots.iter().any(|p| p.is(&second.info.der)) {
+        return fail(
+            id,
+            format!(
+                "position 2 is {}: the intermediate is missing (istiod serves the leaf, then cert-chain.pem, then root-cert.pem)",
+                second.name
+            ),
+            vec![served_line, plugged_line],
+        );
+    }
+    let summary = match &second.plugged {
+        Some(other) => format!("position 2 is {}, not {expected_name}", other.name),
+        None if second.info.self_issued && r.certs.len() == 2 => {
+            format!("position 2 is a root, not {expected_name}: the intermediate is missing")
+        }
+        None => format!("position 2 is not {expected_name}"),
+    };
+    fail(id, summary, vec![served_line, plugged_line])
+}
+
+fn leaf_verifies(r: &Related, expect: &Expectations) -> Check {
+    let id = CheckId::LeafVerifies;
+    let untrusted: Vec<&[u8]> = r.certs[1..].iter().map(|c| c.info.der.as_ref()).collect();
+    let roots: Vec<&[u8]> = r.plugged.roots.iter().map(|c| c.der.as_ref()).collect();
+    let opts = PathOptions {
+        at: expect.at,
+        purpose: Purpose::ServerAuth,
+        rules: Rules::Peer,
+    };
+    match path::verify(r.leaf().info.der.as_ref(), &untrusted, &roots, &opts) {
+        Ok(verified) => {
+            let names: Vec<String> = verified
+                .steps
+                .iter()
+                .map(|step| match step {
+                    Step::Target => "leaf".to_owned(),
+                    Step::Untrusted(i) => r.certs[i + 1].name.clone(),
+                    Step::Root(i) => r
+                        .plugged_name(&r.plugged.roots[*i].der)
+                        .map_or_else(|| root_file(r).to_owned(), |p| p.name.clone()),
+                })
+                .collect();
+            pass(
+                id,
+                format!(
+                    "{} (served certificates untrusted, plugged {} trusted)",
+                    names.join(" -> "),
+                    root_file(r)
+                ),
+            )
+        }
+        Err(e) => {
+            let mut details = Vec::new();
+            if let path::PathError::NoIssuer { subject, issuer } = &e {
+                if subject == issuer {
+                    details.push(format!(
+                        "`{subject}` is a self-signed root, but not the plugged one: only {} is trusted",
+                        root_file(r)
+                    ));
+                }
+            }
+            details.push(format!(
+                "verified at {} against the plugged {}, with the served certificates as untrusted intermediates",
+                rfc3339(expect.at),
+                root_file(r)
+            ));
+            fail(id, e.to_string(), details)
+        }
+    }
+}
+
+fn spiffe_id(r: &Related, expect: &Expectations) -> Check {
+    let id = CheckId::SpiffeId;
+    let leaf = &r.leaf().info;
+    let san = leaf.subject_alt_names.clone().unwrap_or_default();
+    let uris: Vec<&String> = san
+        .uri
+        .iter()
+        .filter(|u| SpiffeId::is_spiffe_uri(u))
+        .collect();
+    let [uri] = uris.as_slice() else {
+        let summary = if uris.is_empty() {
+            "the leaf has no SPIFFE URI SAN".to_owned()
+        } else {
+            format!(
+                "the leaf has {} SPIFFE URI SANs; istiod issues exactly one",
+                uris.len()
+            )
+        };
+        let mut details: Vec<String> = uris.iter().map(|u| format!("URI SAN `{u}`")).collect();
+        if uris.is_empty() {
+            details.push(format!(
+                "its SANs: DNS {:?}, URI {:?}, IP {:?}",
+                san.dns, san.uri, san.ip
+            ));
+        }
+        return fail(id, summary, details);
+    };
+    let parsed = match SpiffeId::parse(uri) {
+        Ok(p) => p,
+        Err(e) => {
+            return fail(
+                id,
+                format!("the leaf's URI SAN is malformed: {e}"),
+                Vec::new(),
+            );
+        }
+    };
+    let mut problems = Vec::new();
+    if leaf.subject.is_empty() && !san.critical {
+        problems.push(
+            "the subject is empty but the SAN extension is not critical (RFC 5280 §4.2.1.6; istiod marks it critical)"
+                .to_owned(),
+        );
+    }
+    if let Some(want) = &expect.expect_id {
+        if *want != parsed {
+            problems.push(format!("expected `{want}`, got `{parsed}`"));
+        }
+    }
+    let td = expect.trust_domain();
+    if parsed.trust_domain != td {
+        problems.push(format!(
+            "trust domain `{}`, expected `{td}` (hint: pass `--trust-domain` if the mesh uses another)",
+            parsed.trust_domain
+        ));
+    }
+    if problems.is_empty() {
+        pass(id, parsed.to_string())
+    } else {
+        fail(
+            id,
+            format!("`{parsed}` is not the expected identity"),
+            problems,
+        )
+    }
+}
+
+fn leaf_ttl(r: &Related, expect: &Expectations) -> Check {
+    let id = CheckId::LeafTtl;
+    let leaf = &r.leaf().info;
+    let lifetime = leaf.lifetime();
+    let window = format!(
+        "valid from {} until {}, lifetime {}",
+        rfc3339(leaf.not_before),
+        rfc3339(leaf.not_after),
+        duration::format(lifetime)
+    );
+    let mut problems = Vec::new();
+    if expect.at < leaf.not_before {
+        problems.push(format!("not yet valid at {}", rfc3339(expect.at)));
+    }
+    if expect.at > leaf.not_after {
+        problems.push(format!(
+            "expired at {}, checked at {}",
+            rfc3339(leaf.not_after),
+            rfc3339(expect.at)
+        ));
+    }
+    if lifetime > MAX_WORKLOAD_TTL + ISTIOD_BACKDATE {
+        problems.push(format!(
+            "the lifetime {} exceeds istiod's maximum workload TTL of {}",
+            duration::format(lifetime),
+            duration::format(MAX_WORKLOAD_TTL)
+        ));
+    }
+    if let Some(ttl) = expect.expect_ttl {
+        if lifetime < ttl - TTL_SLACK_BELOW || lifetime > ttl + TTL_SLACK_ABOVE {
+            let mut problem = format!(
+                "the lifetime {} is not the expected TTL {} ({} with istiod's {} backdating)",
+                duration::format(lifetime),
+                duration::format(ttl),
+                duration::format(ttl + ISTIOD_BACKDATE),
+                duration::format(ISTIOD_BACKDATE),
+            );
+            if issuer_of(r, r.leaf()).is_some_and(|i| i.not_after == leaf.not_after) {
+                problem.push_str(
+                    "; NotAfter equals the issuer's: istiod 1.28+ clamps a leaf to its intermediate's expiry",
+                );
+            }
+            problems.push(problem);
+        }
+    }
+    if problems.is_empty() {
+        pass(id, window)
+    } else {
+        let summary = problems.remove(0);
+        problems.push(window);
+        fail(id, summary, problems)
+    }
+}
+
+fn leaf_not_ca(r: &Related) -> Check {
+    let id = CheckId::LeafNotCa;
+    match r.leaf().info.basic_constraints {
+        Some(bc) if bc.ca => fail(
+            id,
+            "the leaf is a CA (basicConstraints CA:TRUE): a workload certificate must not issue certificates",
+            vec![format!("pathlen: {:?}", bc.pathlen)],
+        ),
+        Some(_) => pass(id, "CA:FALSE"),
+        None => pass(id, "no basicConstraints (not a CA)"),
+    }
+}
+
+fn leaf_profile(r: &Related) -> Check {
+    let id = CheckId::LeafProfile;
+    let leaf = &r.leaf().info;
+    let mut problems = Vec::new();
+    if !leaf.subject.is_empty() {
+        problems.push(format!(
+            "subject `{}`, istiod leaves it empty",
+            leaf.subject
+        ));
+    }
+    match &leaf.key_usage {
+        Some(ku) if ku.critical && ku.usages == ["digitalSignature", "keyEncipherment"] => {}
+        Some(ku) => problems.push(format!(
+            "keyUsage {}{}, expected critical digitalSignature, keyEncipherment",
+            if ku.critical { "critical " } else { "" },
+            ku.usages.join(", ")
+        )),
+        None => {
+            problems.push("no keyUsage, expected critical digitalSignature, keyEncipherment".into())
+        }
+    }
+    match &leaf.extended_key_usage {
+        Some(eku) if eku == &["serverAuth", "clientAuth"] => {}
+        Some(eku) => problems.push(format!(
+            "extendedKeyUsage {}, expected serverAuth, clientAuth",
+            eku.join(", ")
+        )),
+        None => problems.push("no extendedKeyUsage, expected serverAuth, clientAuth".into()),
+    }
+    match leaf.basic_constraints {
+        Some(bc) if bc.critical && !bc.ca => {}
+        Some(bc) => problems.push(format!(
+            "basicConstraints {}CA:{}, expected critical CA:FALSE",
+            if bc.critical { "critical " } else { "" },
+            if bc.ca { "TRUE" } else { "FALSE" }
+        )),
+        None => problems.push("no basicConstraints, expected critical CA:FALSE".into()),
+    }
+    if let Some(ski) = &leaf.subject_key_id {
+        problems.push(format!("subjectKeyIdentifier {ski}, istiod sets none"));
+    }
+    // The issuer actually found, else the plugged ca-cert.pem. Go copies the
+    // issuer's SKI into the AKI, and writes no AKI when the issuer has no SKI.
+    let (issuer_name, issuer) = match issuer_of(r, r.leaf()) {
+        Some(info) => (issuer_name(r, r.leaf()), info),
+        None => (ca_cert_name(r), &r.plugged.ca_cert),
+    };
+    if leaf.authority_key_id != issuer.subject_key_id {
+        problems.push(format!(
+            "authorityKeyIdentifier {}, expected {}'s subjectKeyIdentifier {}",
+            leaf.authority_key_id.as_deref().unwrap_or("absent"),
+            issuer_name,
+            issuer
+                .subject_key_id
+                .as_deref()
+                .unwrap_or("(absent, so no AKI)")
+        ));
+    }
+    if problems.is_empty() {
+        pass(
+            id,
+            format!(
+                "istiod's workload profile: empty subject, critical KU digitalSignature+keyEncipherment, EKU serverAuth+clientAuth, critical CA:FALSE, no SKI, AKI = {issuer_name}'s SKI"
+            ),
+        )
+    } else {
+        let n = problems.len();
+        fail(
+            id,
+            format!(
+                "the leaf differs from istiod's workload profile in {n} way{}",
+                if n == 1 { "" } else { "s" }
+            ),
+            problems,
+        )
+    }
+}
+
+fn chain_length(r: &Related) -> Check {
+    let id = CheckId::ChainLength;
+    let got = r.certs.len();
+    let want = r.expected_length();
+    let composition = format!(
+        "istiod serves {want} for this bundle: the leaf, the {} of cert-chain.pem, then the {} of {}",
+        count(r.plugged.cert_chain.len()),
+        count(r.plugged.roots.len()),
+        root_file(r)
+    );
+    let mut details: Vec<String> = r
+        .duplicates()
+        .iter()
+        .map(|(pos, first)| {
+            format!(
+                "{} is served twice, at positions {first} and {pos}: cert-chain.pem already ends in the root and istiod appends {} again (istio/istio#39001)",
+                r.certs[pos - 1].name,
+                root_file(r)
+            )
+        })
+        .collect();
+    if got == want {
+        let mut check = pass(id, format!("{got} certificates, as {composition}"));
+        check.details = details;
+        check
+    } else {
+        details.insert(0, composition);
+        fail(id, format!("{got} certificates, expected {want}"), details)
+    }
+}
+
+fn self_signed_fallback(r: &Related, expect: &Expectations) -> Check {
+    let id = CheckId::SelfSignedFallback;
+    let last = r.last();
+    let istiod_subject = |td: &str| last.info.subject == format!("O={td}");
+    let looks_like_istiod = last.info.self_signed
+        && (istiod_subject(expect.trust_domain()) || istiod_subject(DEFAULT_TRUST_DOMAIN));
+    let plugged = r.plugged.roots.iter().any(|p| p.is(&last.info.der));
+    if looks_like_istiod && !plugged {
+        let mut details = vec![format!(
+            "the chain ends in {}, istiod's own root (secret `istio-ca-secret`), not the plugged {}",
+            last.info.identify(),
+            root_file(r)
+        )];
+        details.extend(plugged_roots(r));
+        details.push(
+            "hint: istiod reads cacerts at start: create the `cacerts` secret in istio-system before installing Istio, or restart istiod; its log says \"Use self-signed certificate as the CA certificate\" when it falls back".into(),
+        );
+        fail(id, "istiod fell back to its self-signed root", details)
+    } else {
+        pass(id, "the chain does not end in istiod's self-signed root")
+    }
+}
+
+/// The certificate that issued `cert`: served or plugged, when found.
+fn issuer_of<'a>(r: &'a Related, cert: &RelatedCert) -> Option<&'a CertInfo> {
+    match &cert.issuer {
+        IssuerLink::Served { position, .. } => Some(&r.certs[position - 1].info),
+        IssuerLink::Plugged { name } => r
+            .plugged
+            .files
+            .iter()
+            .find(|p| &p.id.name == name)
+            .map(|p| &p.info),
+        IssuerLink::SelfSigned | IssuerLink::Unknown => None,
+    }
+}
+
+fn issuer_name(r: &Related, cert: &RelatedCert) -> String {
+    match &cert.issuer {
+        IssuerLink::Served { name, .. } | IssuerLink::Plugged { name } => name.clone(),
+        IssuerLink::SelfSigned | IssuerLink::Unknown => ca_cert_name(r),
+    }
+}
+
+fn ca_cert_name(r: &Related) -> String {
+    r.plugged_name(&r.plugged.ca_cert.der)
+        .map_or_else(|| "ca-cert.pem".to_owned(), |p| p.name.clone())
+}
+
+fn root_file(r: &Related) -> &'static str {
+    r.plugged
+        .roots
+        .first()
+        .and_then(|root| r.plugged_name(&root.der))
+        .map_or("root-cert.pem", |p| p.file)
+}
+
+fn plugged_roots(r: &Related) -> Vec<String> {
+    r.plugged
+        .roots
+        .iter()
+        .map(|root| {
+            let name = r
+                .plugged_name(&root.der)
+                .map_or("root-cert.pem", |p| p.name.as_str());
+            format!("plugged: {name} {}", root.identify())
+        })
+        .collect()
+}
+
+fn count(n: usize) -> String {
+    if n == 1 {
+        "1 certificate".into()
+    } else {
+        format!("{n} certificates")
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    let t = t.replace_nanosecond(0).unwrap_or(t);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}

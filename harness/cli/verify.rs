@@ -1,0 +1,73 @@
+//! `meshtrust verify`: the doc's verification steps (compare certificates 2 and
+//! 3 with the plugged files, `openssl verify` the leaf) plus every other check.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use meshtrust::chain::{self, Expectations, SpiffeId, render};
+use meshtrust::exit::Exit;
+use meshtrust::pki::Bundle;
+
+#[derive(Args)]
+pub struct Verify {
+    /// The plugged cacerts directory the chain must come from (e.g. certs/cluster1).
+    #[arg(long, value_name = "DIR")]
+    cacerts: PathBuf,
+    /// The mesh's other clusters' cacerts directories, so that their certificates are named if served.
+    #[arg(long = "other-cacerts", value_name = "DIR")]
+    others: Vec<PathBuf>,
+    /// The served chain: PEM (as `openssl s_client -showcerts` or `meshtrust probe` print it) or DER; `-` reads stdin.
+    #[arg(value_name = "CHAIN_FILE")]
+    chain: PathBuf,
+    /// The workload identity the leaf must carry.
+    #[arg(long, value_name = "SPIFFE_ID", value_parser = parse_id)]
+    expect_id: Option<SpiffeId>,
+    /// The TTL the workload asked for (istiod backdates NotBefore by 2m on top).
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+    expect_ttl: Option<time::Duration>,
+    /// The mesh's trust domain [default: that of --expect-id, else cluster.local].
+    #[arg(long, value_name = "DOMAIN")]
+    trust_domain: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+fn parse_id(s: &str) -> Result<SpiffeId, String> {
+    SpiffeId::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_ttl(s: &str) -> Result<time::Duration, String> {
+    chain::duration::parse(s).map_err(|e| e.to_string())
+}
+
+pub fn run(args: Verify) -> anyhow::Result<Exit> {
+    let bundle = Bundle::read(&args.cacerts)?;
+    let others = args
+        .others
+        .iter()
+        .map(|dir| Bundle::read(dir))
+        .collect::<Result<Vec<_>, _>>()?;
+    let served = chain::read_chain(&args.chain)?;
+    let expect = Expectations {
+        trust_domain: args.trust_domain,
+        expect_id: args.expect_id,
+        expect_ttl: args.expect_ttl,
+        ..Expectations::now()
+    };
+    let verdict = chain::verify_chain(&served, &bundle, &others, &expect)?;
+    match args.format {
+        Format::Text => print!("{}", render::text(&verdict)),
+        Format::Json => println!("{}", render::json(&verdict)),
+    }
+    Ok(if verdict.conformant() {
+        Exit::Conformant
+    } else {
+        Exit::NotConformant
+    })
+}

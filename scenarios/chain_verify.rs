@@ -1,0 +1,539 @@
+//! `chain::verify_chain` on the chains istiod serves, and on each way they go
+//! wrong; every verdict's `leaf-verifies` is cross-checked with `openssl verify`.
+
+use std::path::{Path, PathBuf};
+
+use meshtrust::chain::{self, CheckId, Expectations, Status, Verdict, render};
+use meshtrust::pki::{Bundle, KeyAlg};
+use rcgen::DnType;
+use rustls_pki_types::CertificateDer;
+use time::{Duration, OffsetDateTime};
+
+use crate::support::chains::{
+    CaSpec, HTTPBIN, Leaf, Mesh, ca_usages, istiod_self_signed_root, now, openssl_verify,
+};
+
+/// A verdict and what produced it, so that OpenSSL can be asked the same question.
+struct Case {
+    verdict: Verdict,
+    served: Vec<CertificateDer<'static>>,
+    root_pem: PathBuf,
+    at: OffsetDateTime,
+}
+
+fn verify(bundle: &Bundle, served: Vec<CertificateDer<'static>>, expect: Expectations) -> Case {
+    let verdict = chain::verify_chain(&served, bundle, &[], &expect).expect("a usable chain");
+    Case {
+        verdict,
+        served,
+        root_pem: bundle.dir.join("root-cert.pem"),
+        at: expect.at,
+    }
+}
+
+impl Case {
+    /// Exactly `failed` fail; the report is printed when they do not.
+    fn fails_exactly(&self, failed: &[CheckId]) -> &Self {
+        let got: Vec<CheckId> = self.verdict.failures().map(|c| c.id).collect();
+        assert_eq!(got, failed, "\n{}", render::text(&self.verdict));
+        assert_eq!(self.verdict.conformant(), failed.is_empty());
+        self
+    }
+
+    fn says(&self, id: CheckId, text: &str) -> &Self {
+        let check = self.verdict.check(id);
+        let all = format!("{}\n{}", check.summary, check.details.join("\n"));
+        assert!(
+            all.contains(text),
+            "{id} does not say {text:?}:\n{}",
+            render::text(&self.verdict)
+        );
+        self
+    }
+
+    /// `openssl verify -CAfile root -untrusted served[1..] -attime T leaf` agrees with leaf-verifies.
+    fn openssl_agrees(&self) -> &Self {
+        let ours = self.verdict.check(CheckId::LeafVerifies).status == Status::Pass;
+        let theirs = openssl_verify(&self.root_pem, &self.served, Some(self.at));
+        assert_eq!(
+            ours,
+            theirs.ok,
+            "leaf-verifies and openssl verify disagree\nopenssl: {}\nours:\n{}",
+            theirs.output,
+            render::text(&self.verdict)
+        );
+        self
+    }
+}
+
+fn at_now() -> Expectations {
+    Expectations::at(now())
+}
+
+#[test]
+fn a_leaf_of_the_plugged_intermediate_served_as_istiod_serves_it_is_conformant() {
+    let mesh = Mesh::new(&["cluster1"]);
+    let served = mesh.served("cluster1", &mesh.leaf("cluster1", &Leaf::default()));
+    verify(&mesh.bundle("cluster1"), served, at_now())
+        .fails_exactly(&[])
+        .says(CheckId::RootMatchesPlugged, "position 4 is root-cert.pem")
+        .says(
+            CheckId::IntermediateMatchesPlugged,
+            "position 2 is cluster1/ca-cert.pem",
+        )
+        .says(
+            CheckId::LeafVerifies,
+            "leaf -> cluster1/ca-cert.pem -> root-cert.pem",
+        )
+        .says(CheckId::ChainLength, "4 certificates")
+        .says(CheckId::ChainLength, "served twice, at positions 3 and 4")
+        .says(CheckId::SpiffeId, HTTPBIN)
+        .openssl_agrees();
+}
+
+#[test]
+fn a_chain_from_another_clusters_intermediate_fails_intermediate_matches_plugged() {
+    let mesh = Mesh::new(&["cluster1", "cluster2"]);
+    let served = mesh.served("cluster2", &mesh.leaf("cluster2", &Leaf::default()));
+    let expect = at_now();
+    let verdict = chain::verify_chain(
+        &served,
+        &mesh.bundle("cluster1"),
+        &[mesh.bundle("cluster2")],
+        &expect,
+    )
+    .expect("usable");
+    let case = Case {
+        verdict,
+        served: served.clone(),
+        root_pem: mesh.root_pem(),
+        at: expect.at,
+    };
+    // The root is shared, so the leaf still verifies: only the intermediate tells them apart.
+    case.fails_exactly(&[CheckId::IntermediateMatchesPlugged])
+        .says(
+            CheckId::IntermediateMatchesPlugged,
+            "position 2 is cluster2/ca-cert.pem, not cluster1/ca-cert.pem",
+        )
+        .says(CheckId::IntermediateMatchesPlugged, "L=cluster2")
+        .openssl_agrees();
+
+    // Twin: the same chain against its own bundle.
+    verify(&mesh.bundle("cluster2"), served, at_now())
+        .fails_exactly(&[])
+        .openssl_agrees();
+}
+
+#[test]
+fn a_chain_under_a_foreign_root_fails_root_matches_plugged_and_leaf_verifies() {
+    let mesh = Mesh::new(&["cluster1"]);
+    let foreign = Mesh::new(&["cluster1"]);
+    let served = foreign.served("cluster1", &foreign.leaf("cluster1", &Leaf::default()));
+    verify(&mesh.bundle("cluster1"), served.clone(), at_now())
+        .fails_exactly(&[
+            CheckId::RootMatchesPlugged,
+            CheckId::IntermediateMatchesPlugged,
+            CheckId::LeafVerifies,
+        ])
+        .says(
+            CheckId::RootMatchesPlugged,
+            "a root other than the plugged root-cert.pem",
+        )
+        .says(
+            CheckId::RootMatchesPlugged,
+            &chain::CertInfo::from_der(&served[3]).unwrap().sha256,
+        )
+        .says(CheckId::LeafVerifies, "no issuer of `O=Istio, CN=Root CA`")
+        .says(
+            CheckId::LeafVerifies,
+            "is a self-signed root, but not the plugged one",
+        )
+        .openssl_agrees();
+    // Twin: under its own root it passes.
+    verify(&foreign.bundle("cluster1"), served, at_now())
+        .fails_exactly(&[])
+        .openssl_agrees();
+}
+
+#[test]
+fn a_chain_ending_in_istiods_self_signed_root_fails_with_self_signed_fallback() {
+    let mesh = Mesh::new(&["cluster1"]);
+    let istiod = istiod_self_signed_root();
+    let leaf = Leaf::default().signed_by(&istiod);
+    let served = vec![leaf, istiod.cert_der().clone()];
+    verify(&mesh.bundle("cluster1"), served.clone(), at_now())
+        .fails_exactly(&[
+            CheckId::RootMatchesPlugged,
+            CheckId::IntermediateMatchesPlugged,
+            CheckId::LeafVerifies,
+            CheckId::ChainLength,
+            CheckId::SelfSignedFallback,
+        ])
+        .says(
+            CheckId::SelfSignedFallback,
+            "istiod fell back to its self-signed root",
+        )
+        .says(
+            CheckId::IntermediateMatchesPlugged,
+            "the intermediate is missing",
+        )
+        .openssl_agrees();
+
+    // Twin: plugging that very root (an odd but valid choice) is not a fallback.
+    let dir = tempfile::tempdir().unwrap();
+    plug(dir.path(), &istiod, &[], &istiod);
+    let bundle = Bundle::read(dir.path()).unwrap();
+    let case = verify(&bundle, served, at_now());
+    assert_eq!(
+        case.verdict.check(CheckId::SelfSignedFallback).status,
+        Status::Pass
+    );
+    case.openssl_agrees();
+}
+
+#[test]
+fn istios_own_self_signed_workload_chain_fails_against_a_meshtrust_bundle_with_self_signed_fallback()
+ {
+    let mesh = Mesh::new(&["cluster1"]);
+    let pem = std::fs::read("/work/shared/data/istio-issued/workload-chain.pem").unwrap();
+    let served = chain::parse_chain(&pem, Path::new("workload-chain.pem")).unwrap();
+    // While that leaf was valid, so that only the relationship fails.
+    let at = OffsetDateTime::parse(
+        "2023-05-15T12:00:00Z",
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let case = verify(&mesh.bundle("cluster1"), served, Expectations::at(at));
+    case.fails_exactly(&[
+        CheckId::RootMatchesPlugged,
+        CheckId::IntermediateMatchesPlugged,
+        CheckId::LeafVerifies,
+        CheckId::ChainLength,
+        CheckId::SelfSignedFallback,
+    ])
+    .says(
+        CheckId::SelfSignedFallback,
+        "istiod fell back to its self-signed root",
+    )
+    .says(CheckId::LeafTtl, "lifetime 24h2m")
+    .says(CheckId::LeafProfile, "istiod's workload profile")
+    .says(CheckId::ChainLength, "2 certificates, expected 4")
+    .openssl_agrees();
+}
+
+#[test]
+fn an_intermediate_with_pathlen_0_and_another_ca_below_it_fails_leaf_verifies() {
+    let mesh = Mesh::new(&["cluster1"]);
+    let sub = CaSpec {
+        subject: &[(DnType::CommonName, "Sub CA")],
+        pathlen: None,
+        key_usages: ca_usages(),
+        issuer: Some(mesh.intermediate("cluster1")),
+        key: KeyAlg::P256,
+    }
+    .build();
+    let leaf = Leaf::default().signed_by(&sub);
+    let mut served = mesh.served("cluster1", &leaf);
+    served.insert(1, sub.cert_der().clone());
+    let case = verify(&mesh.bundle("cluster1"), served.clone(), at_now());
+    case.fails_exactly(&[
+        CheckId::IntermediateMatchesPlugged,
+        CheckId::LeafVerifies,
+        CheckId::ChainLength,
+    ])
+    .says(
+        CheckId::LeafVerifies,
+        "has pathlen:0 but 1 CA certificate(s) sit below it",
+    );
+    case.openssl_agrees();
+    let openssl = openssl_verify(&case.root_pem, &served, None);
+    assert!(openssl.output.contains("error 25"), "{}", openssl.output);
+}
+
+#[test]
+fn a_root_with_pathlen_0_above_the_intermediate_fails_leaf_verifies_as_openssl_does() {
+    // webpki ignores a trust anchor's pathlen; OpenSSL and Go do not, nor do we.
+    let root = |pathlen| CaSpec {
+        subject: &[
+            (DnType::OrganizationName, "Istio"),
+            (DnType::CommonName, "Root CA"),
+        ],
+        pathlen: Some(pathlen),
+        key_usages: ca_usages(),
+        issuer: None,
+        key: KeyAlg::P256,
+    };
+    let mesh = Mesh::under_root(root(0).build(), &["cluster1"], KeyAlg::P256);
+    let served = mesh.served("cluster1", &mesh.leaf("cluster1", &Leaf::default()));
+    let case = verify(&mesh.bundle("cluster1"), served.clone(), at_now());
+    case.fails_exactly(&[CheckId::LeafVerifies])
+        .says(
+            CheckId::LeafVerifies,
+            "`O=Istio, CN=Root CA` has pathlen:0 but 1 CA certificate(s) sit below it",
+        )
+        .openssl_agrees();
+    let openssl = openssl_verify(&case.root_pem, &served, None);
+    assert!(openssl.output.contains("error 25"), "{}", openssl.output);
+
+    // Twin: pathlen:1 leaves room for the intermediate.
+    let mesh = Mesh::under_root(root(1).build(), &["cluster1"], KeyAlg::P256);
+    let served = mesh.served("cluster1", &mesh.leaf("cluster1", &Leaf::default()));
+    verify(&mesh.bundle("cluster1"), served, at_now())
+        .fails_exactly(&[])
+        .openssl_agrees();
+}
+
+#[test]
+fn an_expired_leaf_fails_leaf_ttl_and_leaf_verifies_at_a_fixed_clock() {
+    let mesh = Mesh::new(&["cluster1"]);
+    let leaf = mesh.leaf("cluster1", &Leaf::default());
+    let served = mesh.served("cluster1", &leaf);
+    let expiry = chain::CertInfo::from_der(&leaf).unwrap().not_after;
+    verify(
+        &mesh.bundle("cluster1"),
+        served.clone(),
+        Expectations::at(expiry + Duration::hours(1)),
+    )
+    .fails_exactly(&[CheckId::LeafVerifies, CheckId::LeafTtl])
+    .says(CheckId::LeafTtl, "expired at")
+    .says(CheckId::LeafVerifies, "expired at")
+    .openssl_agrees();
+    // Twin: one second before expiry.
+    verify(
+        &mesh.bundle("cluster1"),
+        served,
+        Expectations::at(expiry - Duration::seconds(1)),
+    )
+    .fails_exactly(&[])
+    .openssl_agrees();
+}
+
+#[test]
+fn a_leaf_with_another_identity_fails_spiffe_id() {
+    let mesh = Mesh::new(&["cluster1"]);
+    let served = mesh.served("cluster1", &mesh.leaf("cluster1", &Leaf::default()));
+    let expecting = |id: &str| Expectations {
+        expect_id: Some(chain::SpiffeId::parse(id).unwrap()),
+        ..at_now()
+    };
+    verify(&mesh.bundle("cluster1"), served.clone(), expecting("spiffe://cluster.local/ns/foo/sa/sleep"))
+        .fails_exactly(&[CheckId::SpiffeId])
+        .says(
+            CheckId::SpiffeId,
+            "expected `spiffe://cluster.local/ns/foo/sa/sleep`, got `spiffe://cluster.local/ns/foo/sa/httpbin`",
+        )
+        .openssl_agrees();
+    // Twin: the right identity.
+    verify(&mesh.bundle("cluster1"), served, expecting(HTTPBIN))
+        .fails_exactly(&[])
+        .openssl_agrees();
+}
+
+#[test]
+fn a_leaf_of_another_trust_domain_fails_spiffe_id_unless_that_domain_is_expected() {
+    let mesh = Mesh::new(&["cluster1"]);
+    let leaf = Leaf {
+        spiffe: "spiffe://east.example/ns/foo/sa/httpbin".into(),
+        ..Leaf::default()
+    };
+    let served = mesh.served("cluster1", &mesh.leaf("cluster1", &leaf));
+    verify(&mesh.bundle("cluster1"), served.clone(), at_now())
+        .fails_exactly(&[CheckId::SpiffeId])
+        .says(
+            CheckId::SpiffeId,
+            "trust domain `east.example`, expected `cluster.local`",
+        );
+    let expect = Expectations {
+        trust_domain: Some("east.example".into()),
+        ..at_now()
+    };
+    verify(&mesh.bundle("cluster1"), served, expect).fails_exactly(&[]);
+}
+
+#[test]
+fn a_chain_missing_the_intermediate_fails_intermediate_matches_plugged_and_leaf_verifies() {
+    let mesh = Mesh::new(&["cluster1"]);
+    let leaf = mesh.leaf("cluster1", &Leaf::default());
+    let served = vec![leaf.clone(), mesh.root.cert_der().clone()];
+    verify(&mesh.bundle("cluster1"), served, at_now())
+        .fails_exactly(&[
+            CheckId::IntermediateMatchesPlugged,
+            CheckId::LeafVerifies,
+            CheckId::ChainLength,
+        ])
+        .says(
+            CheckId::IntermediateMatchesPlugged,
+            "position 2 is root-cert.pem: the intermediate is missing",
+        )
+        .says(CheckId::ChainLength, "2 certificates, expected 4")
+        .openssl_agrees();
+    // Twin: the intermediate back in place (the 3 certificates of Istio's samples layout).
+    let served = vec![
+        leaf,
+        mesh.intermediate("cluster1").cert_der().clone(),
+        mesh.root.cert_der().clone(),
+    ];
+    verify(&mesh.bundle("cluster1"), served, at_now())
+        .fails_exactly(&[CheckId::ChainLength])
+        .says(CheckId::ChainLength, "3 certificates, expected 4")
+        .openssl_agrees();
+}
+
+#[test]
+fn a_ca_leaf_fails_leaf_not_ca_though_openssl_verifies_it() {
+    let mesh = Mesh::new(&["cluster1"]);
+    let leaf = Leaf {
+        ca: true,
+        ..Leaf::default()
+    };
+    let served = mesh.served("cluster1", &mesh.leaf("cluster1", &leaf));
+    verify(&mesh.bundle("cluster1"), served, at_now())
+        .fails_exactly(&[CheckId::LeafNotCa, CheckId::LeafProfile])
+        .says(
+            CheckId::LeafNotCa,
+            "the leaf is a CA (basicConstraints CA:TRUE)",
+        )
+        .says(CheckId::LeafProfile, "subjectKeyIdentifier")
+        .openssl_agrees();
+}
+
+#[test]
+fn an_expected_ttl_pins_the_leaf_lifetime_allowing_istiods_backdating() {
+    let mesh = Mesh::new(&["cluster1"]);
+    let served = mesh.served("cluster1", &mesh.leaf("cluster1", &Leaf::default()));
+    let expecting = |ttl| Expectations {
+        expect_ttl: Some(ttl),
+        ..at_now()
+    };
+    verify(
+        &mesh.bundle("cluster1"),
+        served.clone(),
+        expecting(Duration::hours(24)),
+    )
+    .fails_exactly(&[]);
+    verify(
+        &mesh.bundle("cluster1"),
+        served,
+        expecting(Duration::hours(1)),
+    )
+    .fails_exactly(&[CheckId::LeafTtl])
+    .says(
+        CheckId::LeafTtl,
+        "the lifetime 24h2m is not the expected TTL 1h (1h2m with istiod's 2m backdating)",
+    );
+}
+
+#[test]
+fn a_leaf_over_istiods_90_day_maximum_fails_leaf_ttl() {
+    let mesh = Mesh::new(&["cluster1"]);
+    let long = Leaf {
+        ttl: Duration::days(91),
+        ..Leaf::default()
+    };
+    let served = mesh.served("cluster1", &mesh.leaf("cluster1", &long));
+    verify(&mesh.bundle("cluster1"), served, at_now())
+        .fails_exactly(&[CheckId::LeafTtl])
+        .says(
+            CheckId::LeafTtl,
+            "exceeds istiod's maximum workload TTL of 90d",
+        );
+    let max = Leaf {
+        ttl: Duration::days(90),
+        ..Leaf::default()
+    };
+    let served = mesh.served("cluster1", &mesh.leaf("cluster1", &max));
+    verify(&mesh.bundle("cluster1"), served, at_now()).fails_exactly(&[]);
+}
+
+#[test]
+fn istios_sample_bundle_serves_three_certificates_and_they_relate_by_name() {
+    let dir = Path::new("/work/shared/data/istio-samples-certs");
+    let bundle = Bundle::read(dir).unwrap();
+    let ca = meshtrust::pki::Ca::load(&dir.join("ca-cert.pem"), &dir.join("ca-key.pem"))
+        .expect("the sample key is PKCS#1 and matches");
+    // The sample intermediate has no SKI, so Go writes no AKI into what it signs.
+    let leaf = Leaf {
+        authority_key_id: false,
+        ..Leaf::default()
+    }
+    .signed_by(&ca);
+    let served = crate::support::chains::served_by(&bundle, &leaf);
+    let related = chain::relate(&served, &bundle, &[]).unwrap();
+    let names: Vec<&str> = related.certs.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["leaf", "istio-samples-certs/ca-cert.pem", "root-cert.pem"]
+    );
+    let roles: Vec<chain::Role> = related.certs.iter().map(|c| c.role).collect();
+    assert_eq!(
+        roles,
+        [
+            chain::Role::Leaf,
+            chain::Role::Intermediate,
+            chain::Role::Root
+        ]
+    );
+    assert_eq!(
+        related.certs[0].issuer,
+        chain::IssuerLink::Served {
+            position: 2,
+            name: "istio-samples-certs/ca-cert.pem".into()
+        }
+    );
+    assert_eq!(related.certs[2].issuer, chain::IssuerLink::SelfSigned);
+    assert_eq!(related.expected_length(), 3);
+    assert!(related.duplicates().is_empty());
+    verify(&bundle, served.clone(), at_now())
+        .fails_exactly(&[])
+        .says(
+            CheckId::ChainLength,
+            "3 certificates, as istiod serves 3 for this bundle",
+        )
+        .openssl_agrees();
+    // Twin: the Makefile layout's 4 certificates are one too many for this bundle.
+    let mut four = served;
+    four.push(four[2].clone());
+    verify(&bundle, four, at_now())
+        .fails_exactly(&[CheckId::ChainLength])
+        .says(CheckId::ChainLength, "4 certificates, expected 3");
+}
+
+#[test]
+fn the_duplicated_root_is_detected_and_linked_to_itself() {
+    let mesh = Mesh::new(&["cluster1"]);
+    let served = mesh.served("cluster1", &mesh.leaf("cluster1", &Leaf::default()));
+    let related = chain::relate(&served, &mesh.bundle("cluster1"), &[]).unwrap();
+    assert_eq!(related.duplicates(), [(4, 3)]);
+    let names: Vec<&str> = related.certs.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "leaf",
+            "cluster1/ca-cert.pem",
+            "root-cert.pem",
+            "root-cert.pem"
+        ]
+    );
+    assert_eq!(
+        related.certs[1].issuer,
+        chain::IssuerLink::Served {
+            position: 3,
+            name: "root-cert.pem".into()
+        }
+    );
+}
+
+/// Writes an istiod-layout bundle: `ca`, `chain` (cert-chain.pem = ca + chain), `root`.
+fn plug(
+    dir: &Path,
+    ca: &meshtrust::pki::Ca,
+    chain: &[CertificateDer<'static>],
+    root: &meshtrust::pki::Ca,
+) {
+    let mut cert_chain = vec![ca.cert_der().clone()];
+    cert_chain.extend_from_slice(chain);
+    crate::support::chains::write_pem(dir, "ca-cert.pem", &[ca.cert_der().clone()]);
+    crate::support::chains::write_pem(dir, "cert-chain.pem", &cert_chain);
+    crate::support::chains::write_pem(dir, "root-cert.pem", &[root.cert_der().clone()]);
+    std::fs::write(dir.join("ca-key.pem"), ca.key_pem()).unwrap();
+}
