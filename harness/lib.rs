@@ -5,4 +5,6 @@
 
 pub mod chain;
 pub mod exit;
+pub mod mesh;
 pub mod pki;
+pub mod scenario;
