@@ -15,7 +15,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::ca::Signer;
 use crate::chain::path::{self, PathOptions, Purpose, Rules};
-use crate::pki::{Bundle, KeyAlg, Layout, key_matches_cert, openssl_key_id};
+use crate::pki::{Bundle, KeyAlg, key_matches_cert, openssl_key_id};
 use crate::scenario::target::{CaSource, IstioVersion};
 
 /// istiod's log line in plug-in mode.
@@ -185,17 +185,12 @@ pub fn load(
         .expect("a complete bundle has its root")
         .bytes
         .clone();
-    // The TLS layout's chain is tls.crt + ca.crt (Bundle::signing built it); the
-    // istiod layout's is cert-chain.pem as is.
-    let cert_chain = match bundle.layout {
-        Layout::Istiod => signing.cert_chain.clone(),
-        Layout::KubernetesTls => signing.cert_chain.clone(),
-    };
+    // Bundle::signing gives cert-chain.pem as is, or tls.crt + ca.crt in the TLS layout.
     Signer::new(
         CaSource::PluggedIn,
         key,
         signing.ca_cert,
-        cert_chain,
+        signing.cert_chain,
         signing.roots,
         root_pem,
     )

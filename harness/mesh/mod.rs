@@ -18,3 +18,4 @@ pub mod workload;
 
 pub use ca::{Identity, IssueError, Signer};
 pub use istiod::{Loaded, Refusal, Rule};
+pub use local::LocalTarget;
