@@ -6,5 +6,7 @@
 pub mod chain;
 pub mod check;
 pub mod exit;
+pub mod mesh;
 pub mod pki;
 pub mod report;
+pub mod scenario;

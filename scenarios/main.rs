@@ -7,4 +7,7 @@ mod chain_input;
 mod chain_snapshot;
 mod chain_verify;
 mod check;
+mod mesh_ca_api;
+mod mesh_istiod_rules;
+mod mesh_traffic;
 mod verify_cli;

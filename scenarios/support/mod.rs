@@ -3,5 +3,6 @@
 #![allow(dead_code)] // each test file uses its own part of the support
 
 pub mod chains;
+pub mod mesh;
 pub mod openssl;
 pub mod pki;

@@ -1,0 +1,139 @@
+//! istiod's CA at run time: the current signer (hot-reloadable), the trust domain,
+//! and the tokens that authenticate callers.
+//!
+//! Tokens stand in for Kubernetes service-account tokens: opaque random strings
+//! minted per (namespace, service account) by the target, resolved here to the
+//! identity that goes into the certificate.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use time::{Duration, OffsetDateTime};
+
+use super::ca::{Identity, IssueError, Signer};
+use super::istiod::{self, Loaded, Refusal};
+use crate::pki::Bundle;
+use crate::scenario::target::IstioVersion;
+
+/// Why a `CreateCertificate` call failed, in gRPC's terms.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// No token, or one this CA did not mint.
+    #[error("request authenticate failure")]
+    Unauthenticated,
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+}
+
+/// What a hot reload of the cacerts files did.
+#[derive(Debug)]
+pub enum Reload {
+    /// The new intermediate signs from now on.
+    Applied,
+    /// Ignored, as istiod ignores it (a different root without multi-root); istiod's reason.
+    Ignored(String),
+    /// The new files fail istiod's checks; the old signer stays.
+    Refused(Refusal),
+}
+
+pub struct Authority {
+    trust_domain: String,
+    signer: RwLock<Arc<Signer>>,
+    tokens: RwLock<HashMap<String, Identity>>,
+}
+
+impl fmt::Debug for Authority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authority")
+            .field("trust_domain", &self.trust_domain)
+            .field("tokens", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Authority {
+    pub fn new(signer: Signer, trust_domain: impl Into<String>) -> Self {
+        Authority {
+            trust_domain: trust_domain.into(),
+            signer: RwLock::new(Arc::new(signer)),
+            tokens: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn trust_domain(&self) -> &str {
+        &self.trust_domain
+    }
+
+    /// The signer in force now.
+    pub fn signer(&self) -> Arc<Signer> {
+        self.signer.read().expect("signer lock").clone()
+    }
+
+    /// A fresh token for `identity` (a projected service-account token, in Kubernetes).
+    pub fn mint_token(&self, identity: Identity) -> String {
+        let mut bytes = [0u8; 24];
+        aws_lc_rs::rand::fill(&mut bytes).expect("the system RNG is available");
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        self.tokens
+            .write()
+            .expect("token lock")
+            .insert(token.clone(), identity);
+        token
+    }
+
+    /// `Authorization: Bearer <token>` to an identity.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Identity, CallError> {
+        let token = authorization
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or(CallError::Unauthenticated)?;
+        self.tokens
+            .read()
+            .expect("token lock")
+            .get(token)
+            .cloned()
+            .ok_or(CallError::Unauthenticated)
+    }
+
+    /// `CreateCertificate`: the chain as PEM, leaf first. CPU-bound (an RSA signature).
+    pub fn create_certificate(
+        &self,
+        authorization: Option<&str>,
+        csr_pem: &str,
+        validity_seconds: i64,
+    ) -> Result<Vec<String>, CallError> {
+        let identity = self.authenticate(authorization)?;
+        let chain = self.signer().issue(
+            csr_pem,
+            &identity,
+            &self.trust_domain,
+            Duration::seconds(validity_seconds),
+            OffsetDateTime::now_utc(),
+        )?;
+        Ok(super::ca::to_pem_list(&chain))
+    }
+
+    /// istiod's reaction to changed files under `/etc/cacerts`.
+    pub fn reload(&self, bundle: &Bundle, version: IstioVersion, multi_root: bool) -> Reload {
+        let signer = match istiod::load(bundle, OffsetDateTime::now_utc(), version) {
+            Ok(Loaded::PluggedIn(s)) => s,
+            Ok(Loaded::Ignored) => {
+                return Reload::Ignored("the new files do not select plug-in mode".into());
+            }
+            Err(refusal) => return Reload::Refused(refusal),
+        };
+        let mut current = self.signer.write().expect("signer lock");
+        if signer.roots() != current.roots() {
+            // Multi-root only accepts a bundle that contains, or is contained in, the old one.
+            let contains = |a: &Signer, b: &Signer| b.roots().iter().all(|r| a.roots().contains(r));
+            if !(multi_root && (contains(&signer, &current) || contains(&current, &signer))) {
+                return Reload::Ignored(
+                    "root certificate changed; ignoring the new CA files (hint: set ISTIO_MULTIROOT_MESH=true and rotate in phases)".into(),
+                );
+            }
+        }
+        *current = Arc::new(signer);
+        Reload::Applied
+    }
+}

@@ -1,0 +1,272 @@
+//! The signing half of istiod's CA: a loaded signer, and workload certificates
+//! with istiod's profile (ISTIO-FACTS §3).
+//!
+//! The profile is rebuilt from scratch for every certificate: nothing of the CSR
+//! is kept but its public key, so a CSR asking for CA:TRUE or naming another
+//! identity still gets a workload leaf for the caller's identity.
+
+use std::fmt;
+
+use rcgen::{
+    CertificateParams, CustomExtension, DistinguishedName, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber, SubjectPublicKeyInfo,
+};
+use rustls_pki_types::CertificateDer;
+use time::{Duration, OffsetDateTime};
+use x509_parser::prelude::FromDer;
+
+use crate::pki::to_pem;
+use crate::scenario::target::CaSource;
+
+/// The TTL the agent asks for (`SECRET_TTL`) and istiod's default for a request without one.
+pub const DEFAULT_TTL: Duration = Duration::hours(24);
+/// istiod's `MAX_WORKLOAD_CERT_TTL`.
+pub const MAX_TTL: Duration = Duration::days(90);
+/// istiod backdates NotBefore to tolerate clock skew between nodes.
+const BACKDATE: Duration = Duration::minutes(2);
+
+const OID_BASIC_CONSTRAINTS: &[u64] = &[2, 5, 29, 19];
+
+/// A caller's authenticated identity: what its token says, never what its CSR says.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Identity {
+    pub namespace: String,
+    pub service_account: String,
+}
+
+impl Identity {
+    pub fn new(namespace: impl Into<String>, service_account: impl Into<String>) -> Self {
+        Identity {
+            namespace: namespace.into(),
+            service_account: service_account.into(),
+        }
+    }
+
+    pub fn spiffe_id(&self, trust_domain: &str) -> String {
+        format!(
+            "spiffe://{trust_domain}/ns/{}/sa/{}",
+            self.namespace, self.service_account
+        )
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.service_account)
+    }
+}
+
+/// Why a signing request was refused; each maps to a gRPC status.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error("failed to parse the CSR: {0}")]
+    BadCsr(String),
+    #[error("requested TTL {} is greater than the max allowed TTL {}", go_duration(*.requested), go_duration(*.max))]
+    TtlTooLong { requested: Duration, max: Duration },
+    #[error("failed to sign the certificate: {0}")]
+    Sign(#[from] rcgen::Error),
+}
+
+/// Go's `time.Duration.String()` for whole seconds (`2160h0m1s`), as istiod prints TTLs.
+fn go_duration(d: Duration) -> String {
+    let s = d.whole_seconds();
+    format!("{}h{}m{}s", s / 3600, s % 3600 / 60, s % 60)
+}
+
+/// A CA that signs: its key, its certificate, and what it appends to every leaf.
+pub struct Signer {
+    source: CaSource,
+    issuer: Issuer<'static, KeyPair>,
+    ca_cert: CertificateDer<'static>,
+    cert_chain: Vec<CertificateDer<'static>>,
+    roots: Vec<CertificateDer<'static>>,
+    root_pem: Vec<u8>,
+    not_after: OffsetDateTime,
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signer")
+            .field("source", &self.source)
+            .field("cert_chain_len", &self.cert_chain.len())
+            .field("roots", &self.roots.len())
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Signer {
+    /// `ca_cert` signs with `key`; `cert_chain` then `roots` follow every leaf it issues;
+    /// `root_pem` is the raw `root-cert.pem` that the ConfigMap distributes.
+    pub fn new(
+        source: CaSource,
+        key: KeyPair,
+        ca_cert: CertificateDer<'static>,
+        cert_chain: Vec<CertificateDer<'static>>,
+        roots: Vec<CertificateDer<'static>>,
+        root_pem: Vec<u8>,
+    ) -> Result<Signer, rcgen::Error> {
+        let not_after = x509_parser::parse_x509_certificate(&ca_cert)
+            .map_err(|_| rcgen::Error::CouldNotParseCertificate)?
+            .1
+            .validity()
+            .not_after
+            .to_datetime();
+        let issuer = Issuer::from_ca_cert_der(&ca_cert, key)?;
+        Ok(Signer {
+            source,
+            issuer,
+            ca_cert,
+            cert_chain,
+            roots,
+            root_pem,
+            not_after,
+        })
+    }
+
+    pub fn source(&self) -> CaSource {
+        self.source
+    }
+
+    pub fn ca_cert(&self) -> &CertificateDer<'static> {
+        &self.ca_cert
+    }
+
+    pub fn cert_chain(&self) -> &[CertificateDer<'static>] {
+        &self.cert_chain
+    }
+
+    /// The trust anchors (`root-cert.pem`'s certificates).
+    pub fn roots(&self) -> &[CertificateDer<'static>] {
+        &self.roots
+    }
+
+    /// The bytes of ConfigMap `istio-ca-root-cert`'s `root-cert.pem`: the plugged file, untouched.
+    pub fn root_pem(&self) -> &[u8] {
+        &self.root_pem
+    }
+
+    /// Signs a workload certificate for `identity` from a PEM CSR.
+    /// `requested_ttl` of zero or less means the default (24 h).
+    pub fn issue(
+        &self,
+        csr_pem: &str,
+        identity: &Identity,
+        trust_domain: &str,
+        requested_ttl: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Vec<CertificateDer<'static>>, IssueError> {
+        let ttl = if requested_ttl <= Duration::ZERO {
+            DEFAULT_TTL
+        } else {
+            requested_ttl
+        };
+        if ttl > MAX_TTL {
+            return Err(IssueError::TtlTooLong {
+                requested: ttl,
+                max: MAX_TTL,
+            });
+        }
+        let public_key = csr_public_key(csr_pem)?;
+        let san = SanType::URI(
+            identity
+                .spiffe_id(trust_domain)
+                .try_into()
+                .map_err(|e| IssueError::BadCsr(format!("identity `{identity}`: {e}")))?,
+        );
+        let leaf = self.sign(&public_key, san, ttl, now)?;
+        Ok(self.with_chain(leaf))
+    }
+
+    /// istiod's own serving certificate (`istiod.istio-system.svc`), for the CA's TLS port.
+    pub fn issue_serving(
+        &self,
+        key: &KeyPair,
+        dns_name: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<CertificateDer<'static>>, IssueError> {
+        let san = SanType::DnsName(
+            dns_name
+                .try_into()
+                .map_err(|e| IssueError::BadCsr(format!("DNS name `{dns_name}`: {e}")))?,
+        );
+        let leaf = self.sign(key, san, DEFAULT_TTL, now)?;
+        Ok(self.with_chain(leaf))
+    }
+
+    /// The leaf, then every certificate of `cert-chain.pem`, then `root-cert.pem`: with the
+    /// Makefile's layout the root appears twice (istio/istio#39001).
+    fn with_chain(&self, leaf: CertificateDer<'static>) -> Vec<CertificateDer<'static>> {
+        std::iter::once(leaf)
+            .chain(self.cert_chain.iter().cloned())
+            .chain(self.roots.iter().cloned())
+            .collect()
+    }
+
+    fn sign(
+        &self,
+        public_key: &impl PublicKeyData,
+        san: SanType,
+        ttl: Duration,
+        now: OffsetDateTime,
+    ) -> Result<CertificateDer<'static>, IssueError> {
+        let now = now.replace_nanosecond(0).expect("0 ns is valid");
+        let mut params = CertificateParams::default();
+        // Empty subject: rcgen then marks the SAN critical, as RFC 5280 §4.2.1.6 and istiod do.
+        params.distinguished_name = DistinguishedName::new();
+        params.subject_alt_names = vec![san];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        // IsCa::ExplicitNoCa would also add a subjectKeyIdentifier, which istiod's leaf lacks:
+        // write the critical, empty basicConstraints (CA:FALSE) ourselves.
+        params.is_ca = IsCa::NoCa;
+        let mut bc = CustomExtension::from_oid_content(OID_BASIC_CONSTRAINTS, vec![0x30, 0x00]);
+        bc.set_criticality(true);
+        params.custom_extensions = vec![bc];
+        params.use_authority_key_identifier_extension = true;
+        params.serial_number = Some(workload_serial());
+        params.not_before = now - BACKDATE;
+        // Clamped to the signer (1.28+): a leaf never outlives its intermediate.
+        params.not_after = std::cmp::min(now + ttl, self.not_after);
+        let cert = params.signed_by(public_key, &self.issuer)?;
+        Ok(cert.der().clone())
+    }
+}
+
+/// The CSR's public key, after checking the CSR's own signature. Everything else in it
+/// (subject, SANs, basicConstraints, key usages) is ignored, as istiod ignores it.
+fn csr_public_key(csr_pem: &str) -> Result<SubjectPublicKeyInfo, IssueError> {
+    let block = pem::parse(csr_pem).map_err(|e| IssueError::BadCsr(format!("not PEM ({e})")))?;
+    if block.tag() != "CERTIFICATE REQUEST" && block.tag() != "NEW CERTIFICATE REQUEST" {
+        return Err(IssueError::BadCsr(format!(
+            "expected a `CERTIFICATE REQUEST` block, found `{}`",
+            block.tag()
+        )));
+    }
+    let (_, csr) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(block.contents())
+            .map_err(|e| IssueError::BadCsr(format!("not a PKCS#10 request ({e})")))?;
+    csr.verify_signature()
+        .map_err(|e| IssueError::BadCsr(format!("its signature does not verify ({e})")))?;
+    SubjectPublicKeyInfo::from_der(csr.certification_request_info.subject_pki.raw)
+        .map_err(|e| IssueError::BadCsr(format!("unsupported public key ({e})")))
+}
+
+/// A random positive serial below 2^128, as istiod draws for its certificates.
+pub fn workload_serial() -> SerialNumber {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system RNG is available");
+    bytes[0] &= 0x7f;
+    SerialNumber::from_slice(&bytes)
+}
+
+/// PEM, one certificate per element, as the CA API returns them.
+pub fn to_pem_list(chain: &[CertificateDer<'_>]) -> Vec<String> {
+    chain.iter().map(to_pem).collect()
+}

@@ -1,0 +1,271 @@
+//! One local "cluster": the `cacerts` secret (a directory or none), istiod (its
+//! CA loaded by istiod's rules and served over gRPC), the namespaces' mTLS
+//! policies, and the workloads.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls_pki_types::CertificateDer;
+use time::OffsetDateTime;
+
+use super::authority::{Authority, Reload};
+use super::ca::Identity;
+use super::grpc::CaServer;
+use super::istiod::{self, Loaded};
+use super::policy::Policies;
+use super::workload::{Mesh, Workload, WorkloadError};
+use crate::pki::{Bundle, KeyAlg, PkiError};
+use crate::scenario::target::{
+    App, InstallOptions, InstallOutcome, Mode, TargetError, WorkloadRef,
+};
+
+/// Namespaces istiod does not publish `istio-ca-root-cert` into.
+const NO_ROOT_CONFIGMAP: [&str; 3] = ["kube-public", "kube-node-lease", "local-path-storage"];
+
+/// istiod, running.
+struct Istiod {
+    authority: Arc<Authority>,
+    server: CaServer,
+    options: InstallOptions,
+}
+
+/// The state of istiod in a cluster.
+enum State {
+    NotInstalled,
+    /// istiod exited at start-up with this reason.
+    Refused(String),
+    Running(Istiod),
+}
+
+pub struct Cluster {
+    name: String,
+    cacerts: Option<PathBuf>,
+    state: State,
+    policies: Arc<Policies>,
+    workloads: BTreeMap<(String, String), Workload>,
+    log: Vec<String>,
+    workload_key: KeyAlg,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("name", &self.name)
+            .field("cacerts", &self.cacerts)
+            .field("workloads", &self.workloads.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Cluster {
+    pub fn new(name: impl Into<String>, workload_key: KeyAlg) -> Self {
+        Cluster {
+            name: name.into(),
+            cacerts: None,
+            state: State::NotInstalled,
+            policies: Arc::new(Policies::default()),
+            workloads: BTreeMap::new(),
+            log: Vec::new(),
+            workload_key,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// istiod's log lines so far (CA mode, refusals, reloads).
+    pub fn istiod_log(&self) -> &[String] {
+        &self.log
+    }
+
+    /// The `cacerts` secret: its files, or none.
+    pub fn plug_in(&mut self, dir: Option<&Path>) {
+        self.cacerts = dir.map(Path::to_owned);
+    }
+
+    fn read_cacerts(&self) -> Result<Option<Bundle>, TargetError> {
+        let Some(dir) = &self.cacerts else {
+            return Ok(None);
+        };
+        match Bundle::read(dir) {
+            Ok(b) => Ok(Some(b)),
+            // An empty secret mounts no files: istiod sees nothing to plug in.
+            Err(PkiError::NotABundle { .. }) => Ok(None),
+            Err(source) => Err(TargetError::Bundle {
+                dir: dir.display().to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Starts istiod: plug-in mode with a complete, valid bundle; self-signed without one;
+    /// a refusal (istiod exits) when the bundle fails istiod's checks.
+    pub async fn install(
+        &mut self,
+        options: &InstallOptions,
+    ) -> Result<InstallOutcome, TargetError> {
+        self.workloads.clear();
+        let now = OffsetDateTime::now_utc();
+        let loaded = match self.read_cacerts()? {
+            Some(bundle) => match istiod::load(&bundle, now, options.version) {
+                Ok(loaded) => loaded,
+                Err(refusal) => {
+                    let mut log = Vec::new();
+                    if refusal.rule != istiod::Rule::CompleteBundle {
+                        log.push(istiod::LOG_PLUGGED_IN.to_owned());
+                    }
+                    log.push(format!("failed to create an istiod CA: {}", refusal.reason));
+                    self.log.extend(log.iter().cloned());
+                    self.state = State::Refused(refusal.reason.clone());
+                    return Ok(InstallOutcome::Refused {
+                        reason: refusal.reason,
+                        log,
+                    });
+                }
+            },
+            None => Loaded::Ignored,
+        };
+        let signer = match loaded {
+            Loaded::PluggedIn(signer) => signer,
+            Loaded::Ignored => {
+                let td = options.trust_domain.clone();
+                tokio::task::spawn_blocking(move || istiod::self_signed(&td, now))
+                    .await
+                    .expect("root generation does not panic")
+                    .map_err(|source| TargetError::Bundle {
+                        dir: "istio-ca-secret".into(),
+                        source,
+                    })?
+            }
+        };
+        let source = signer.source();
+        let authority = Arc::new(Authority::new(signer, options.trust_domain.clone()));
+        let server =
+            CaServer::start(authority.clone())
+                .await
+                .map_err(|source| TargetError::Io {
+                    what: format!("start istiod's CA server in cluster `{}`", self.name),
+                    source,
+                })?;
+        let log = vec![istiod::log_line(source).to_owned()];
+        self.log.extend(log.iter().cloned());
+        self.state = State::Running(Istiod {
+            authority,
+            server,
+            options: options.clone(),
+        });
+        Ok(InstallOutcome::Installed { ca: source, log })
+    }
+
+    fn istiod(&self) -> Result<&Istiod, TargetError> {
+        match &self.state {
+            State::Running(i) => Ok(i),
+            State::NotInstalled => Err(TargetError::NotInstalled(self.name.clone())),
+            State::Refused(reason) => Err(TargetError::IstiodDown {
+                cluster: self.name.clone(),
+                reason: reason.clone(),
+            }),
+        }
+    }
+
+    /// The running CA, for tests that call it directly.
+    pub fn authority(&self) -> Result<Arc<Authority>, TargetError> {
+        Ok(self.istiod()?.authority.clone())
+    }
+
+    /// The loopback address of istiod's CA port.
+    pub fn ca_addr(&self) -> Result<std::net::SocketAddr, TargetError> {
+        Ok(self.istiod()?.server.addr())
+    }
+
+    /// A service-account token for `identity`, as the kubelet projects one into a pod.
+    pub fn mint_token(&self, identity: Identity) -> Result<String, TargetError> {
+        Ok(self.istiod()?.authority.mint_token(identity))
+    }
+
+    /// The roots workloads trust: `istio-ca-root-cert`'s.
+    pub fn roots(&self) -> Result<Vec<CertificateDer<'static>>, TargetError> {
+        Ok(self.istiod()?.authority.signer().roots().to_vec())
+    }
+
+    pub fn mesh(&self) -> Result<Mesh, TargetError> {
+        let istiod = self.istiod()?;
+        Ok(Mesh {
+            ca_addr: istiod.server.addr(),
+            roots: istiod.authority.signer().roots().to_vec(),
+            trust_domain: istiod.options.trust_domain.clone(),
+            policies: self.policies.clone(),
+        })
+    }
+
+    pub async fn deploy(&mut self, namespace: &str, app: App) -> Result<(), TargetError> {
+        let id = WorkloadRef::new(&self.name, namespace, app);
+        let token = self.mint_token(Identity::new(namespace, app.name()))?;
+        let workload = Workload::start(id.clone(), app, self.workload_key, &token, self.mesh()?)
+            .await
+            .map_err(|e| workload_error(&id, e))?;
+        self.workloads
+            .insert((namespace.to_owned(), app.name().to_owned()), workload);
+        Ok(())
+    }
+
+    pub fn workload(&self, id: &WorkloadRef) -> Result<&Workload, TargetError> {
+        self.workloads
+            .get(&(id.namespace.clone(), id.name.clone()))
+            .ok_or_else(|| TargetError::UnknownWorkload(id.clone()))
+    }
+
+    pub fn set_peer_authentication(&self, namespace: &str, mode: Mode) {
+        self.policies.set(namespace, mode);
+    }
+
+    /// ConfigMap `istio-ca-root-cert`'s `root-cert.pem` in `namespace`, while istiod runs.
+    pub fn root_configmap(&self, namespace: &str) -> Option<Vec<u8>> {
+        if NO_ROOT_CONFIGMAP.contains(&namespace) {
+            return None;
+        }
+        match &self.state {
+            State::Running(i) => Some(i.authority.signer().root_pem().to_vec()),
+            _ => None,
+        }
+    }
+
+    /// New files in the secret: istiod hot-reloads them (or ignores or rejects them).
+    pub fn reload_cacerts(&mut self, dir: &Path) -> Result<Reload, TargetError> {
+        let istiod = self.istiod()?;
+        let bundle = Bundle::read(dir).map_err(|source| TargetError::Bundle {
+            dir: dir.display().to_string(),
+            source,
+        })?;
+        let reload =
+            istiod
+                .authority
+                .reload(&bundle, istiod.options.version, istiod.options.multi_root);
+        let line = match &reload {
+            Reload::Applied => {
+                "Update CA certificate: the new signing certificate is in use".into()
+            }
+            Reload::Ignored(why) => why.clone(),
+            Reload::Refused(r) => format!("failed to reload the CA certificates: {}", r.reason),
+        };
+        self.log.push(line);
+        self.cacerts = Some(dir.to_owned());
+        Ok(reload)
+    }
+}
+
+/// A CA that refused the agent is a signing failure; anything else is the backend's.
+pub(crate) fn workload_error(id: &WorkloadRef, e: WorkloadError) -> TargetError {
+    match e {
+        WorkloadError::Refused { status, .. } => TargetError::Signing {
+            identity: id.to_string(),
+            reason: status.message().to_owned(),
+        },
+        other => TargetError::Backend {
+            what: format!("start `{id}`"),
+            source: Box::new(other),
+        },
+    }
+}

@@ -1,0 +1,10 @@
+//! Scenarios and the interface they drive: a target speaks the doc's verbs
+//! (plug in, install, deploy, STRICT, capture, request, tear down) and returns
+//! data; verdicts are made from that data by `chain` and the scenarios.
+
+pub mod target;
+
+pub use target::{
+    App, CaSource, CapturedChain, Handshake, InstallOptions, InstallOutcome, IstioVersion, Mode,
+    Outcome, Target, TargetError, Transport, WorkloadRef,
+};

@@ -1,0 +1,321 @@
+//! The target interface: what a scenario can ask of a mesh, local or on kind.
+//!
+//! Every verb returns data as observed (a captured chain, an HTTP outcome, the
+//! bytes of a ConfigMap), never a verdict. Nothing here names a local-only
+//! type, so that the kind target implements the same trait.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use rustls_pki_types::CertificateDer;
+
+/// An Istio minor version; the load rules of istiod changed in 1.26.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IstioVersion {
+    pub major: u16,
+    pub minor: u16,
+}
+
+impl IstioVersion {
+    pub const fn new(major: u16, minor: u16) -> Self {
+        IstioVersion { major, minor }
+    }
+
+    /// The version the harness models when none is given.
+    pub const LATEST: IstioVersion = IstioVersion::new(1, 28);
+
+    /// Since 1.26 a partial cacerts bundle stops istiod instead of being ignored.
+    pub fn refuses_incomplete_bundle(self) -> bool {
+        self >= IstioVersion::new(1, 26)
+    }
+}
+
+impl Default for IstioVersion {
+    fn default() -> Self {
+        IstioVersion::LATEST
+    }
+}
+
+impl fmt::Display for IstioVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl FromStr for IstioVersion {
+    type Err = String;
+
+    /// `1.26`, `1.26.3` or `1.26.3-distroless`: the patch is irrelevant to the rules.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("`{s}` is not an Istio version (expected MAJOR.MINOR, as in `1.26`)");
+        let mut parts = s.trim_start_matches('v').split(['.', '-']);
+        let major = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        let minor = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+        Ok(IstioVersion { major, minor })
+    }
+}
+
+/// What `install` is given.
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    pub version: IstioVersion,
+    /// The mesh's trust domain (`meshConfig.trustDomain`).
+    pub trust_domain: String,
+    /// `ISTIO_MULTIROOT_MESH=true`: a hot-reloaded root bundle may replace the root.
+    pub multi_root: bool,
+}
+
+impl Default for InstallOptions {
+    fn default() -> Self {
+        InstallOptions {
+            version: IstioVersion::LATEST,
+            trust_domain: "cluster.local".into(),
+            multi_root: false,
+        }
+    }
+}
+
+/// Where istiod's signing CA came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaSource {
+    /// The plugged `cacerts` bundle ("Use local CA certificate").
+    PluggedIn,
+    /// istiod's own root in `istio-ca-secret` ("Use self-signed certificate as the CA certificate").
+    SelfSigned,
+}
+
+/// The result of `install`: istiod running (with which CA), or istiod refusing to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstallOutcome {
+    Installed {
+        ca: CaSource,
+        /// istiod's log lines about its CA, as it prints them.
+        log: Vec<String>,
+    },
+    Refused {
+        /// istiod's reason, verbatim.
+        reason: String,
+        log: Vec<String>,
+    },
+}
+
+/// The sample applications of the doc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum App {
+    Httpbin,
+    Sleep,
+}
+
+impl App {
+    /// The deployment's name, which is also its service account's.
+    pub fn name(self) -> &'static str {
+        match self {
+            App::Httpbin => "httpbin",
+            App::Sleep => "sleep",
+        }
+    }
+}
+
+impl fmt::Display for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A deployed workload: cluster, namespace, name (= service account).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct WorkloadRef {
+    pub cluster: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl WorkloadRef {
+    pub fn new(cluster: &str, namespace: &str, app: App) -> Self {
+        WorkloadRef {
+            cluster: cluster.into(),
+            namespace: namespace.into(),
+            name: app.name().into(),
+        }
+    }
+}
+
+impl fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.cluster, self.namespace, self.name)
+    }
+}
+
+/// PeerAuthentication `mtls.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Mode {
+    Strict,
+    /// Istio's default when no PeerAuthentication exists.
+    Permissive,
+}
+
+/// How a request leaves the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Through the client's sidecar: mTLS with its workload certificate.
+    Mtls,
+    /// Straight to the server's port, no TLS (a workload without a sidecar).
+    Plaintext,
+}
+
+/// How the capturing handshake ended. The chain is recorded either way.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "result", content = "error", rename_all = "lowercase")]
+pub enum Handshake {
+    Completed,
+    Failed(String),
+}
+
+/// The certificates a workload presented during a TLS handshake, in the order it sent them.
+#[derive(Debug, Clone)]
+pub struct CapturedChain {
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The workload whose chain this is.
+    pub server: WorkloadRef,
+    /// The workload the probe stood beside.
+    pub client: WorkloadRef,
+    /// The negotiated TLS version (`TLSv1.3`), when the server got that far.
+    pub protocol: Option<String>,
+    pub alpn: Option<Vec<u8>>,
+    pub handshake: Handshake,
+}
+
+/// What a request observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Response {
+        status: u16,
+        body: Vec<u8>,
+    },
+    /// No HTTP response: the connection was refused, reset, or the handshake failed.
+    Refused {
+        reason: String,
+    },
+}
+
+impl Outcome {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Outcome::Response { status, .. } => Some(*status),
+            Outcome::Refused { .. } => None,
+        }
+    }
+
+    pub fn body_text(&self) -> Option<String> {
+        match self {
+            Outcome::Response { body, .. } => Some(String::from_utf8_lossy(body).into_owned()),
+            Outcome::Refused { .. } => None,
+        }
+    }
+}
+
+/// A target could not carry out a verb (as opposed to observing a refusal, which is data).
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("no cluster `{0}` (hint: `plug_in` or `install` it first)")]
+    UnknownCluster(String),
+    #[error("istio is not installed in cluster `{0}` (hint: call `install` first)")]
+    NotInstalled(String),
+    #[error("istiod refused to start in cluster `{cluster}`: {reason}")]
+    IstiodDown { cluster: String, reason: String },
+    #[error("no workload `{0}` (hint: `deploy` it first)")]
+    UnknownWorkload(WorkloadRef),
+    #[error("cannot read the cacerts bundle `{dir}`: {source}")]
+    Bundle {
+        dir: String,
+        #[source]
+        source: crate::pki::PkiError,
+    },
+    #[error("the CA refused to sign for `{identity}`: {reason}")]
+    Signing { identity: String, reason: String },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Backend {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// A mesh the scenarios can drive. Implementations: `mesh::LocalTarget` (embedded), kind (e2e).
+#[async_trait]
+pub trait Target: Send + Sync {
+    /// `local` or `kind`, for reports.
+    fn name(&self) -> &'static str;
+
+    /// `kubectl create secret generic cacerts -n istio-system --from-file=DIR`, or
+    /// with `None` no secret at all (istiod will self-sign).
+    async fn plug_in(&mut self, cluster: &str, bundle: Option<&Path>) -> Result<(), TargetError>;
+
+    /// Installs istiod; a refusal to start is an outcome, not an error.
+    async fn install(
+        &mut self,
+        cluster: &str,
+        options: &InstallOptions,
+    ) -> Result<InstallOutcome, TargetError>;
+
+    /// Deploys `app` (with a sidecar) in `namespace`, and waits until it serves.
+    async fn deploy(&mut self, cluster: &str, namespace: &str, app: App)
+    -> Result<(), TargetError>;
+
+    /// Applies a namespace-wide PeerAuthentication.
+    async fn set_peer_authentication(
+        &mut self,
+        cluster: &str,
+        namespace: &str,
+        mode: Mode,
+    ) -> Result<(), TargetError>;
+
+    /// The chain `to` presents to a probe beside `from` (which trusts nothing and records all).
+    async fn capture_chain(
+        &self,
+        from: &WorkloadRef,
+        to: &WorkloadRef,
+    ) -> Result<CapturedChain, TargetError>;
+
+    /// An HTTP GET of `path` from `from` to `to`.
+    async fn request(
+        &self,
+        from: &WorkloadRef,
+        to: &WorkloadRef,
+        transport: Transport,
+        path: &str,
+    ) -> Result<Outcome, TargetError>;
+
+    /// A fresh workload certificate chain for `service_account`, as istiod returns it (leaf first).
+    async fn issue_workload_certificate(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        service_account: &str,
+    ) -> Result<Vec<CertificateDer<'static>>, TargetError>;
+
+    /// The `root-cert.pem` key of ConfigMap `istio-ca-root-cert` in `namespace`, if it exists.
+    async fn root_configmap(
+        &self,
+        cluster: &str,
+        namespace: &str,
+    ) -> Result<Option<Vec<u8>>, TargetError>;
+
+    /// Replaces the plugged files with those of `dir` while istiod runs (istiod watches them).
+    async fn reload_cacerts(&mut self, cluster: &str, dir: &Path) -> Result<(), TargetError>;
+
+    /// Removes everything this target created.
+    async fn teardown(&mut self) -> Result<(), TargetError>;
+}
