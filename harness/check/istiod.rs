@@ -2,58 +2,11 @@
 //! (ISTIO-FACTS §2). Any error here stops istiod, or (before 1.26, for an
 //! incomplete bundle) silently turns it into a self-signed CA.
 
-use std::fmt;
-use std::str::FromStr;
-
 use rustls_pki_types::CertificateDer;
 
 use super::{CheckOptions, Finding, Severity};
 use crate::chain::path::{self, PathError, PathOptions, Purpose, Rules};
 use crate::pki::{Bundle, BundleFile, Layout, PkiError, contains_label};
-
-/// An Istio minor version, e.g. `1.26`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct IstioVersion {
-    pub major: u32,
-    pub minor: u32,
-}
-
-impl IstioVersion {
-    pub const LATEST: IstioVersion = IstioVersion {
-        major: 1,
-        minor: 28,
-    };
-    /// istiod refuses an incomplete bundle from this version on.
-    pub const REFUSES_INCOMPLETE: IstioVersion = IstioVersion {
-        major: 1,
-        minor: 26,
-    };
-}
-
-impl fmt::Display for IstioVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.major, self.minor)
-    }
-}
-
-impl FromStr for IstioVersion {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || {
-            format!(
-                "`{s}` is not an Istio version (expected MAJOR.MINOR, e.g. `1.26`, or a release like `1.26.3`)"
-            )
-        };
-        let mut parts = s.trim_start_matches('v').split('.');
-        let major = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-        let minor = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-        if parts.next().is_some_and(|p| p.parse::<u32>().is_err()) {
-            return Err(bad());
-        }
-        Ok(IstioVersion { major, minor })
-    }
-}
 
 /// The bundle's certificates and key, parsed once; parse failures become findings.
 pub struct Parsed {
@@ -166,7 +119,7 @@ pub fn istiod_rules(bundle: &Bundle, parsed: &Parsed, opts: &CheckOptions) -> Ve
     let missing = bundle.missing();
     if !missing.is_empty() {
         let present: Vec<_> = bundle.files().map(|f| f.name).collect();
-        let consequence = if opts.istio_version >= IstioVersion::REFUSES_INCOMPLETE {
+        let consequence = if opts.istio_version.refuses_incomplete_bundle() {
             format!(
                 "istiod {} refuses to start: \"incomplete signing CA bundle detected\"",
                 opts.istio_version

@@ -1,0 +1,445 @@
+//! The conformance scenarios, written once against [`Target`] and run on every
+//! target. A positive scenario passes when the mesh is conformant; a negative
+//! one passes when the check fails for the expected, named reason, and fails
+//! when the check passes or fails for another reason.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use rustls_pki_types::CertificateDer;
+
+use super::certs::RunCerts;
+use super::record::Recorder;
+use super::target::{
+    App, CaSource, InstallOptions, InstallOutcome, Mode, Outcome, Target, TargetError, Transport, WorkloadRef,
+};
+use crate::chain::{self, CheckId, Expectations, SpiffeId, Status, Verdict};
+use crate::check::{self, CheckOptions, Severity};
+use crate::pki::Bundle;
+
+pub const NAMESPACE: &str = "foo";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    PluginCa,
+    DefaultCa,
+    MulticlusterSharedRoot,
+    MulticlusterDifferentRoots,
+    StrictRejectsPlaintext,
+    BadCacerts,
+    IntermediateRotation,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 7] = [
+        Scenario::PluginCa,
+        Scenario::DefaultCa,
+        Scenario::MulticlusterSharedRoot,
+        Scenario::MulticlusterDifferentRoots,
+        Scenario::StrictRejectsPlaintext,
+        Scenario::BadCacerts,
+        Scenario::IntermediateRotation,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::PluginCa => "plugin-ca",
+            Scenario::DefaultCa => "default-ca",
+            Scenario::MulticlusterSharedRoot => "multicluster-shared-root",
+            Scenario::MulticlusterDifferentRoots => "multicluster-different-roots",
+            Scenario::StrictRejectsPlaintext => "strict-rejects-plaintext",
+            Scenario::BadCacerts => "bad-cacerts",
+            Scenario::IntermediateRotation => "intermediate-rotation",
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Scenario::PluginCa => "the doc's task: plug in cluster1's cacerts, install, deploy httpbin and sleep under STRICT, verify httpbin's chain",
+            Scenario::DefaultCa => "no cacerts: istiod self-signs, and the plugged-root check must fail with the self-signed-fallback reason",
+            Scenario::MulticlusterSharedRoot => "cluster1 and cluster2 under one root: each serves its own intermediate, and sleep@cluster1 reaches httpbin@cluster2 over mTLS",
+            Scenario::MulticlusterDifferentRoots => "cluster1 and cluster2 under different roots: cross-cluster mTLS must be refused",
+            Scenario::StrictRejectsPlaintext => "STRICT refuses plaintext and accepts mTLS; PERMISSIVE accepts both",
+            Scenario::BadCacerts => "an incomplete bundle, a non-CA ca-cert and a key mismatch: istiod refuses each, `meshtrust check` names why, no workload gets a certificate",
+            Scenario::IntermediateRotation => "a new intermediate under the same root is hot-loaded: new workload certificates chain to it, the root is unchanged",
+        }
+    }
+
+    /// What passing means, for reports.
+    pub fn expectation(self) -> &'static str {
+        match self {
+            Scenario::PluginCa | Scenario::MulticlusterSharedRoot | Scenario::IntermediateRotation => "conformant",
+            Scenario::DefaultCa => "fails: self-signed-fallback",
+            Scenario::MulticlusterDifferentRoots => "fails: cross-cluster mTLS refused",
+            Scenario::StrictRejectsPlaintext => "fails: plaintext refused under STRICT",
+            Scenario::BadCacerts => "fails: istiod refuses each bundle",
+        }
+    }
+
+    pub async fn run(self, target: &mut dyn Target, certs: &RunCerts, rec: &mut Recorder<'_>) -> Result<(), TargetError> {
+        match self {
+            Scenario::PluginCa => plugin_ca(target, certs, rec).await,
+            Scenario::DefaultCa => default_ca(target, certs, rec).await,
+            Scenario::MulticlusterSharedRoot => shared_root(target, certs, rec).await,
+            Scenario::MulticlusterDifferentRoots => different_roots(target, certs, rec).await,
+            Scenario::StrictRejectsPlaintext => strict_rejects_plaintext(target, certs, rec).await,
+            Scenario::BadCacerts => bad_cacerts(target, certs, rec).await,
+            Scenario::IntermediateRotation => intermediate_rotation(target, certs, rec).await,
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Scenario {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scenario::ALL.into_iter().find(|sc| sc.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Scenario::ALL.iter().map(|s| s.name()).collect();
+            format!("unknown scenario `{s}` (expected one of: {})", names.join(", "))
+        })
+    }
+}
+
+fn workload(cluster: &str, app: App) -> WorkloadRef {
+    WorkloadRef::new(cluster, NAMESPACE, app)
+}
+
+fn spiffe(app: App) -> String {
+    format!("spiffe://cluster.local/ns/{NAMESPACE}/sa/{}", app.name())
+}
+
+/// plug in (or not), install, deploy httpbin + sleep, STRICT; returns istiod's outcome.
+async fn bring_up(
+    target: &mut dyn Target,
+    rec: &mut Recorder<'_>,
+    cluster: &str,
+    bundle: Option<&Path>,
+) -> Result<InstallOutcome, TargetError> {
+    if let Some(dir) = bundle {
+        rec.bundle(dir);
+    }
+    rec.phase(&format!("plug-in {cluster}"), target.plug_in(cluster, bundle)).await?;
+    let outcome = rec
+        .phase(&format!("install {cluster}"), target.install(cluster, &InstallOptions::default()))
+        .await?;
+    let (InstallOutcome::Installed { log, .. } | InstallOutcome::Refused { log, .. }) = &outcome;
+    for line in log {
+        rec.observe(format!("{cluster}: istiod: {line}"));
+    }
+    if matches!(outcome, InstallOutcome::Refused { .. }) {
+        return Ok(outcome);
+    }
+    rec.phase(&format!("deploy {cluster}"), async {
+        target.deploy(cluster, NAMESPACE, App::Httpbin).await?;
+        target.deploy(cluster, NAMESPACE, App::Sleep).await
+    })
+    .await?;
+    rec.phase(&format!("strict {cluster}"), target.set_peer_authentication(cluster, NAMESPACE, Mode::Strict))
+        .await?;
+    Ok(outcome)
+}
+
+fn expect_ca(rec: &mut Recorder<'_>, cluster: &str, outcome: &InstallOutcome, want: CaSource) {
+    match outcome {
+        InstallOutcome::Installed { ca, .. } if *ca == want => {}
+        InstallOutcome::Installed { ca, .. } => rec.fail(format!("{cluster}: istiod uses a {ca:?} CA, expected {want:?}")),
+        InstallOutcome::Refused { reason, .. } => rec.fail(format!("{cluster}: istiod refused to start: {reason}")),
+    }
+}
+
+/// Captures `server`'s chain from beside `client` and checks it against `bundle`.
+async fn capture_and_verify(
+    target: &mut dyn Target,
+    rec: &mut Recorder<'_>,
+    client: &WorkloadRef,
+    server: &WorkloadRef,
+    bundle: &Path,
+    others: &[&Path],
+    app: App,
+) -> Result<Option<(Vec<CertificateDer<'static>>, Verdict)>, TargetError> {
+    let captured = rec.phase(&format!("capture {server}"), target.capture_chain(client, server)).await?;
+    let label = server.to_string();
+    rec.chain(&label, &captured.chain);
+    rec.observe(format!(
+        "{label}: {} certificate(s) captured from beside {client}, {}",
+        captured.chain.len(),
+        captured.protocol.as_deref().unwrap_or("no TLS version")
+    ));
+    let verdict = rec.phase(&format!("verify {server}"), async { verify(&captured.chain, bundle, others, app) }).await;
+    match verdict {
+        Ok(v) => {
+            rec.verdict(&label, &v);
+            Ok(Some((captured.chain, v)))
+        }
+        Err(e) => {
+            rec.fail(format!("{label}: the captured chain cannot be checked: {e}"));
+            Ok(None)
+        }
+    }
+}
+
+fn verify(chain: &[CertificateDer<'_>], bundle: &Path, others: &[&Path], app: App) -> Result<Verdict, String> {
+    let read = |d: &Path| Bundle::read(d).map_err(|e| e.to_string());
+    let bundle = read(bundle)?;
+    let others = others.iter().map(|d| read(d)).collect::<Result<Vec<_>, _>>()?;
+    let mut expect = Expectations::now();
+    expect.expect_id = Some(SpiffeId::parse(&spiffe(app)).map_err(|e| e.to_string())?);
+    expect.expect_ttl = Some(time::Duration::hours(24));
+    chain::verify_chain(chain, &bundle, &others, &expect).map_err(|e| e.to_string())
+}
+
+fn expect_conformant(rec: &mut Recorder<'_>, label: &str, verdict: &Verdict) {
+    if !verdict.conformant() {
+        for c in verdict.failures() {
+            rec.fail(format!("{label}: {} failed: {}", c.id.name(), c.summary));
+        }
+    }
+}
+
+async fn expect_root_configmap(target: &mut dyn Target, rec: &mut Recorder<'_>, cluster: &str, bundle: &Path) -> Result<(), TargetError> {
+    let got = target.root_configmap(cluster, NAMESPACE).await?;
+    let want = std::fs::read(bundle.join("root-cert.pem")).ok();
+    match (got, want) {
+        (Some(got), Some(want)) if got == want => rec.observe(format!("{cluster}: ConfigMap istio-ca-root-cert in {NAMESPACE} equals the plugged root-cert.pem")),
+        (Some(_), _) => rec.fail(format!("{cluster}: ConfigMap istio-ca-root-cert in {NAMESPACE} differs from the plugged root-cert.pem")),
+        (None, _) => rec.fail(format!("{cluster}: no ConfigMap istio-ca-root-cert in {NAMESPACE}")),
+    }
+    Ok(())
+}
+
+async fn plugin_ca(target: &mut dyn Target, certs: &RunCerts, rec: &mut Recorder<'_>) -> Result<(), TargetError> {
+    let bundle = certs.cluster("cluster1");
+    let outcome = bring_up(target, rec, "cluster1", Some(&bundle)).await?;
+    expect_ca(rec, "cluster1", &outcome, CaSource::PluggedIn);
+    if let Some((_, v)) = capture_and_verify(
+        target,
+        rec,
+        &workload("cluster1", App::Sleep),
+        &workload("cluster1", App::Httpbin),
+        &bundle,
+        &[],
+        App::Httpbin,
+    )
+    .await?
+    {
+        expect_conformant(rec, "cluster1/foo/httpbin", &v);
+    }
+    expect_root_configmap(target, rec, "cluster1", &bundle).await?;
+    let outcome = rec
+        .phase(
+            "request sleep -> httpbin",
+            target.request(&workload("cluster1", App::Sleep), &workload("cluster1", App::Httpbin), Transport::Mtls, "/headers"),
+        )
+        .await?;
+    expect_mtls_identity(rec, "sleep -> httpbin", &outcome, App::Sleep);
+    Ok(())
+}
+
+/// A 200 whose body carries the caller's SPIFFE identity (X-Forwarded-Client-Cert).
+fn expect_mtls_identity(rec: &mut Recorder<'_>, what: &str, outcome: &Outcome, caller: App) {
+    match outcome {
+        Outcome::Response { status: 200, body } => {
+            let body = String::from_utf8_lossy(body);
+            if body.contains(&spiffe(caller)) {
+                rec.observe(format!("{what}: 200 over mTLS, the server saw {}", spiffe(caller)));
+            } else {
+                rec.fail(format!("{what}: 200, but the server did not see {} (body: {body})", spiffe(caller)));
+            }
+        }
+        Outcome::Response { status, .. } => rec.fail(format!("{what}: HTTP {status}, expected 200")),
+        Outcome::Refused { reason } => rec.fail(format!("{what}: refused ({reason}), expected 200 over mTLS")),
+    }
+}
+
+async fn default_ca(target: &mut dyn Target, certs: &RunCerts, rec: &mut Recorder<'_>) -> Result<(), TargetError> {
+    let outcome = bring_up(target, rec, "cluster1", None).await?;
+    expect_ca(rec, "cluster1", &outcome, CaSource::SelfSigned);
+    // The administrator believes cluster1's bundle is plugged in; it is not.
+    let bundle = certs.cluster("cluster1");
+    rec.bundle(&bundle);
+    if let Some((_, v)) = capture_and_verify(
+        target,
+        rec,
+        &workload("cluster1", App::Sleep),
+        &workload("cluster1", App::Httpbin),
+        &bundle,
+        &[],
+        App::Httpbin,
+    )
+    .await?
+    {
+        expect_named_failure(rec, "cluster1/foo/httpbin", &v, CheckId::SelfSignedFallback);
+    }
+    Ok(())
+}
+
+/// A negative verdict passes the scenario only when it fails for `reason`.
+fn expect_named_failure(rec: &mut Recorder<'_>, label: &str, verdict: &Verdict, reason: CheckId) {
+    let check = verdict.check(reason);
+    if verdict.conformant() {
+        rec.fail(format!("{label}: the chain is conformant, expected it to fail {}", reason.name()));
+    } else if check.status != Status::Fail {
+        let got: Vec<_> = verdict.failures().map(|c| c.id.name()).collect();
+        rec.fail(format!("{label}: failed for {}, not for {}", got.join(", "), reason.name()));
+    } else {
+        rec.observe(format!("{label}: fails as expected: {}: {}", reason.name(), check.summary));
+    }
+}
+
+async fn shared_root(target: &mut dyn Target, certs: &RunCerts, rec: &mut Recorder<'_>) -> Result<(), TargetError> {
+    let (b1, b2) = (certs.cluster("cluster1"), certs.cluster("cluster2"));
+    for (cluster, bundle) in [("cluster1", &b1), ("cluster2", &b2)] {
+        let outcome = bring_up(target, rec, cluster, Some(bundle)).await?;
+        expect_ca(rec, cluster, &outcome, CaSource::PluggedIn);
+    }
+    let mut roots = Vec::new();
+    for (cluster, bundle, other) in [("cluster1", &b1, &b2), ("cluster2", &b2, &b1)] {
+        let server = workload(cluster, App::Httpbin);
+        if let Some((chain, v)) =
+            capture_and_verify(target, rec, &workload(cluster, App::Sleep), &server, bundle, &[other.as_path()], App::Httpbin).await?
+        {
+            expect_conformant(rec, &server.to_string(), &v);
+            roots.extend(chain.last().cloned());
+        }
+    }
+    rec.expect(roots.len() == 2 && roots[0] == roots[1], || "the two clusters' chains do not end at the same root".into());
+    let outcome = rec
+        .phase(
+            "request sleep@cluster1 -> httpbin@cluster2",
+            target.request(&workload("cluster1", App::Sleep), &workload("cluster2", App::Httpbin), Transport::Mtls, "/headers"),
+        )
+        .await?;
+    expect_mtls_identity(rec, "sleep@cluster1 -> httpbin@cluster2", &outcome, App::Sleep);
+    Ok(())
+}
+
+async fn different_roots(target: &mut dyn Target, certs: &RunCerts, rec: &mut Recorder<'_>) -> Result<(), TargetError> {
+    let (b1, b2) = (certs.cluster("cluster1"), certs.foreign_cluster("cluster2"));
+    for (cluster, bundle) in [("cluster1", &b1), ("cluster2", &b2)] {
+        let outcome = bring_up(target, rec, cluster, Some(bundle)).await?;
+        expect_ca(rec, cluster, &outcome, CaSource::PluggedIn);
+    }
+    // Each cluster on its own is conformant: the failure must come from crossing roots.
+    for (cluster, bundle) in [("cluster1", &b1), ("cluster2", &b2)] {
+        let server = workload(cluster, App::Httpbin);
+        if let Some((_, v)) = capture_and_verify(target, rec, &workload(cluster, App::Sleep), &server, bundle, &[], App::Httpbin).await? {
+            expect_conformant(rec, &server.to_string(), &v);
+        }
+    }
+    let outcome = rec
+        .phase(
+            "request sleep@cluster1 -> httpbin@cluster2",
+            target.request(&workload("cluster1", App::Sleep), &workload("cluster2", App::Httpbin), Transport::Mtls, "/headers"),
+        )
+        .await?;
+    match outcome {
+        Outcome::Refused { reason } => rec.observe(format!("sleep@cluster1 -> httpbin@cluster2: refused as expected ({reason})")),
+        Outcome::Response { status, .. } => rec.fail(format!(
+            "sleep@cluster1 -> httpbin@cluster2 got HTTP {status} across different roots; expected the mTLS handshake to be refused"
+        )),
+    }
+    Ok(())
+}
+
+async fn strict_rejects_plaintext(target: &mut dyn Target, certs: &RunCerts, rec: &mut Recorder<'_>) -> Result<(), TargetError> {
+    let bundle = certs.cluster("cluster1");
+    let outcome = bring_up(target, rec, "cluster1", Some(&bundle)).await?;
+    expect_ca(rec, "cluster1", &outcome, CaSource::PluggedIn);
+    let (sleep, httpbin) = (workload("cluster1", App::Sleep), workload("cluster1", App::Httpbin));
+    let plain = rec.phase("plaintext under STRICT", target.request(&sleep, &httpbin, Transport::Plaintext, "/status/200")).await?;
+    match plain {
+        Outcome::Refused { reason } => rec.observe(format!("STRICT: plaintext refused as expected ({reason})")),
+        Outcome::Response { status, .. } => rec.fail(format!("STRICT: a plaintext request got HTTP {status}; expected it to be refused")),
+    }
+    let mtls = rec.phase("mTLS under STRICT", target.request(&sleep, &httpbin, Transport::Mtls, "/status/200")).await?;
+    rec.expect(mtls.status() == Some(200), || format!("STRICT: mTLS request did not get 200: {mtls:?}"));
+    rec.phase("permissive", target.set_peer_authentication("cluster1", NAMESPACE, Mode::Permissive)).await?;
+    let plain = rec.phase("plaintext under PERMISSIVE", target.request(&sleep, &httpbin, Transport::Plaintext, "/status/200")).await?;
+    match plain.status() {
+        Some(200) => rec.observe("PERMISSIVE: plaintext accepted (200)"),
+        _ => rec.fail(format!("PERMISSIVE: a plaintext request did not get 200: {plain:?}")),
+    }
+    Ok(())
+}
+
+async fn bad_cacerts(target: &mut dyn Target, certs: &RunCerts, rec: &mut Recorder<'_>) -> Result<(), TargetError> {
+    for (kind, finding) in [
+        ("incomplete", "incomplete-bundle"),
+        ("not-a-ca", "ca-cert-not-ca"),
+        ("key-mismatch", "key-mismatch"),
+    ] {
+        let cluster = format!("bad-{kind}");
+        let bundle = certs.bad(kind);
+        let outcome = bring_up(target, rec, &cluster, Some(&bundle)).await?;
+        match &outcome {
+            InstallOutcome::Refused { reason, .. } => rec.observe(format!("{cluster}: istiod refused to start: {reason}")),
+            InstallOutcome::Installed { ca, .. } => rec.fail(format!("{cluster}: istiod started with a {ca:?} CA; expected it to refuse the bundle")),
+        }
+        // The same rules as `meshtrust check` explain the refusal.
+        let findings = match Bundle::read(&bundle) {
+            Ok(b) => check::check_bundle(&b, &CheckOptions::default()),
+            Err(e) => {
+                rec.fail(format!("{cluster}: cannot read the bundle: {e}"));
+                continue;
+            }
+        };
+        match findings.iter().find(|f| f.id == finding && f.severity == Severity::Error) {
+            Some(f) => rec.observe(format!("{cluster}: meshtrust check: error[{}]: {}", f.id, f.message)),
+            None => {
+                let ids: Vec<_> = findings.iter().map(|f| f.id).collect();
+                rec.fail(format!("{cluster}: meshtrust check did not find `{finding}` (found: {})", ids.join(", ")));
+            }
+        }
+        let issued = target.issue_workload_certificate(&cluster, NAMESPACE, App::Httpbin.name()).await;
+        match issued {
+            Err(e) => rec.observe(format!("{cluster}: no workload certificate: {e}")),
+            Ok(chain) => rec.fail(format!("{cluster}: a workload got a {}-certificate chain from a refused istiod", chain.len())),
+        }
+    }
+    Ok(())
+}
+
+async fn intermediate_rotation(target: &mut dyn Target, certs: &RunCerts, rec: &mut Recorder<'_>) -> Result<(), TargetError> {
+    let (old, new) = (certs.cluster("cluster1"), certs.rotated_cluster1());
+    let outcome = bring_up(target, rec, "cluster1", Some(&old)).await?;
+    expect_ca(rec, "cluster1", &outcome, CaSource::PluggedIn);
+    let before = capture_and_verify(
+        target,
+        rec,
+        &workload("cluster1", App::Sleep),
+        &workload("cluster1", App::Httpbin),
+        &old,
+        &[],
+        App::Httpbin,
+    )
+    .await?;
+    if let Some((_, v)) = &before {
+        expect_conformant(rec, "before rotation", v);
+    }
+    rec.bundle(&new);
+    rec.phase("reload cacerts", target.reload_cacerts("cluster1", &new)).await?;
+    let chain = rec
+        .phase("issue after rotation", target.issue_workload_certificate("cluster1", NAMESPACE, App::Httpbin.name()))
+        .await?;
+    rec.chain("cluster1/foo/httpbin-after-rotation", &chain);
+    match verify(&chain, &new, &[&old], App::Httpbin) {
+        Ok(v) => {
+            rec.verdict("after rotation", &v);
+            expect_conformant(rec, "after rotation", &v);
+        }
+        Err(e) => rec.fail(format!("after rotation: the issued chain cannot be checked: {e}")),
+    }
+    if let Some((before, _)) = &before {
+        rec.expect(before.last() == chain.last(), || "the root changed across the rotation".into());
+        rec.expect(before.get(1) != chain.get(1), || "the intermediate did not change after the reload".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! What a scenario saw while it ran: phases with their durations, observations,
+//! captured chains, verdict snapshots, and the reasons it did not meet its
+//! expectation. A scenario writes here; the runner turns it into a report.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rustls_pki_types::CertificateDer;
+
+use crate::chain::{self, Snapshot, Verdict};
+use crate::report::{ChainArtifact, Phase};
+
+/// Called with (scenario, phase) as each phase starts, for progress displays.
+pub type Progress<'a> = &'a (dyn Fn(&str, &str) + Send + Sync);
+
+pub struct Recorder<'a> {
+    pub(crate) scenario: &'static str,
+    pub(crate) phases: Vec<Phase>,
+    pub(crate) observations: Vec<String>,
+    pub(crate) reasons: Vec<String>,
+    pub(crate) chains: Vec<ChainArtifact>,
+    pub(crate) bundles: Vec<PathBuf>,
+    pub(crate) snapshots: Vec<(String, Snapshot)>,
+    progress: Progress<'a>,
+}
+
+impl<'a> Recorder<'a> {
+    pub fn new(scenario: &'static str, progress: Progress<'a>) -> Self {
+        Recorder {
+            scenario,
+            phases: Vec::new(),
+            observations: Vec::new(),
+            reasons: Vec::new(),
+            chains: Vec::new(),
+            bundles: Vec::new(),
+            snapshots: Vec::new(),
+            progress,
+        }
+    }
+
+    /// Runs one step of the scenario, timing it.
+    pub async fn phase<T>(&mut self, name: &str, step: impl Future<Output = T>) -> T {
+        (self.progress)(self.scenario, name);
+        tracing::info!(scenario = self.scenario, phase = name, "phase");
+        let start = Instant::now();
+        let out = step.await;
+        self.phases.push(Phase {
+            name: name.to_owned(),
+            duration: start.elapsed(),
+        });
+        out
+    }
+
+    pub fn observe(&mut self, line: impl Into<String>) {
+        self.observations.push(line.into());
+    }
+
+    /// Records a failed expectation; the scenario goes on so that the report is complete.
+    pub fn fail(&mut self, reason: impl Into<String>) {
+        self.reasons.push(reason.into());
+    }
+
+    /// `fail(reason)` unless `ok`.
+    pub fn expect(&mut self, ok: bool, reason: impl FnOnce() -> String) {
+        if !ok {
+            self.fail(reason());
+        }
+    }
+
+    pub fn bundle(&mut self, dir: &Path) {
+        if !self.bundles.iter().any(|b| b == dir) {
+            self.bundles.push(dir.to_owned());
+        }
+    }
+
+    pub fn chain(&mut self, label: &str, chain: &[CertificateDer<'_>]) {
+        self.chains.push(ChainArtifact {
+            label: label.to_owned(),
+            pem: chain.iter().map(crate::pki::to_pem).collect(),
+        });
+    }
+
+    /// Keeps the verdict's text as observations and its redacted snapshot under `label`.
+    pub fn verdict(&mut self, label: &str, verdict: &Verdict) {
+        for line in chain::render::text(verdict).lines() {
+            self.observations.push(format!("{label}: {line}"));
+        }
+        self.snapshots.push((label.to_owned(), Snapshot::of(verdict)));
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.phases.iter().map(|p| p.duration).sum()
+    }
+}
