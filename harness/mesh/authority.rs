@@ -117,7 +117,7 @@ impl Authority {
     /// istiod's reaction to changed files under `/etc/cacerts`.
     pub fn reload(&self, bundle: &Bundle, version: IstioVersion, multi_root: bool) -> Reload {
         let signer = match istiod::load(bundle, OffsetDateTime::now_utc(), version) {
-            Ok(Loaded::PluggedIn(s)) => s,
+            Ok(Loaded::PluggedIn(s)) => *s,
             Ok(Loaded::Ignored) => {
                 return Reload::Ignored("the new files do not select plug-in mode".into());
             }

@@ -270,3 +270,24 @@ pub fn workload_serial() -> SerialNumber {
 pub fn to_pem_list(chain: &[CertificateDer<'_>]) -> Vec<String> {
     chain.iter().map(to_pem).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttls_print_as_go_durations_like_istiods_error() {
+        assert_eq!(go_duration(MAX_TTL), "2160h0m0s");
+        assert_eq!(go_duration(Duration::seconds(90 * 86400 + 61)), "2160h1m1s");
+    }
+
+    #[test]
+    fn serials_are_positive_and_below_2_to_the_128() {
+        for _ in 0..64 {
+            let serial = workload_serial();
+            let bytes = serial.as_ref();
+            assert_eq!(bytes.len(), 16);
+            assert_eq!(bytes[0] & 0x80, 0);
+        }
+    }
+}

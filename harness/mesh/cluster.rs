@@ -128,7 +128,7 @@ impl Cluster {
             None => Loaded::Ignored,
         };
         let signer = match loaded {
-            Loaded::PluggedIn(signer) => signer,
+            Loaded::PluggedIn(signer) => *signer,
             Loaded::Ignored => {
                 let td = options.trust_domain.clone();
                 tokio::task::spawn_blocking(move || istiod::self_signed(&td, now))

@@ -76,7 +76,7 @@ impl Refusal {
 /// What istiod does with the files mounted at `/etc/cacerts`.
 pub enum Loaded {
     /// Plug-in mode: the bundle passed every check and signs from now on.
-    PluggedIn(Signer),
+    PluggedIn(Box<Signer>),
     /// The files do not select plug-in mode (before 1.26: no key file); istiod self-signs.
     Ignored,
 }
@@ -194,7 +194,7 @@ pub fn load(
         signing.roots,
         root_pem,
     )
-    .map(Loaded::PluggedIn)
+    .map(|s| Loaded::PluggedIn(Box::new(s)))
     .map_err(|e| Refusal::new(Rule::ChainVerifies, e.to_string()))
 }
 

@@ -319,3 +319,20 @@ pub trait Target: Send + Sync {
     /// Removes everything this target created.
     async fn teardown(&mut self) -> Result<(), TargetError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn istio_versions_parse_with_or_without_patch_and_compare_by_minor() {
+        assert_eq!("1.26".parse::<IstioVersion>(), Ok(IstioVersion::new(1, 26)));
+        assert_eq!(
+            "v1.25.3-distroless".parse::<IstioVersion>(),
+            Ok(IstioVersion::new(1, 25))
+        );
+        assert!("latest".parse::<IstioVersion>().is_err());
+        assert!(IstioVersion::new(1, 26).refuses_incomplete_bundle());
+        assert!(!IstioVersion::new(1, 25).refuses_incomplete_bundle());
+    }
+}
