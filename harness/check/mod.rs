@@ -18,9 +18,9 @@ use time::OffsetDateTime;
 
 use crate::pki::{Bundle, PkiError};
 
+pub use crate::scenario::IstioVersion;
 pub use finding::{Finding, Report, Severity};
 pub use istiod::{Parsed, istiod_rules};
-pub use crate::scenario::IstioVersion;
 pub use render::render_text;
 
 #[derive(Debug, Clone)]

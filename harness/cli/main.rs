@@ -2,6 +2,7 @@
 
 mod certs;
 mod check;
+mod run;
 mod verify;
 
 use std::process::ExitCode;
@@ -37,6 +38,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Capture the certificate chain a TLS server presents, without trusting it (like `openssl s_client -showcerts`).
     Probe(meshtrust_probe::cli::ProbeArgs),
+    /// Run the conformance scenarios (default: all, on the embedded local mesh) and report.
+    Run(run::RunArgs),
     /// Check a served chain against the plugged cacerts (exit 0 conformant, 1 not, 2 bad input).
     Verify(verify::Verify),
 }
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Certs(c) => certs::run(c),
         Command::Check(c) => check::run(c),
+        Command::Run(r) => run::run(r),
         Command::Probe(p) => return ExitCode::from(meshtrust_probe::cli::run(p)),
         Command::Verify(v) => verify::run(v),
     };

@@ -3,18 +3,9 @@ use std::path::Path;
 use super::RunReport;
 use crate::pki::{PkiError, layout};
 
-/// Public bundle files copied to the artifacts; keys are never among them.
-const PUBLIC_FILES: [&str; 6] = [
-    layout::CA_CERT,
-    layout::CERT_CHAIN,
-    layout::ROOT_CERT,
-    crate::pki::TLS_CRT,
-    crate::pki::TLS_CA,
-    "ca-crl.pem",
-];
-
-/// `<dir>/<scenario>/<label>.pem` for every captured chain, and
-/// `<dir>/<scenario>/cacerts/<bundle>/` with the bundle's public files.
+/// `<dir>/<scenario>/<label>.pem` for every captured chain,
+/// `<dir>/<scenario>/cacerts/<bundle label>/` with each bundle's public files,
+/// and `<dir>/report.json`.
 pub fn write_artifacts(report: &RunReport, dir: &Path) -> Result<(), PkiError> {
     for s in &report.scenarios {
         let sdir = dir.join(&s.name);
@@ -24,17 +15,10 @@ pub fn write_artifacts(report: &RunReport, dir: &Path) -> Result<(), PkiError> {
             layout::write_atomic(&file, chain.pem.as_bytes(), 0o644)?;
         }
         for bundle in &s.bundles {
-            let name = bundle
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let bdir = sdir.join("cacerts").join(&name);
+            let bdir = sdir.join("cacerts").join(&bundle.label);
             std::fs::create_dir_all(&bdir).map_err(PkiError::io("create directory", &bdir))?;
-            for f in PUBLIC_FILES {
-                let src = bundle.join(f);
-                if let Ok(bytes) = std::fs::read(&src) {
-                    layout::write_atomic(&bdir.join(f), &bytes, 0o644)?;
-                }
+            for (file, pem) in &bundle.files {
+                layout::write_atomic(&bdir.join(file), pem.as_bytes(), 0o644)?;
             }
         }
     }

@@ -45,8 +45,8 @@ pub struct ScenarioReport {
     pub phases: Vec<Phase>,
     /// Captured chains, PEM, by label (`cluster1/foo/httpbin`).
     pub chains: Vec<ChainArtifact>,
-    /// The cacerts directories the scenario plugged in (their public files are artifacts).
-    pub bundles: Vec<std::path::PathBuf>,
+    /// The cacerts bundles the scenario plugged in or checked against: public files only.
+    pub bundles: Vec<BundleArtifact>,
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
 }
@@ -56,6 +56,41 @@ pub struct Phase {
     pub name: String,
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
+}
+
+/// A cacerts directory's public files (never its key), read when the scenario used it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleArtifact {
+    /// `mesh/cluster1`: the directory and its parent, unique within a run.
+    pub label: String,
+    /// `(file name, PEM)` for each public file present.
+    pub files: Vec<(String, String)>,
+}
+
+impl BundleArtifact {
+    /// Public files of a bundle, as far as they exist.
+    pub const PUBLIC_FILES: [&'static str; 6] = [
+        crate::pki::layout::CA_CERT,
+        crate::pki::layout::CERT_CHAIN,
+        crate::pki::layout::ROOT_CERT,
+        crate::pki::TLS_CRT,
+        crate::pki::TLS_CA,
+        "ca-crl.pem",
+    ];
+
+    pub fn read(dir: &std::path::Path) -> BundleArtifact {
+        let name = |p: Option<&std::path::Path>| {
+            p.and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let label = format!("{}/{}", name(dir.parent()), name(Some(dir)));
+        let files = Self::PUBLIC_FILES
+            .iter()
+            .filter_map(|f| Some((f.to_string(), std::fs::read_to_string(dir.join(f)).ok()?)))
+            .collect();
+        BundleArtifact { label, files }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

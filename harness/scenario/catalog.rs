@@ -12,7 +12,8 @@ use rustls_pki_types::CertificateDer;
 use super::certs::RunCerts;
 use super::record::Recorder;
 use super::target::{
-    App, CaSource, InstallOptions, InstallOutcome, Mode, Outcome, Target, TargetError, Transport, WorkloadRef,
+    App, CaSource, InstallOptions, InstallOutcome, Mode, Outcome, Target, TargetError, Transport,
+    WorkloadRef,
 };
 use crate::chain::{self, CheckId, Expectations, SpiffeId, Status, Verdict};
 use crate::check::{self, CheckOptions, Severity};
@@ -57,20 +58,36 @@ impl Scenario {
 
     pub fn description(self) -> &'static str {
         match self {
-            Scenario::PluginCa => "the doc's task: plug in cluster1's cacerts, install, deploy httpbin and sleep under STRICT, verify httpbin's chain",
-            Scenario::DefaultCa => "no cacerts: istiod self-signs, and the plugged-root check must fail with the self-signed-fallback reason",
-            Scenario::MulticlusterSharedRoot => "cluster1 and cluster2 under one root: each serves its own intermediate, and sleep@cluster1 reaches httpbin@cluster2 over mTLS",
-            Scenario::MulticlusterDifferentRoots => "cluster1 and cluster2 under different roots: cross-cluster mTLS must be refused",
-            Scenario::StrictRejectsPlaintext => "STRICT refuses plaintext and accepts mTLS; PERMISSIVE accepts both",
-            Scenario::BadCacerts => "an incomplete bundle, a non-CA ca-cert and a key mismatch: istiod refuses each, `meshtrust check` names why, no workload gets a certificate",
-            Scenario::IntermediateRotation => "a new intermediate under the same root is hot-loaded: new workload certificates chain to it, the root is unchanged",
+            Scenario::PluginCa => {
+                "the doc's task: plug in cluster1's cacerts, install, deploy httpbin and sleep under STRICT, verify httpbin's chain"
+            }
+            Scenario::DefaultCa => {
+                "no cacerts: istiod self-signs, and the plugged-root check must fail with the self-signed-fallback reason"
+            }
+            Scenario::MulticlusterSharedRoot => {
+                "cluster1 and cluster2 under one root: each serves its own intermediate, and sleep@cluster1 reaches httpbin@cluster2 over mTLS"
+            }
+            Scenario::MulticlusterDifferentRoots => {
+                "cluster1 and cluster2 under different roots: cross-cluster mTLS must be refused"
+            }
+            Scenario::StrictRejectsPlaintext => {
+                "STRICT refuses plaintext and accepts mTLS; PERMISSIVE accepts both"
+            }
+            Scenario::BadCacerts => {
+                "an incomplete bundle, a non-CA ca-cert and a key mismatch: istiod refuses each, `meshtrust check` names why, no workload gets a certificate"
+            }
+            Scenario::IntermediateRotation => {
+                "a new intermediate under the same root is hot-loaded: new workload certificates chain to it, the root is unchanged"
+            }
         }
     }
 
     /// What passing means, for reports.
     pub fn expectation(self) -> &'static str {
         match self {
-            Scenario::PluginCa | Scenario::MulticlusterSharedRoot | Scenario::IntermediateRotation => "conformant",
+            Scenario::PluginCa
+            | Scenario::MulticlusterSharedRoot
+            | Scenario::IntermediateRotation => "conformant",
             Scenario::DefaultCa => "fails: self-signed-fallback",
             Scenario::MulticlusterDifferentRoots => "fails: cross-cluster mTLS refused",
             Scenario::StrictRejectsPlaintext => "fails: plaintext refused under STRICT",
@@ -78,7 +95,12 @@ impl Scenario {
         }
     }
 
-    pub async fn run(self, target: &mut dyn Target, certs: &RunCerts, rec: &mut Recorder<'_>) -> Result<(), TargetError> {
+    pub async fn run(
+        self,
+        target: &mut dyn Target,
+        certs: &RunCerts,
+        rec: &mut Recorder<'_>,
+    ) -> Result<(), TargetError> {
         match self {
             Scenario::PluginCa => plugin_ca(target, certs, rec).await,
             Scenario::DefaultCa => default_ca(target, certs, rec).await,
@@ -101,10 +123,16 @@ impl FromStr for Scenario {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Scenario::ALL.into_iter().find(|sc| sc.name() == s).ok_or_else(|| {
-            let names: Vec<_> = Scenario::ALL.iter().map(|s| s.name()).collect();
-            format!("unknown scenario `{s}` (expected one of: {})", names.join(", "))
-        })
+        Scenario::ALL
+            .into_iter()
+            .find(|sc| sc.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Scenario::ALL.iter().map(|s| s.name()).collect();
+                format!(
+                    "unknown scenario `{s}` (expected one of: {})",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -126,9 +154,16 @@ async fn bring_up(
     if let Some(dir) = bundle {
         rec.bundle(dir);
     }
-    rec.phase(&format!("plug-in {cluster}"), target.plug_in(cluster, bundle)).await?;
+    rec.phase(
+        &format!("plug-in {cluster}"),
+        target.plug_in(cluster, bundle),
+    )
+    .await?;
     let outcome = rec
-        .phase(&format!("install {cluster}"), target.install(cluster, &InstallOptions::default()))
+        .phase(
+            &format!("install {cluster}"),
+            target.install(cluster, &InstallOptions::default()),
+        )
         .await?;
     let (InstallOutcome::Installed { log, .. } | InstallOutcome::Refused { log, .. }) = &outcome;
     for line in log {
@@ -142,16 +177,23 @@ async fn bring_up(
         target.deploy(cluster, NAMESPACE, App::Sleep).await
     })
     .await?;
-    rec.phase(&format!("strict {cluster}"), target.set_peer_authentication(cluster, NAMESPACE, Mode::Strict))
-        .await?;
+    rec.phase(
+        &format!("strict {cluster}"),
+        target.set_peer_authentication(cluster, NAMESPACE, Mode::Strict),
+    )
+    .await?;
     Ok(outcome)
 }
 
 fn expect_ca(rec: &mut Recorder<'_>, cluster: &str, outcome: &InstallOutcome, want: CaSource) {
     match outcome {
         InstallOutcome::Installed { ca, .. } if *ca == want => {}
-        InstallOutcome::Installed { ca, .. } => rec.fail(format!("{cluster}: istiod uses a {ca:?} CA, expected {want:?}")),
-        InstallOutcome::Refused { reason, .. } => rec.fail(format!("{cluster}: istiod refused to start: {reason}")),
+        InstallOutcome::Installed { ca, .. } => rec.fail(format!(
+            "{cluster}: istiod uses a {ca:?} CA, expected {want:?}"
+        )),
+        InstallOutcome::Refused { reason, .. } => {
+            rec.fail(format!("{cluster}: istiod refused to start: {reason}"))
+        }
     }
 }
 
@@ -165,7 +207,12 @@ async fn capture_and_verify(
     others: &[&Path],
     app: App,
 ) -> Result<Option<(Vec<CertificateDer<'static>>, Verdict)>, TargetError> {
-    let captured = rec.phase(&format!("capture {server}"), target.capture_chain(client, server)).await?;
+    let captured = rec
+        .phase(
+            &format!("capture {server}"),
+            target.capture_chain(client, server),
+        )
+        .await?;
     let label = server.to_string();
     rec.chain(&label, &captured.chain);
     rec.observe(format!(
@@ -173,23 +220,37 @@ async fn capture_and_verify(
         captured.chain.len(),
         captured.protocol.as_deref().unwrap_or("no TLS version")
     ));
-    let verdict = rec.phase(&format!("verify {server}"), async { verify(&captured.chain, bundle, others, app) }).await;
+    let verdict = rec
+        .phase(&format!("verify {server}"), async {
+            verify(&captured.chain, bundle, others, app)
+        })
+        .await;
     match verdict {
         Ok(v) => {
             rec.verdict(&label, &v);
             Ok(Some((captured.chain, v)))
         }
         Err(e) => {
-            rec.fail(format!("{label}: the captured chain cannot be checked: {e}"));
+            rec.fail(format!(
+                "{label}: the captured chain cannot be checked: {e}"
+            ));
             Ok(None)
         }
     }
 }
 
-fn verify(chain: &[CertificateDer<'_>], bundle: &Path, others: &[&Path], app: App) -> Result<Verdict, String> {
+fn verify(
+    chain: &[CertificateDer<'_>],
+    bundle: &Path,
+    others: &[&Path],
+    app: App,
+) -> Result<Verdict, String> {
     let read = |d: &Path| Bundle::read(d).map_err(|e| e.to_string());
     let bundle = read(bundle)?;
-    let others = others.iter().map(|d| read(d)).collect::<Result<Vec<_>, _>>()?;
+    let others = others
+        .iter()
+        .map(|d| read(d))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut expect = Expectations::now();
     expect.expect_id = Some(SpiffeId::parse(&spiffe(app)).map_err(|e| e.to_string())?);
     expect.expect_ttl = Some(time::Duration::hours(24));
@@ -204,7 +265,12 @@ fn expect_conformant(rec: &mut Recorder<'_>, label: &str, verdict: &Verdict) {
     }
 }
 
-async fn expect_root_configmap(target: &mut dyn Target, rec: &mut Recorder<'_>, cluster: &str, bundle: &Path) -> Result<(), TargetError> {
+async fn expect_root_configmap(
+    target: &mut dyn Target,
+    rec: &mut Recorder<'_>,
+    cluster: &str,
+    bundle: &Path,
+) -> Result<(), TargetError> {
     let got = target.root_configmap(cluster, NAMESPACE).await?;
     let want = std::fs::read(bundle.join("root-cert.pem")).ok();
     match (got, want) {
@@ -215,7 +281,11 @@ async fn expect_root_configmap(target: &mut dyn Target, rec: &mut Recorder<'_>, 
     Ok(())
 }
 
-async fn plugin_ca(target: &mut dyn Target, certs: &RunCerts, rec: &mut Recorder<'_>) -> Result<(), TargetError> {
+async fn plugin_ca(
+    target: &mut dyn Target,
+    certs: &RunCerts,
+    rec: &mut Recorder<'_>,
+) -> Result<(), TargetError> {
     let bundle = certs.cluster("cluster1");
     let outcome = bring_up(target, rec, "cluster1", Some(&bundle)).await?;
     expect_ca(rec, "cluster1", &outcome, CaSource::PluggedIn);
@@ -236,7 +306,12 @@ async fn plugin_ca(target: &mut dyn Target, certs: &RunCerts, rec: &mut Recorder
     let outcome = rec
         .phase(
             "request sleep -> httpbin",
-            target.request(&workload("cluster1", App::Sleep), &workload("cluster1", App::Httpbin), Transport::Mtls, "/headers"),
+            target.request(
+                &workload("cluster1", App::Sleep),
+                &workload("cluster1", App::Httpbin),
+                Transport::Mtls,
+                "/headers",
+            ),
         )
         .await?;
     expect_mtls_identity(rec, "sleep -> httpbin", &outcome, App::Sleep);
@@ -249,17 +324,31 @@ fn expect_mtls_identity(rec: &mut Recorder<'_>, what: &str, outcome: &Outcome, c
         Outcome::Response { status: 200, body } => {
             let body = String::from_utf8_lossy(body);
             if body.contains(&spiffe(caller)) {
-                rec.observe(format!("{what}: 200 over mTLS, the server saw {}", spiffe(caller)));
+                rec.observe(format!(
+                    "{what}: 200 over mTLS, the server saw {}",
+                    spiffe(caller)
+                ));
             } else {
-                rec.fail(format!("{what}: 200, but the server did not see {} (body: {body})", spiffe(caller)));
+                rec.fail(format!(
+                    "{what}: 200, but the server did not see {} (body: {body})",
+                    spiffe(caller)
+                ));
             }
         }
-        Outcome::Response { status, .. } => rec.fail(format!("{what}: HTTP {status}, expected 200")),
-        Outcome::Refused { reason } => rec.fail(format!("{what}: refused ({reason}), expected 200 over mTLS")),
+        Outcome::Response { status, .. } => {
+            rec.fail(format!("{what}: HTTP {status}, expected 200"))
+        }
+        Outcome::Refused { reason } => rec.fail(format!(
+            "{what}: refused ({reason}), expected 200 over mTLS"
+        )),
     }
 }
 
-async fn default_ca(target: &mut dyn Target, certs: &RunCerts, rec: &mut Recorder<'_>) -> Result<(), TargetError> {
+async fn default_ca(
+    target: &mut dyn Target,
+    certs: &RunCerts,
+    rec: &mut Recorder<'_>,
+) -> Result<(), TargetError> {
     let outcome = bring_up(target, rec, "cluster1", None).await?;
     expect_ca(rec, "cluster1", &outcome, CaSource::SelfSigned);
     // The administrator believes cluster1's bundle is plugged in; it is not.
@@ -285,16 +374,31 @@ async fn default_ca(target: &mut dyn Target, certs: &RunCerts, rec: &mut Recorde
 fn expect_named_failure(rec: &mut Recorder<'_>, label: &str, verdict: &Verdict, reason: CheckId) {
     let check = verdict.check(reason);
     if verdict.conformant() {
-        rec.fail(format!("{label}: the chain is conformant, expected it to fail {}", reason.name()));
+        rec.fail(format!(
+            "{label}: the chain is conformant, expected it to fail {}",
+            reason.name()
+        ));
     } else if check.status != Status::Fail {
         let got: Vec<_> = verdict.failures().map(|c| c.id.name()).collect();
-        rec.fail(format!("{label}: failed for {}, not for {}", got.join(", "), reason.name()));
+        rec.fail(format!(
+            "{label}: failed for {}, not for {}",
+            got.join(", "),
+            reason.name()
+        ));
     } else {
-        rec.observe(format!("{label}: fails as expected: {}: {}", reason.name(), check.summary));
+        rec.observe(format!(
+            "{label}: fails as expected: {}: {}",
+            reason.name(),
+            check.summary
+        ));
     }
 }
 
-async fn shared_root(target: &mut dyn Target, certs: &RunCerts, rec: &mut Recorder<'_>) -> Result<(), TargetError> {
+async fn shared_root(
+    target: &mut dyn Target,
+    certs: &RunCerts,
+    rec: &mut Recorder<'_>,
+) -> Result<(), TargetError> {
     let (b1, b2) = (certs.cluster("cluster1"), certs.cluster("cluster2"));
     for (cluster, bundle) in [("cluster1", &b1), ("cluster2", &b2)] {
         let outcome = bring_up(target, rec, cluster, Some(bundle)).await?;
@@ -303,25 +407,49 @@ async fn shared_root(target: &mut dyn Target, certs: &RunCerts, rec: &mut Record
     let mut roots = Vec::new();
     for (cluster, bundle, other) in [("cluster1", &b1, &b2), ("cluster2", &b2, &b1)] {
         let server = workload(cluster, App::Httpbin);
-        if let Some((chain, v)) =
-            capture_and_verify(target, rec, &workload(cluster, App::Sleep), &server, bundle, &[other.as_path()], App::Httpbin).await?
+        if let Some((chain, v)) = capture_and_verify(
+            target,
+            rec,
+            &workload(cluster, App::Sleep),
+            &server,
+            bundle,
+            &[other.as_path()],
+            App::Httpbin,
+        )
+        .await?
         {
             expect_conformant(rec, &server.to_string(), &v);
             roots.extend(chain.last().cloned());
         }
     }
-    rec.expect(roots.len() == 2 && roots[0] == roots[1], || "the two clusters' chains do not end at the same root".into());
+    rec.expect(roots.len() == 2 && roots[0] == roots[1], || {
+        "the two clusters' chains do not end at the same root".into()
+    });
     let outcome = rec
         .phase(
             "request sleep@cluster1 -> httpbin@cluster2",
-            target.request(&workload("cluster1", App::Sleep), &workload("cluster2", App::Httpbin), Transport::Mtls, "/headers"),
+            target.request(
+                &workload("cluster1", App::Sleep),
+                &workload("cluster2", App::Httpbin),
+                Transport::Mtls,
+                "/headers",
+            ),
         )
         .await?;
-    expect_mtls_identity(rec, "sleep@cluster1 -> httpbin@cluster2", &outcome, App::Sleep);
+    expect_mtls_identity(
+        rec,
+        "sleep@cluster1 -> httpbin@cluster2",
+        &outcome,
+        App::Sleep,
+    );
     Ok(())
 }
 
-async fn different_roots(target: &mut dyn Target, certs: &RunCerts, rec: &mut Recorder<'_>) -> Result<(), TargetError> {
+async fn different_roots(
+    target: &mut dyn Target,
+    certs: &RunCerts,
+    rec: &mut Recorder<'_>,
+) -> Result<(), TargetError> {
     let (b1, b2) = (certs.cluster("cluster1"), certs.foreign_cluster("cluster2"));
     for (cluster, bundle) in [("cluster1", &b1), ("cluster2", &b2)] {
         let outcome = bring_up(target, rec, cluster, Some(bundle)).await?;
@@ -330,14 +458,29 @@ async fn different_roots(target: &mut dyn Target, certs: &RunCerts, rec: &mut Re
     // Each cluster on its own is conformant: the failure must come from crossing roots.
     for (cluster, bundle) in [("cluster1", &b1), ("cluster2", &b2)] {
         let server = workload(cluster, App::Httpbin);
-        if let Some((_, v)) = capture_and_verify(target, rec, &workload(cluster, App::Sleep), &server, bundle, &[], App::Httpbin).await? {
+        if let Some((_, v)) = capture_and_verify(
+            target,
+            rec,
+            &workload(cluster, App::Sleep),
+            &server,
+            bundle,
+            &[],
+            App::Httpbin,
+        )
+        .await?
+        {
             expect_conformant(rec, &server.to_string(), &v);
         }
     }
     let outcome = rec
         .phase(
             "request sleep@cluster1 -> httpbin@cluster2",
-            target.request(&workload("cluster1", App::Sleep), &workload("cluster2", App::Httpbin), Transport::Mtls, "/headers"),
+            target.request(
+                &workload("cluster1", App::Sleep),
+                &workload("cluster2", App::Httpbin),
+                Transport::Mtls,
+                "/headers",
+            ),
         )
         .await?;
     match outcome {
@@ -349,28 +492,66 @@ async fn different_roots(target: &mut dyn Target, certs: &RunCerts, rec: &mut Re
     Ok(())
 }
 
-async fn strict_rejects_plaintext(target: &mut dyn Target, certs: &RunCerts, rec: &mut Recorder<'_>) -> Result<(), TargetError> {
+async fn strict_rejects_plaintext(
+    target: &mut dyn Target,
+    certs: &RunCerts,
+    rec: &mut Recorder<'_>,
+) -> Result<(), TargetError> {
     let bundle = certs.cluster("cluster1");
     let outcome = bring_up(target, rec, "cluster1", Some(&bundle)).await?;
     expect_ca(rec, "cluster1", &outcome, CaSource::PluggedIn);
-    let (sleep, httpbin) = (workload("cluster1", App::Sleep), workload("cluster1", App::Httpbin));
-    let plain = rec.phase("plaintext under STRICT", target.request(&sleep, &httpbin, Transport::Plaintext, "/status/200")).await?;
+    let (sleep, httpbin) = (
+        workload("cluster1", App::Sleep),
+        workload("cluster1", App::Httpbin),
+    );
+    let plain = rec
+        .phase(
+            "plaintext under STRICT",
+            target.request(&sleep, &httpbin, Transport::Plaintext, "/status/200"),
+        )
+        .await?;
     match plain {
-        Outcome::Refused { reason } => rec.observe(format!("STRICT: plaintext refused as expected ({reason})")),
-        Outcome::Response { status, .. } => rec.fail(format!("STRICT: a plaintext request got HTTP {status}; expected it to be refused")),
+        Outcome::Refused { reason } => {
+            rec.observe(format!("STRICT: plaintext refused as expected ({reason})"))
+        }
+        Outcome::Response { status, .. } => rec.fail(format!(
+            "STRICT: a plaintext request got HTTP {status}; expected it to be refused"
+        )),
     }
-    let mtls = rec.phase("mTLS under STRICT", target.request(&sleep, &httpbin, Transport::Mtls, "/status/200")).await?;
-    rec.expect(mtls.status() == Some(200), || format!("STRICT: mTLS request did not get 200: {mtls:?}"));
-    rec.phase("permissive", target.set_peer_authentication("cluster1", NAMESPACE, Mode::Permissive)).await?;
-    let plain = rec.phase("plaintext under PERMISSIVE", target.request(&sleep, &httpbin, Transport::Plaintext, "/status/200")).await?;
+    let mtls = rec
+        .phase(
+            "mTLS under STRICT",
+            target.request(&sleep, &httpbin, Transport::Mtls, "/status/200"),
+        )
+        .await?;
+    rec.expect(mtls.status() == Some(200), || {
+        format!("STRICT: mTLS request did not get 200: {mtls:?}")
+    });
+    rec.phase(
+        "permissive",
+        target.set_peer_authentication("cluster1", NAMESPACE, Mode::Permissive),
+    )
+    .await?;
+    let plain = rec
+        .phase(
+            "plaintext under PERMISSIVE",
+            target.request(&sleep, &httpbin, Transport::Plaintext, "/status/200"),
+        )
+        .await?;
     match plain.status() {
         Some(200) => rec.observe("PERMISSIVE: plaintext accepted (200)"),
-        _ => rec.fail(format!("PERMISSIVE: a plaintext request did not get 200: {plain:?}")),
+        _ => rec.fail(format!(
+            "PERMISSIVE: a plaintext request did not get 200: {plain:?}"
+        )),
     }
     Ok(())
 }
 
-async fn bad_cacerts(target: &mut dyn Target, certs: &RunCerts, rec: &mut Recorder<'_>) -> Result<(), TargetError> {
+async fn bad_cacerts(
+    target: &mut dyn Target,
+    certs: &RunCerts,
+    rec: &mut Recorder<'_>,
+) -> Result<(), TargetError> {
     for (kind, finding) in [
         ("incomplete", "incomplete-bundle"),
         ("not-a-ca", "ca-cert-not-ca"),
@@ -380,8 +561,12 @@ async fn bad_cacerts(target: &mut dyn Target, certs: &RunCerts, rec: &mut Record
         let bundle = certs.bad(kind);
         let outcome = bring_up(target, rec, &cluster, Some(&bundle)).await?;
         match &outcome {
-            InstallOutcome::Refused { reason, .. } => rec.observe(format!("{cluster}: istiod refused to start: {reason}")),
-            InstallOutcome::Installed { ca, .. } => rec.fail(format!("{cluster}: istiod started with a {ca:?} CA; expected it to refuse the bundle")),
+            InstallOutcome::Refused { reason, .. } => {
+                rec.observe(format!("{cluster}: istiod refused to start: {reason}"))
+            }
+            InstallOutcome::Installed { ca, .. } => rec.fail(format!(
+                "{cluster}: istiod started with a {ca:?} CA; expected it to refuse the bundle"
+            )),
         }
         // The same rules as `meshtrust check` explain the refusal.
         let findings = match Bundle::read(&bundle) {
@@ -391,23 +576,41 @@ async fn bad_cacerts(target: &mut dyn Target, certs: &RunCerts, rec: &mut Record
                 continue;
             }
         };
-        match findings.iter().find(|f| f.id == finding && f.severity == Severity::Error) {
-            Some(f) => rec.observe(format!("{cluster}: meshtrust check: error[{}]: {}", f.id, f.message)),
+        match findings
+            .iter()
+            .find(|f| f.id == finding && f.severity == Severity::Error)
+        {
+            Some(f) => rec.observe(format!(
+                "{cluster}: meshtrust check: error[{}]: {}",
+                f.id, f.message
+            )),
             None => {
                 let ids: Vec<_> = findings.iter().map(|f| f.id).collect();
-                rec.fail(format!("{cluster}: meshtrust check did not find `{finding}` (found: {})", ids.join(", ")));
+                rec.fail(format!(
+                    "{cluster}: meshtrust check did not find `{finding}` (found: {})",
+                    ids.join(", ")
+                ));
             }
         }
-        let issued = target.issue_workload_certificate(&cluster, NAMESPACE, App::Httpbin.name()).await;
+        let issued = target
+            .issue_workload_certificate(&cluster, NAMESPACE, App::Httpbin.name())
+            .await;
         match issued {
             Err(e) => rec.observe(format!("{cluster}: no workload certificate: {e}")),
-            Ok(chain) => rec.fail(format!("{cluster}: a workload got a {}-certificate chain from a refused istiod", chain.len())),
+            Ok(chain) => rec.fail(format!(
+                "{cluster}: a workload got a {}-certificate chain from a refused istiod",
+                chain.len()
+            )),
         }
     }
     Ok(())
 }
 
-async fn intermediate_rotation(target: &mut dyn Target, certs: &RunCerts, rec: &mut Recorder<'_>) -> Result<(), TargetError> {
+async fn intermediate_rotation(
+    target: &mut dyn Target,
+    certs: &RunCerts,
+    rec: &mut Recorder<'_>,
+) -> Result<(), TargetError> {
     let (old, new) = (certs.cluster("cluster1"), certs.rotated_cluster1());
     let outcome = bring_up(target, rec, "cluster1", Some(&old)).await?;
     expect_ca(rec, "cluster1", &outcome, CaSource::PluggedIn);
@@ -425,9 +628,13 @@ async fn intermediate_rotation(target: &mut dyn Target, certs: &RunCerts, rec: &
         expect_conformant(rec, "before rotation", v);
     }
     rec.bundle(&new);
-    rec.phase("reload cacerts", target.reload_cacerts("cluster1", &new)).await?;
+    rec.phase("reload cacerts", target.reload_cacerts("cluster1", &new))
+        .await?;
     let chain = rec
-        .phase("issue after rotation", target.issue_workload_certificate("cluster1", NAMESPACE, App::Httpbin.name()))
+        .phase(
+            "issue after rotation",
+            target.issue_workload_certificate("cluster1", NAMESPACE, App::Httpbin.name()),
+        )
         .await?;
     rec.chain("cluster1/foo/httpbin-after-rotation", &chain);
     match verify(&chain, &new, &[&old], App::Httpbin) {
@@ -435,11 +642,17 @@ async fn intermediate_rotation(target: &mut dyn Target, certs: &RunCerts, rec: &
             rec.verdict("after rotation", &v);
             expect_conformant(rec, "after rotation", &v);
         }
-        Err(e) => rec.fail(format!("after rotation: the issued chain cannot be checked: {e}")),
+        Err(e) => rec.fail(format!(
+            "after rotation: the issued chain cannot be checked: {e}"
+        )),
     }
     if let Some((before, _)) = &before {
-        rec.expect(before.last() == chain.last(), || "the root changed across the rotation".into());
-        rec.expect(before.get(1) != chain.get(1), || "the intermediate did not change after the reload".into());
+        rec.expect(before.last() == chain.last(), || {
+            "the root changed across the rotation".into()
+        });
+        rec.expect(before.get(1) != chain.get(1), || {
+            "the intermediate did not change after the reload".into()
+        });
     }
     Ok(())
 }

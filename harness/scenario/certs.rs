@@ -48,12 +48,32 @@ impl RunCerts {
             rotated: dir.join("rotated"),
             bad: dir.join("bad"),
         };
-        let root_spec = RootSpec { key, ..RootSpec::default() };
-        let spec = |c: &str| IntermediateSpec { key, ..IntermediateSpec::new(c) };
+        let root_spec = RootSpec {
+            key,
+            ..RootSpec::default()
+        };
+        let spec = |c: &str| IntermediateSpec {
+            key,
+            ..IntermediateSpec::new(c)
+        };
         let (mesh, foreign, rotated_key) = std::thread::scope(|s| {
-            let foreign = s.spawn(|| pki::make::cacerts(&certs.foreign, &root_spec, &[spec("cluster2")], false, false));
+            let foreign = s.spawn(|| {
+                pki::make::cacerts(
+                    &certs.foreign,
+                    &root_spec,
+                    &[spec("cluster2")],
+                    false,
+                    false,
+                )
+            });
             let rotated_key = s.spawn(|| key.generate());
-            let mesh = pki::make::cacerts(&certs.mesh, &root_spec, &[spec("cluster1"), spec("cluster2")], false, false);
+            let mesh = pki::make::cacerts(
+                &certs.mesh,
+                &root_spec,
+                &[spec("cluster1"), spec("cluster2")],
+                false,
+                false,
+            );
             (
                 mesh,
                 foreign.join().expect("key generation does not panic"),
@@ -61,9 +81,17 @@ impl RunCerts {
             )
         });
         let (mesh, _foreign) = (mesh?, foreign?);
-        let rotated = pki::generate_intermediate_with_key(&mesh.root, &spec("cluster1"), rotated_key?)?;
-        std::fs::create_dir_all(&certs.rotated).map_err(PkiError::io("create directory", &certs.rotated))?;
-        layout::write_cacerts(&certs.rotated, &spec("cluster1"), &rotated, &mesh.root, false)?;
+        let rotated =
+            pki::generate_intermediate_with_key(&mesh.root, &spec("cluster1"), rotated_key?)?;
+        std::fs::create_dir_all(&certs.rotated)
+            .map_err(PkiError::io("create directory", &certs.rotated))?;
+        layout::write_cacerts(
+            &certs.rotated,
+            &spec("cluster1"),
+            &rotated,
+            &mesh.root,
+            false,
+        )?;
         certs.write_bad(&mesh.root)?;
         Ok(certs)
     }
@@ -74,29 +102,41 @@ impl RunCerts {
             let d = self.bad(kind);
             std::fs::create_dir_all(&d).map_err(PkiError::io("create directory", &d))?;
             for f in layout::CACERTS_FILES {
-                std::fs::copy(good.join(f), d.join(f)).map_err(PkiError::io("copy", good.join(f)))?;
+                std::fs::copy(good.join(f), d.join(f))
+                    .map_err(PkiError::io("copy", good.join(f)))?;
             }
             Ok(d)
         };
         // Some but not all of the files: refused since 1.26.
         let d = copy("incomplete")?;
-        std::fs::remove_file(d.join(layout::CERT_CHAIN)).map_err(PkiError::io("remove", d.join(layout::CERT_CHAIN)))?;
+        std::fs::remove_file(d.join(layout::CERT_CHAIN))
+            .map_err(PkiError::io("remove", d.join(layout::CERT_CHAIN)))?;
         // The other cluster's key next to this cluster's certificate.
         let d = copy("key-mismatch")?;
-        std::fs::copy(self.cluster("cluster2").join(layout::CA_KEY), d.join(layout::CA_KEY))
-            .map_err(PkiError::io("copy", d.join(layout::CA_KEY)))?;
+        std::fs::copy(
+            self.cluster("cluster2").join(layout::CA_KEY),
+            d.join(layout::CA_KEY),
+        )
+        .map_err(PkiError::io("copy", d.join(layout::CA_KEY)))?;
         // A leaf-like certificate (CA:FALSE) with the intermediate's key: istiod's rule 4.
         let d = copy("not-a-ca")?;
         let ca = pki::Ca::load(&good.join(layout::CA_CERT), &good.join(layout::CA_KEY))?;
         let not_ca = not_a_ca(root, &ca)?;
         let pem = pki::to_pem(&not_ca);
         layout::write_atomic(&d.join(layout::CA_CERT), pem.as_bytes(), 0o644)?;
-        layout::write_atomic(&d.join(layout::CERT_CHAIN), format!("{pem}{}", root.cert_pem()).as_bytes(), 0o644)?;
+        layout::write_atomic(
+            &d.join(layout::CERT_CHAIN),
+            format!("{pem}{}", root.cert_pem()).as_bytes(),
+            0o644,
+        )?;
         Ok(())
     }
 }
 
-fn not_a_ca(root: &pki::Ca, holder: &pki::Ca) -> Result<rustls_pki_types::CertificateDer<'static>, PkiError> {
+fn not_a_ca(
+    root: &pki::Ca,
+    holder: &pki::Ca,
+) -> Result<rustls_pki_types::CertificateDer<'static>, PkiError> {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, "Istio");
@@ -107,10 +147,16 @@ fn not_a_ca(root: &pki::Ca, holder: &pki::Ca) -> Result<rustls_pki_types::Certif
     params.not_after = now + Duration::days(365);
     params.serial_number = Some(pki::random_serial());
     params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.use_authority_key_identifier_extension = true;
     let cert = params
         .signed_by(holder.key(), &root.issuer()?)
-        .map_err(|source| PkiError::Generate { what: "a non-CA certificate".into(), source })?;
+        .map_err(|source| PkiError::Generate {
+            what: "a non-CA certificate".into(),
+            source,
+        })?;
     Ok(cert.der().clone())
 }

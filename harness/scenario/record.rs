@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rustls_pki_types::CertificateDer;
 
 use crate::chain::{self, Snapshot, Verdict};
-use crate::report::{ChainArtifact, Phase};
+use crate::report::{BundleArtifact, ChainArtifact, Phase};
 
 /// Called with (scenario, phase) as each phase starts, for progress displays.
 pub type Progress<'a> = &'a (dyn Fn(&str, &str) + Send + Sync);
@@ -20,7 +20,8 @@ pub struct Recorder<'a> {
     pub(crate) observations: Vec<String>,
     pub(crate) reasons: Vec<String>,
     pub(crate) chains: Vec<ChainArtifact>,
-    pub(crate) bundles: Vec<PathBuf>,
+    pub(crate) bundles: Vec<BundleArtifact>,
+    bundle_dirs: Vec<PathBuf>,
     pub(crate) snapshots: Vec<(String, Snapshot)>,
     progress: Progress<'a>,
 }
@@ -34,6 +35,7 @@ impl<'a> Recorder<'a> {
             reasons: Vec::new(),
             chains: Vec::new(),
             bundles: Vec::new(),
+            bundle_dirs: Vec::new(),
             snapshots: Vec::new(),
             progress,
         }
@@ -68,9 +70,12 @@ impl<'a> Recorder<'a> {
         }
     }
 
+    /// Keeps the public files of a bundle the scenario used (read now: the run's
+    /// directory may be gone by the time the report is written).
     pub fn bundle(&mut self, dir: &Path) {
-        if !self.bundles.iter().any(|b| b == dir) {
-            self.bundles.push(dir.to_owned());
+        if !self.bundle_dirs.iter().any(|b| b == dir) {
+            self.bundle_dirs.push(dir.to_owned());
+            self.bundles.push(BundleArtifact::read(dir));
         }
     }
 
@@ -86,7 +91,8 @@ impl<'a> Recorder<'a> {
         for line in chain::render::text(verdict).lines() {
             self.observations.push(format!("{label}: {line}"));
         }
-        self.snapshots.push((label.to_owned(), Snapshot::of(verdict)));
+        self.snapshots
+            .push((label.to_owned(), Snapshot::of(verdict)));
     }
 
     pub fn elapsed(&self) -> Duration {

@@ -67,7 +67,13 @@ pub async fn run<T: Target>(
     let dir: &Path = match &opts.workdir {
         Some(d) => d,
         None => {
-            tmp = tempfile::Builder::new().prefix("meshtrust-run.").tempdir().map_err(PkiError::io("create a temporary directory in", std::env::temp_dir()))?;
+            tmp = tempfile::Builder::new()
+                .prefix("meshtrust-run.")
+                .tempdir()
+                .map_err(PkiError::io(
+                    "create a temporary directory in",
+                    std::env::temp_dir(),
+                ))?;
             tmp.path()
         }
     };
@@ -92,7 +98,11 @@ pub async fn run<T: Target>(
         if let Err(e) = target.teardown().await {
             rec.observe(format!("teardown: {e}"));
         }
-        snapshots.extend(rec.snapshots.drain(..).map(|(label, snap)| (scenario, label, snap)));
+        snapshots.extend(
+            rec.snapshots
+                .drain(..)
+                .map(|(label, snap)| (scenario, label, snap)),
+        );
         scenarios.push(ScenarioReport {
             name: scenario.name().to_owned(),
             description: scenario.description().to_owned(),

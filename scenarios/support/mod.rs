@@ -6,3 +6,4 @@ pub mod chains;
 pub mod mesh;
 pub mod openssl;
 pub mod pki;
+pub mod targets;

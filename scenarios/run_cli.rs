@@ -1,0 +1,130 @@
+//! `meshtrust run`: the main job, its reports, and what never appears in them.
+
+use std::process::Command;
+
+use assert_cmd::prelude::*;
+use predicates::prelude::*;
+
+fn meshtrust() -> Command {
+    Command::cargo_bin("meshtrust").unwrap()
+}
+
+#[test]
+fn a_full_run_passes_writes_every_report_and_never_a_private_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (junit, json, artifacts) = (
+        tmp.path().join("junit.xml"),
+        tmp.path().join("run.json"),
+        tmp.path().join("artifacts"),
+    );
+    let out = meshtrust()
+        .args(["run", "--key", "p256", "--junit"])
+        .arg(&junit)
+        .arg("--json")
+        .arg(&json)
+        .arg("--artifacts")
+        .arg(&artifacts)
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("7/7 scenarios passed on target `local`"),
+        "{stdout}"
+    );
+
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains(r#"<testsuite name="local" tests="7""#) && xml.contains(r#"failures="0""#),
+        "{xml}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["scenarios"].as_array().unwrap().len(), 7);
+    assert!(
+        report["scenarios"][0]["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "install cluster1")
+    );
+    let chain =
+        std::fs::read_to_string(artifacts.join("plugin-ca/cluster1_foo_httpbin.pem")).unwrap();
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 4);
+    assert!(
+        artifacts
+            .join("plugin-ca/cacerts/mesh/cluster1/root-cert.pem")
+            .exists()
+    );
+    assert!(
+        !artifacts
+            .join("plugin-ca/cacerts/mesh/cluster1/ca-key.pem")
+            .exists()
+    );
+
+    // Every output of the run, including trace logs, is free of keys.
+    let mut outputs = vec![
+        stdout.into_owned(),
+        stderr.into_owned(),
+        xml,
+        std::fs::read_to_string(&json).unwrap(),
+    ];
+    for entry in walk(&artifacts) {
+        outputs.push(std::fs::read_to_string(entry).unwrap());
+    }
+    for text in &outputs {
+        assert!(
+            !text.contains("PRIVATE KEY"),
+            "a private key in the run's output"
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files.extend(walk(&p))
+        } else {
+            files.push(p)
+        }
+    }
+    files
+}
+
+#[test]
+fn an_unknown_scenario_is_bad_input_with_the_valid_names() {
+    meshtrust()
+        .args(["run", "--scenario", "plugin"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "unknown scenario `plugin` (expected one of: plugin-ca, default-ca,",
+        ));
+}
+
+#[cfg(not(feature = "e2e"))]
+#[test]
+fn the_kind_target_without_the_e2e_feature_says_how_to_get_it() {
+    meshtrust()
+        .args(["run", "--target", "kind"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "built without the kind target (hint: `cargo run --features e2e",
+        ));
+}
+
+#[test]
+fn dry_run_on_the_local_target_is_refused_with_a_hint() {
+    meshtrust()
+        .args(["run", "--dry-run"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("hint: `--target kind --dry-run`"));
+}

@@ -1,0 +1,214 @@
+//! Targets for the scenario tests: the one under test, and sabotaged ones that
+//! misbehave in a named way, so that every scenario is seen failing too.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use meshtrust::mesh::LocalTarget;
+use meshtrust::pki::KeyAlg;
+use meshtrust::scenario::{
+    self, CapturedChain, InstallOptions, InstallOutcome, Mode, Outcome, RunOptions, RunOutput,
+    Scenario, Target, TargetError, Transport, WorkloadRef,
+};
+use rustls_pki_types::CertificateDer;
+
+/// Runs one scenario on the local target with the real profile (RSA 4096 CAs,
+/// RSA 2048 workloads), as `meshtrust run` does.
+pub fn run_local(scenario: Scenario) -> RunOutput {
+    run_on(LocalTarget::new, scenario, KeyAlg::Rsa4096)
+}
+
+pub fn run_on<T: Target>(make: impl Fn() -> T, scenario: Scenario, key: KeyAlg) -> RunOutput {
+    run_in(make, scenario, key, None)
+}
+
+/// As [`run_on`], with the run's certificates in `workdir`.
+pub fn run_in<T: Target>(
+    make: impl Fn() -> T,
+    scenario: Scenario,
+    key: KeyAlg,
+    workdir: Option<PathBuf>,
+) -> RunOutput {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let opts = RunOptions {
+        scenarios: vec![scenario],
+        key,
+        workdir,
+    };
+    rt.block_on(scenario::run(make, &opts, &|_, _| {}))
+        .expect("the run's certificates are made")
+}
+
+/// Shows the whole story when a scenario did not do what the test expects.
+pub fn story(out: &RunOutput) -> String {
+    out.report
+        .scenarios
+        .iter()
+        .map(|s| {
+            format!(
+                "{}: passed={}\nreasons:\n  {}\nobservations:\n  {}",
+                s.name,
+                s.passed,
+                s.reasons.join("\n  "),
+                s.observations.join("\n  ")
+            )
+        })
+        .collect()
+}
+
+/// A way for a target to get the doc's procedure wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sabotage {
+    /// `plug_in(cluster, None)` plugs the mesh's cluster1 bundle anyway.
+    PlugsInWhenAskedNotTo,
+    /// `plug_in` never creates the secret: istiod self-signs.
+    NeverPlugsIn,
+    /// Every cluster gets the given cluster's bundle from the shared-root mesh (no foreign roots).
+    SharesOneRoot,
+    /// PeerAuthentication STRICT is not applied (the namespace stays PERMISSIVE).
+    IgnoresStrict,
+    /// Reloads are dropped on the floor.
+    IgnoresReload,
+    /// The broken bundles are replaced by the good cluster1 bundle.
+    FixesBadBundles,
+}
+
+pub struct Sabotaged {
+    inner: LocalTarget,
+    how: Sabotage,
+    /// The run's certificates directory (`RunCerts` layout).
+    run_dir: PathBuf,
+}
+
+impl Sabotaged {
+    pub fn new(how: Sabotage, run_dir: &Path) -> Self {
+        Sabotaged {
+            inner: LocalTarget::with_workload_key(KeyAlg::P256),
+            how,
+            run_dir: run_dir.to_owned(),
+        }
+    }
+
+    /// The shared-root mesh's bundle for `cluster` (cluster1 for the `bad-*` clusters).
+    fn good_bundle(&self, cluster: &str) -> PathBuf {
+        let name = if cluster.starts_with("cluster") {
+            cluster
+        } else {
+            "cluster1"
+        };
+        self.run_dir.join("mesh").join(name)
+    }
+}
+
+/// Runs `scenario` on a target sabotaged `how` (P-256 CAs: the key size is not under test).
+pub fn run_sabotaged(scenario: Scenario, how: Sabotage) -> RunOutput {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().to_owned();
+    run_in(
+        move || Sabotaged::new(how, &run_dir),
+        scenario,
+        KeyAlg::P256,
+        Some(dir.path().to_owned()),
+    )
+}
+
+#[async_trait]
+impl Target for Sabotaged {
+    fn name(&self) -> &'static str {
+        "sabotaged"
+    }
+
+    async fn plug_in(&mut self, cluster: &str, bundle: Option<&Path>) -> Result<(), TargetError> {
+        let replaced = match (self.how, bundle) {
+            (Sabotage::NeverPlugsIn, _) => None,
+            (Sabotage::PlugsInWhenAskedNotTo, None) => Some(self.good_bundle("cluster1")),
+            (Sabotage::SharesOneRoot | Sabotage::FixesBadBundles, Some(_)) => {
+                Some(self.good_bundle(cluster))
+            }
+            (_, b) => b.map(Path::to_owned),
+        };
+        self.inner.plug_in(cluster, replaced.as_deref()).await
+    }
+
+    async fn install(
+        &mut self,
+        cluster: &str,
+        options: &InstallOptions,
+    ) -> Result<InstallOutcome, TargetError> {
+        self.inner.install(cluster, options).await
+    }
+
+    async fn deploy(
+        &mut self,
+        cluster: &str,
+        namespace: &str,
+        app: scenario::App,
+    ) -> Result<(), TargetError> {
+        self.inner.deploy(cluster, namespace, app).await
+    }
+
+    async fn set_peer_authentication(
+        &mut self,
+        cluster: &str,
+        namespace: &str,
+        mode: Mode,
+    ) -> Result<(), TargetError> {
+        if self.how == Sabotage::IgnoresStrict && mode == Mode::Strict {
+            return Ok(());
+        }
+        self.inner
+            .set_peer_authentication(cluster, namespace, mode)
+            .await
+    }
+
+    async fn capture_chain(
+        &self,
+        from: &WorkloadRef,
+        to: &WorkloadRef,
+    ) -> Result<CapturedChain, TargetError> {
+        self.inner.capture_chain(from, to).await
+    }
+
+    async fn request(
+        &self,
+        from: &WorkloadRef,
+        to: &WorkloadRef,
+        transport: Transport,
+        path: &str,
+    ) -> Result<Outcome, TargetError> {
+        self.inner.request(from, to, transport, path).await
+    }
+
+    async fn issue_workload_certificate(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        sa: &str,
+    ) -> Result<Vec<CertificateDer<'static>>, TargetError> {
+        self.inner
+            .issue_workload_certificate(cluster, namespace, sa)
+            .await
+    }
+
+    async fn root_configmap(
+        &self,
+        cluster: &str,
+        namespace: &str,
+    ) -> Result<Option<Vec<u8>>, TargetError> {
+        self.inner.root_configmap(cluster, namespace).await
+    }
+
+    async fn reload_cacerts(&mut self, cluster: &str, dir: &Path) -> Result<(), TargetError> {
+        if self.how == Sabotage::IgnoresReload {
+            return Ok(());
+        }
+        self.inner.reload_cacerts(cluster, dir).await
+    }
+
+    async fn teardown(&mut self) -> Result<(), TargetError> {
+        self.inner.teardown().await
+    }
+}
