@@ -8,14 +8,30 @@ use meshtrust::mesh::LocalTarget;
 use meshtrust::scenario::{self, RunOptions};
 
 fn main() {
-    let runs: usize = std::env::var("MESHTRUST_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
-    let runs = if std::env::args().any(|a| a == "--bench") { runs } else { 1 };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runs: usize = std::env::var("MESHTRUST_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let runs = if std::env::args().any(|a| a == "--bench") {
+        runs
+    } else {
+        1
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut times: Vec<Duration> = Vec::new();
     let mut failures = 0;
     for _ in 0..runs {
         let start = Instant::now();
-        let out = rt.block_on(scenario::run(LocalTarget::new, &RunOptions::default(), &|_, _| {})).unwrap();
+        let out = rt
+            .block_on(scenario::run(
+                LocalTarget::new,
+                &RunOptions::default(),
+                &|_, _| {},
+            ))
+            .unwrap();
         times.push(start.elapsed());
         failures += usize::from(!out.report.passed());
     }

@@ -6,40 +6,36 @@ use time::Duration;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::public_key::PublicKey;
 
-use super::istiod::{Parsed, describe};
+use super::istiod::describe;
 use super::{CheckOptions, Finding, Severity};
-use crate::chain::path::{self, PathOptions, Purpose, Rules, Step};
+use crate::chain::path::{self, Step};
+use crate::mesh::istiod::Evaluation;
 use crate::pki::{Bundle, Layout};
 
 const EXPIRY_WARNING: Duration = Duration::days(30);
 
-pub(crate) fn mesh_rules(bundle: &Bundle, parsed: &Parsed, opts: &CheckOptions) -> Vec<Finding> {
+pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions) -> Vec<Finding> {
     let mut out = Vec::new();
     let cert_file = bundle.ca_cert.as_ref().map_or("ca-cert.pem", |f| f.name);
-    let Some(ca_cert) = &parsed.ca_cert else {
+    let Some(ca_cert) = &eval.ca_cert else {
         return out;
     };
+    let mut roots = eval.roots.clone();
+    if bundle.layout == Layout::KubernetesTls {
+        // cert-manager's ca.crt may carry more than the root; istiod trusts all of it.
+        roots.dedup();
+    }
 
     // The path istiod accepts (Go's rules). Workload chains extend it by one leaf.
-    let verified = path::verify(
-        ca_cert,
-        &parsed.cert_chain,
-        &parsed.roots,
-        &PathOptions {
-            at: opts.now,
-            purpose: Purpose::ServerAuth,
-            rules: Rules::Go,
-        },
-    )
-    .ok();
-    let path_certs: Vec<&CertificateDer<'static>> = match &verified {
+    let verified = eval.path.as_ref();
+    let path_certs: Vec<&CertificateDer<'static>> = match verified {
         Some(p) => p
             .steps
             .iter()
             .map(|s| match s {
                 Step::Target => ca_cert,
-                Step::Untrusted(i) => &parsed.cert_chain[*i],
-                Step::Root(i) => &parsed.roots[*i],
+                Step::Untrusted(i) => &eval.cert_chain[*i],
+                Step::Root(i) => &eval.roots[*i],
             })
             .collect(),
         None => vec![ca_cert],
@@ -87,7 +83,7 @@ pub(crate) fn mesh_rules(bundle: &Bundle, parsed: &Parsed, opts: &CheckOptions) 
         }
     }
     if bundle.layout == Layout::KubernetesTls {
-        for root in &parsed.roots {
+        for root in &roots {
             let Ok((_, r)) = x509_parser::parse_x509_certificate(root) else {
                 continue;
             };
@@ -144,12 +140,9 @@ pub(crate) fn mesh_rules(bundle: &Bundle, parsed: &Parsed, opts: &CheckOptions) 
             );
         }
     }
-    if bundle.layout == Layout::Istiod && !parsed.cert_chain.is_empty() {
-        let first_is_ca_cert = parsed.cert_chain.first() == Some(ca_cert);
-        let in_order = parsed
-            .cert_chain
-            .windows(2)
-            .all(|w| issued_by(&w[0], &w[1]));
+    if bundle.layout == Layout::Istiod && !eval.cert_chain.is_empty() {
+        let first_is_ca_cert = eval.cert_chain.first() == Some(ca_cert);
+        let in_order = eval.cert_chain.windows(2).all(|w| issued_by(&w[0], &w[1]));
         if !first_is_ca_cert || !in_order {
             out.push(
                 Finding::new("chain-order", Severity::Warning, bundle)
@@ -157,15 +150,15 @@ pub(crate) fn mesh_rules(bundle: &Bundle, parsed: &Parsed, opts: &CheckOptions) 
                     .message("`cert-chain.pem` is not in leaf-to-root order starting with ca-cert.pem; istiod serves it as is, and strict peers may fail to build the path")
                     .evidence(format!(
                         "order: {}",
-                        parsed.cert_chain.iter().map(|c| describe(c)).collect::<Vec<_>>().join(", ")
+                        eval.cert_chain.iter().map(|c| describe(c)).collect::<Vec<_>>().join(", ")
                     ))
                     .fix("write ca-cert.pem first, then each issuer up to the root (`cat ca-cert.pem root-cert.pem > cert-chain.pem`)"),
             );
         }
     }
     let all: Vec<&CertificateDer<'static>> = std::iter::once(ca_cert)
-        .chain(&parsed.cert_chain)
-        .chain(&parsed.roots)
+        .chain(&eval.cert_chain)
+        .chain(&roots)
         .collect();
     let mut seen = Vec::new();
     for der in all {
@@ -201,13 +194,13 @@ pub(crate) fn mesh_rules(bundle: &Bundle, parsed: &Parsed, opts: &CheckOptions) 
     }
 
     // Notes: what istiod will serve.
-    if bundle.missing().is_empty() && !parsed.roots.is_empty() {
-        let served = 1 + parsed.cert_chain.len() + parsed.roots.len();
-        let dup_root = parsed.roots.iter().any(|r| parsed.cert_chain.contains(r));
+    if bundle.missing().is_empty() && !roots.is_empty() {
+        let served = 1 + eval.cert_chain.len() + roots.len();
+        let dup_root = roots.iter().any(|r| eval.cert_chain.contains(r));
         let mut note = Finding::new("served-chain", Severity::Note, bundle).message(format!(
             "istiod serves leaf + cert-chain ({}) + root-cert ({}): peers see {served} certificates",
-            parsed.cert_chain.len(),
-            parsed.roots.len()
+            eval.cert_chain.len(),
+            roots.len()
         ));
         if dup_root {
             note = note.evidence("the root is in both cert-chain.pem and root-cert.pem, so it is served twice (istio/istio#39001); harmless");

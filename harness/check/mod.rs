@@ -2,8 +2,10 @@
 //! before anything is installed. Every finding has a stable id, a severity, the
 //! file, the evidence and the fix.
 //!
-//! Built on [`crate::pki`] (reading) and [`crate::chain::path`] (verifying): no
-//! second parser and no second verifier.
+//! istiod's own rules are [`crate::mesh::istiod::evaluate`], the code the embedded
+//! istiod starts with; this module maps its failures to findings and adds the
+//! mesh's rules. Built on [`crate::pki`] (reading) and [`crate::chain::path`]
+//! (verifying): no second parser, no second verifier, no second copy of istiod's rules.
 
 mod across;
 mod finding;
@@ -20,7 +22,6 @@ use crate::pki::{Bundle, PkiError};
 
 pub use crate::scenario::IstioVersion;
 pub use finding::{Finding, Report, Severity};
-pub use istiod::{Parsed, istiod_rules};
 pub use render::render_text;
 
 #[derive(Debug, Clone)]
@@ -61,9 +62,8 @@ pub fn check(dirs: &[PathBuf], opts: &CheckOptions) -> Result<Report, PkiError> 
 
 /// Every finding for one bundle: istiod's rules in istiod's order, then the mesh's.
 pub fn check_bundle(bundle: &Bundle, opts: &CheckOptions) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    let parsed = Parsed::read(bundle, &mut findings);
-    findings.extend(istiod_rules(bundle, &parsed, opts));
-    findings.extend(mesh::mesh_rules(bundle, &parsed, opts));
+    let evaluation = crate::mesh::istiod::evaluate(bundle, opts.now, opts.istio_version);
+    let mut findings = istiod::istiod_findings(bundle, &evaluation, opts);
+    findings.extend(mesh::mesh_rules(bundle, &evaluation, opts));
     findings
 }
