@@ -75,6 +75,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         scenarios,
         key: args.key,
         workdir,
+        ..RunOptions::default()
     };
     let bar =
         indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());

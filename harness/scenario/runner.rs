@@ -21,6 +21,9 @@ pub struct RunOptions {
     pub key: KeyAlg,
     /// Where the certificates go; a temporary directory (removed after the run) if `None`.
     pub workdir: Option<PathBuf>,
+    /// Run the scenarios at once, each on its own target (the local target: yes;
+    /// kind clusters are too heavy to run seven at a time).
+    pub concurrent: bool,
 }
 
 impl Default for RunOptions {
@@ -29,6 +32,7 @@ impl Default for RunOptions {
             scenarios: Scenario::ALL.to_vec(),
             key: KeyAlg::Rsa4096,
             workdir: None,
+            concurrent: true,
         }
     }
 }
@@ -84,25 +88,37 @@ pub async fn run<T: Target>(
         .await
         .expect("certificate generation does not panic")?;
 
+    let one = |scenario: Scenario| {
+        let mut target = make_target();
+        let certs = &certs;
+        async move {
+            let mut rec = Recorder::new(scenario.name(), progress);
+            let start = Instant::now();
+            if let Err(e) = scenario.run(&mut target, certs, &mut rec).await {
+                rec.fail(format!("the target could not carry out a step: {e}"));
+            }
+            if let Err(e) = target.teardown().await {
+                rec.observe(format!("teardown: {e}"));
+            }
+            (scenario, target.name(), rec, start.elapsed())
+        }
+    };
+    let finished = if opts.concurrent {
+        futures_util::future::join_all(opts.scenarios.iter().map(|&s| one(s))).await
+    } else {
+        let mut done = Vec::new();
+        for &s in &opts.scenarios {
+            done.push(one(s).await);
+        }
+        done
+    };
+
     let mut scenarios = Vec::new();
     let mut snapshots = Vec::new();
     let mut target_name = "";
-    for &scenario in &opts.scenarios {
-        let mut target = make_target();
-        target_name = target.name();
-        let mut rec = Recorder::new(scenario.name(), progress);
-        let start = Instant::now();
-        if let Err(e) = scenario.run(&mut target, &certs, &mut rec).await {
-            rec.fail(format!("the target could not carry out a step: {e}"));
-        }
-        if let Err(e) = target.teardown().await {
-            rec.observe(format!("teardown: {e}"));
-        }
-        snapshots.extend(
-            rec.snapshots
-                .drain(..)
-                .map(|(label, snap)| (scenario, label, snap)),
-        );
+    for (scenario, name, mut rec, duration) in finished {
+        target_name = name;
+        snapshots.extend(rec.snapshots.drain(..).map(|(label, snap)| (scenario, label, snap)));
         scenarios.push(ScenarioReport {
             name: scenario.name().to_owned(),
             description: scenario.description().to_owned(),
@@ -113,7 +129,7 @@ pub async fn run<T: Target>(
             phases: rec.phases,
             chains: rec.chains,
             bundles: rec.bundles,
-            duration: start.elapsed(),
+            duration,
         });
     }
     Ok(RunOutput {

@@ -37,6 +37,7 @@ pub fn run_in<T: Target>(
         scenarios: vec![scenario],
         key,
         workdir,
+        ..RunOptions::default()
     };
     rt.block_on(scenario::run(make, &opts, &|_, _| {}))
         .expect("the run's certificates are made")
