@@ -16,9 +16,15 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn meshtrust_bundle(key: KeyAlg) -> Duration {
     let tmp = tempfile::tempdir().unwrap();
-    let root = RootSpec { key, ..RootSpec::default() };
+    let root = RootSpec {
+        key,
+        ..RootSpec::default()
+    };
     let clusters: Vec<_> = ["cluster1", "cluster2"]
-        .map(|c| IntermediateSpec { key, ..IntermediateSpec::new(c) })
+        .map(|c| IntermediateSpec {
+            key,
+            ..IntermediateSpec::new(c)
+        })
         .into();
     let start = Instant::now();
     pki::make::cacerts(tmp.path(), &root, &clusters, false, false).unwrap();
@@ -26,8 +32,17 @@ fn meshtrust_bundle(key: KeyAlg) -> Duration {
 }
 
 fn sh(dir: &Path, script: &str) {
-    let st = Command::new("sh").arg("-ec").arg(script).current_dir(dir).output().unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let st = Command::new("sh")
+        .arg("-ec")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
 }
 
 /// The Makefile's recipe, step for step (`make root-ca cluster1-cacerts cluster2-cacerts`).
@@ -55,14 +70,31 @@ fn makefile_bundle() -> Duration {
 
 fn main() {
     // `cargo test --benches` runs this once with --bench absent: keep that quick.
-    let runs: usize = std::env::var("MESHTRUST_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(15);
-    let runs = if std::env::args().any(|a| a == "--bench") { runs } else { 1 };
+    let runs: usize = std::env::var("MESHTRUST_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15);
+    let runs = if std::env::args().any(|a| a == "--bench") {
+        runs
+    } else {
+        1
+    };
     let p256 = median((0..runs).map(|_| meshtrust_bundle(KeyAlg::P256)).collect());
-    let rsa = median((0..runs).map(|_| meshtrust_bundle(KeyAlg::Rsa4096)).collect());
+    let rsa = median(
+        (0..runs)
+            .map(|_| meshtrust_bundle(KeyAlg::Rsa4096))
+            .collect(),
+    );
     let make = median((0..runs).map(|_| makefile_bundle()).collect());
     println!("root + 2 clusters, median of {runs} runs");
     println!("  meshtrust p256     {:>9.1} ms", p256.as_secs_f64() * 1e3);
     println!("  meshtrust rsa4096  {:>9.1} ms", rsa.as_secs_f64() * 1e3);
-    println!("  openssl Makefile   {:>9.1} ms  (rsa4096)", make.as_secs_f64() * 1e3);
-    println!("  ratio rsa4096      {:>9.2}x of the Makefile", rsa.as_secs_f64() / make.as_secs_f64());
+    println!(
+        "  openssl Makefile   {:>9.1} ms  (rsa4096)",
+        make.as_secs_f64() * 1e3
+    );
+    println!(
+        "  ratio rsa4096      {:>9.2}x of the Makefile",
+        rsa.as_secs_f64() / make.as_secs_f64()
+    );
 }

@@ -5,4 +5,6 @@
 
 pub mod chain;
 pub mod exit;
+#[cfg(feature = "e2e")]
+pub mod kube;
 pub mod pki;
