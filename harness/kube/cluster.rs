@@ -186,7 +186,10 @@ mod tests {
             kubeconfig: Some(path.clone()),
             context: Some("prod-east".into()),
         };
-        let err = c.client().await.unwrap_err().to_string();
+        let Err(err) = c.client().await else {
+            panic!("a missing context must be refused")
+        };
+        let err = err.to_string();
         assert!(
             err.starts_with(&format!(
                 "cannot use kubeconfig `{}` (context `prod-east`): ",

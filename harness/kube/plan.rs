@@ -126,9 +126,11 @@ struct Planner {
 
 impl Planner {
     fn run(&mut self, phase: &str, cmd: crate::kube::process::Cmd) {
+        // The full program as configured: bare `kind`/`docker`, and each phase's istioctl path
+        // (which one installs and which upgrades is the point of an upgrade plan).
         self.steps.push(PlanStep::Run {
             phase: phase.into(),
-            cmd: cmd.display_short(),
+            cmd: cmd.to_string(),
         });
     }
     fn apply(&mut self, phase: &str, cluster: &str, object: String, detail: Option<String>) {
@@ -200,15 +202,17 @@ pub fn plan(run: &KindRun) -> Vec<PlanStep> {
         p.run("clusters", kind::create_cmd(kind_bin, name, &config));
     }
     for (name, r) in names.iter().zip(&refs) {
-        let mut cmd = kind::kubeconfig_cmd(kind_bin, name);
-        cmd.args.push(">".into());
-        cmd.args.push(
-            r.kubeconfig
-                .as_ref()
-                .map(|k| k.display().to_string())
-                .unwrap_or_default(),
-        );
-        p.run("clusters", cmd);
+        p.steps.push(PlanStep::Run {
+            phase: "clusters".into(),
+            cmd: format!(
+                "{} > {} (mode 0600)",
+                kind::kubeconfig_cmd(kind_bin, name),
+                r.kubeconfig
+                    .as_ref()
+                    .map(|k| k.display().to_string())
+                    .unwrap_or_default()
+            ),
+        });
     }
 
     if run.clusters.len() > 1 {
@@ -479,7 +483,7 @@ fn probe_steps(
                 phase,
                 c,
                 format!(
-                    "start registry `{}` on docker network `{}` (testcontainers), localhost:{}",
+                    "start registry `{}` on docker network `{}` (testcontainers, once per run), localhost:{}",
                     registry::REGISTRY_NAME,
                     registry::KIND_NETWORK,
                     registry::REGISTRY_HOST_PORT

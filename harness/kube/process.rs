@@ -3,6 +3,7 @@
 //! tells the whole story (command line, exit code, stdout, the tail of stderr).
 
 use std::fmt;
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -274,6 +275,9 @@ pub async fn run(cmd: &Cmd) -> Result<Output, ProcessError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
+        // Its own process group, so a timeout kills the children too (`sh -c`, kind's docker
+        // calls): a grandchild holding our pipes would otherwise keep us waiting for it.
+        .process_group(0)
         .spawn()
         .map_err(|source| ProcessError::Spawn {
             cmd: line.clone(),
@@ -295,6 +299,9 @@ pub async fn run(cmd: &Cmd) -> Result<Output, ProcessError> {
 
     let waited = tokio::time::timeout(cmd.timeout, child.wait()).await;
     if waited.is_err() {
+        if let Some(pid) = child.id() {
+            kill_group(pid);
+        }
         let _ = child.start_kill();
         let _ = child.wait().await;
     }
@@ -319,6 +326,16 @@ pub async fn run(cmd: &Cmd) -> Result<Output, ProcessError> {
             stdout,
             stderr,
         }),
+    }
+}
+
+/// SIGKILL to the process group led by `pid` (spawned with `process_group(0)`).
+fn kill_group(pid: u32) {
+    let Ok(pid) = i32::try_from(pid) else { return };
+    // SAFETY: kill(2) has no memory effects; a negative pid names the group we created, and a
+    // group that is already gone only yields ESRCH.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
     }
 }
 
@@ -362,6 +379,7 @@ pub fn run_blocking(cmd: &Cmd) -> Result<Output, ProcessError> {
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .map_err(|source| ProcessError::Spawn {
             cmd: line.clone(),
@@ -389,6 +407,7 @@ pub fn run_blocking(cmd: &Cmd) -> Result<Output, ProcessError> {
                 std::thread::sleep(Duration::from_millis(50));
             }
             Ok(None) | Err(_) => {
+                kill_group(child.id());
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;

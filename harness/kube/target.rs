@@ -216,37 +216,41 @@ impl KindTarget {
             .await
     }
 
-    /// Builds the probe image, serves it from the local registry (started once), and wires the
-    /// cluster's node to it; falls back to `kind load docker-image` if the push fails.
+    /// Serves the probe image to the cluster: the local registry (started once per run), the
+    /// node wired to it, the image built and pushed; `kind load docker-image` if the registry
+    /// cannot be had or the push fails. The order is the plan's.
     async fn probe_image(&mut self, cluster: &str) -> Result<String, KubeError> {
         let docker = self.tools.docker.path.clone();
         let kind_bin = self.tools.kind.path.clone();
+        let name = kind::cluster_name(&self.run.prefix, cluster);
         let image = registry::probe_image("dev");
+        if self.registry_container.is_none() {
+            self.registry_container = registry::start()
+                .await
+                .inspect_err(|e| tracing::warn!("{e}; falling back to `kind load docker-image`"))
+                .ok();
+        }
+        let mut wired = self.registry_container.is_some();
+        if wired {
+            for cmd in registry::wire_node_cmds(&docker, &kind::control_plane(&name)) {
+                if let Err(e) = process::run(&cmd).await {
+                    tracing::warn!("{e}");
+                    wired = false;
+                    break;
+                }
+            }
+        }
         let context = self.run.workdir.join("probe-image");
         std::fs::create_dir_all(&context).map_err(KubeError::io("create", &context))?;
         registry::write_context(&context, &self.probe)?;
         let [build, push] = registry::build_and_push_cmds(&docker, &context, &image);
         process::run(&build).await?;
-        if self.registry_container.is_none() {
-            self.registry_container = registry::start()
+        let pushed = wired
+            && process::run(&push)
                 .await
                 .inspect_err(|e| tracing::warn!("{e}"))
-                .ok();
-        }
-        let name = kind::cluster_name(&self.run.prefix, cluster);
-        let pushed = if self.registry_container.is_some() {
-            process::run(&push)
-                .await
-                .map_err(|e| tracing::warn!("{e}"))
-                .is_ok()
-        } else {
-            false
-        };
-        if pushed {
-            for cmd in registry::wire_node_cmds(&docker, &kind::control_plane(&name)) {
-                process::run(&cmd).await?;
-            }
-        } else {
+                .is_ok();
+        if !pushed {
             process::run(&kind::load_image_cmd(&kind_bin, &image, &name)).await?;
         }
         Ok(image)

@@ -369,7 +369,7 @@ mod tests {
         );
         assert_eq!(spec.selector.unwrap()["app"], "httpbin");
         let d: Deployment = typed(&objects[2]);
-        let template = d.spec.unwrap().template;
+        let template = d.spec.template;
         assert_eq!(template.metadata.unwrap().labels.unwrap()["app"], "httpbin");
         let pod = template.spec.unwrap();
         assert_eq!(pod.service_account_name.as_deref(), Some("httpbin"));
@@ -393,7 +393,7 @@ mod tests {
             ]
         );
         let d: Deployment = typed(&objects[2]);
-        let pod = d.spec.unwrap().template.spec.unwrap();
+        let pod = d.spec.template.spec.unwrap();
         assert_eq!(pod.service_account_name.as_deref(), Some("sleep"));
         let c = &pod.containers[0];
         assert!(
