@@ -14,6 +14,8 @@ pub mod config;
 pub mod error;
 pub mod istio;
 pub mod kind;
+#[cfg(test)]
+mod mock;
 pub mod plan;
 pub mod plugin;
 pub mod probe;

@@ -131,6 +131,7 @@ mod tests {
     use super::*;
     use std::process::Command;
 
+    use crate::kube::mock::api_server;
     use crate::pki::{IntermediateSpec, KeyAlg, RootSpec, make};
 
     fn cacerts_dir() -> (tempfile::TempDir, std::path::PathBuf) {
@@ -208,5 +209,94 @@ mod tests {
         let err = cacerts_secret(&dir).unwrap_err();
         assert!(matches!(err, KubeError::Pki(_)), "{err}");
         assert!(err.to_string().contains("ca-key.pem"), "{err}");
+    }
+
+    const NOT_FOUND: &str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","reason":"NotFound","code":404}"#;
+
+    fn secret_json(dir: &Path, extra_key: Option<&str>) -> String {
+        let mut v = serde_json::to_value(cacerts_secret(dir).unwrap()).unwrap();
+        if let Some(k) = extra_key {
+            v["data"][k] = "eA==".into();
+        }
+        v.to_string()
+    }
+
+    #[tokio::test]
+    async fn plugging_in_applies_as_meshtrust_and_deletes_the_stale_root_configmap() {
+        let (_tmp, dir) = cacerts_dir();
+        let secret = secret_json(&dir, None);
+        let (client, calls) = api_server(move |method, path| {
+            match (method, path) {
+            ("GET", "/api/v1/namespaces/istio-system") => (404, NOT_FOUND.into()),
+            ("PATCH", "/api/v1/namespaces/istio-system") => (
+                200,
+                r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"istio-system"}}"#.into(),
+            ),
+            ("PATCH", "/api/v1/namespaces/istio-system/secrets/cacerts") => (200, secret.clone()),
+            ("DELETE", "/api/v1/namespaces/istio-system/configmaps/istio-ca-root-cert") => (
+                200,
+                r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"istio-ca-root-cert","namespace":"istio-system"}}"#.into(),
+            ),
+            _ => (500, "{}".into()),
+        }
+        });
+        let mut owned = OwnedNamespaces::default();
+        let done = plug_in(&client, &mut owned, &dir).await.unwrap();
+        assert_eq!(
+            done,
+            PlugIn {
+                deleted_stale_root_configmap: true,
+                replaced: false
+            }
+        );
+        assert_eq!(owned.names(), ["istio-system"]);
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [
+                "GET /api/v1/namespaces/istio-system",
+                "PATCH /api/v1/namespaces/istio-system?&force=true&fieldManager=meshtrust",
+                "PATCH /api/v1/namespaces/istio-system/secrets/cacerts?&force=true&fieldManager=meshtrust",
+                "DELETE /api/v1/namespaces/istio-system/configmaps/istio-ca-root-cert?",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_live_secret_with_a_leftover_tls_crt_is_replaced_whole() {
+        let (_tmp, dir) = cacerts_dir();
+        let live = secret_json(&dir, Some("tls.crt"));
+        let ours = secret_json(&dir, None);
+        let (client, calls) = api_server(move |method, _| match method {
+            "PATCH" => (200, live.clone()),
+            "PUT" => (200, ours.clone()),
+            _ => (500, "{}".into()),
+        });
+        let replaced = apply_secret(&client, &cacerts_secret(&dir).unwrap())
+            .await
+            .unwrap();
+        assert!(replaced);
+        let calls = calls.lock().unwrap();
+        assert_eq!(calls.len(), 2);
+        assert!(calls[1].starts_with("PUT /api/v1/namespaces/istio-system/secrets/cacerts"));
+    }
+
+    #[tokio::test]
+    async fn an_api_error_names_the_action_and_never_the_secret_data() {
+        let (_tmp, dir) = cacerts_dir();
+        let (client, _) = api_server(|_, _| {
+            (
+                403,
+                r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"secrets \"cacerts\" is forbidden","reason":"Forbidden","code":403}"#.into(),
+            )
+        });
+        let err = apply_secret(&client, &cacerts_secret(&dir).unwrap())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("kubernetes api: cannot apply secret `istio-system/cacerts`: "),
+            "{err}"
+        );
+        assert!(!err.contains("BEGIN"), "{err}");
     }
 }

@@ -214,7 +214,8 @@ impl fmt::Display for PreflightError {
             names.join(", ")
         )?;
         for problem in &self.problems {
-            write!(f, "\n  - {problem}")?;
+            // A problem's cause (a command's output) is indented under its bullet.
+            write!(f, "\n  - {}", problem.to_string().replace('\n', "\n    "))?;
         }
         Ok(())
     }

@@ -475,4 +475,31 @@ mod tests {
         }));
         assert_eq!(pod_state(&p), Ok(()));
     }
+
+    #[tokio::test]
+    async fn a_readiness_timeout_shows_container_states_and_pod_events() {
+        let pods = r#"{"apiVersion":"v1","kind":"PodList","metadata":{},"items":[{"metadata":{"name":"httpbin-1"},
+            "status":{"phase":"Pending","containerStatuses":[{"name":"httpbin","ready":false,"restartCount":0,"image":"","imageID":"",
+            "state":{"waiting":{"reason":"ErrImagePull"}}}]}}]}"#;
+        let events = r#"{"apiVersion":"v1","kind":"EventList","metadata":{},"items":[{"metadata":{"name":"e1"},
+            "involvedObject":{"kind":"Pod","name":"httpbin-1"},"type":"Warning","reason":"Failed",
+            "message":"Failed to pull image \"docker.io/mccutchen/go-httpbin:v2.15.0\": not found"}]}"#;
+        let (client, _) = crate::kube::mock::api_server(move |_, path| match path {
+            "/api/v1/namespaces/foo/pods" => (200, pods.into()),
+            "/api/v1/namespaces/foo/events" => (200, events.into()),
+            _ => (500, "{}".into()),
+        });
+        let quick = Patience::new(Duration::from_millis(200), Duration::from_millis(20));
+        let err = wait_pods_ready(&client, "foo", "app=httpbin", quick)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "gave up waiting for pods `app=httpbin` in `foo` to be Ready after 200ms; last seen: \
+             httpbin-1: phase Pending, httpbin waiting (ErrImagePull)\n\
+             events in `foo`:\n  Warning httpbin-1 Failed: Failed to pull image \
+             \"docker.io/mccutchen/go-httpbin:v2.15.0\": not found"
+        );
+    }
 }
