@@ -30,4 +30,4 @@ pub use config::{KindRun, ProbeDelivery};
 pub use error::KubeError;
 pub use plan::{PlanStep, dry_run_plan, plan};
 pub use target::{KindCluster, KindTarget};
-pub use tools::{PreflightError, ToolSearch, Toolbox, preflight};
+pub use tools::{PreflightError, Scope, ToolSearch, Toolbox, preflight, preflight_for};

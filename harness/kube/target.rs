@@ -3,7 +3,7 @@
 //! upgrade, tear down. Each returns data; the trait impl for `scenario::Target` is thin glue
 //! over these.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
@@ -16,7 +16,7 @@ use super::kind::{self, Cleanup, ClusterGuard, ClusterSpec};
 use super::plugin::{self, PlugIn};
 use super::probe::{self, ProbeOutput};
 use super::process::{self, Cmd};
-use super::tools::{ToolSearch, Toolbox, preflight};
+use super::tools::{Scope, ToolSearch, Toolbox, preflight, preflight_for};
 use super::workloads::{self, HTTPBIN_CONTAINER_PORT, MtlsMode, WORKLOAD_NAMESPACE};
 use super::{kind::Subnets, registry};
 
@@ -51,7 +51,12 @@ impl KindTarget {
             .tempdir()
             .map_err(KubeError::io("create a temp dir in", std::env::temp_dir()))?;
         run.workdir = workdir.path().to_owned();
-        let guard = ClusterGuard::new(&tools.kind.path, &run.artifacts, run.keep);
+        let kind_bin = tools
+            .kind
+            .as_ref()
+            .map(|t| t.path.clone())
+            .unwrap_or_default();
+        let guard = ClusterGuard::new(&kind_bin, &run.artifacts, run.keep);
         guard.cleanup_on_ctrl_c();
         let specs: Vec<ClusterSpec> = run
             .clusters
@@ -63,7 +68,7 @@ impl KindTarget {
             })
             .collect();
         let created = kind::create_clusters(
-            &tools.kind.path,
+            &kind_bin,
             &guard,
             &run.prefix,
             &run.kind_config,
@@ -97,6 +102,60 @@ impl KindTarget {
             _workdir: workdir,
             registry_container: None,
         })
+    }
+
+    /// Target `kubeconfig`: existing clusters, by context. Nothing is created but the
+    /// namespaces this run applies (istio-system only if it was not there), and teardown deletes
+    /// only those; the guard owns no cluster. Needs only istioctl.
+    pub async fn attach(
+        mut run: KindRun,
+        search: &ToolSearch,
+        clusters: Vec<ClusterRef>,
+    ) -> Result<KindTarget, KubeError> {
+        let tools = preflight_for(Scope::Kubeconfig, search).await?;
+        run.istioctl = tools.istioctl.iter().map(|t| t.path.clone()).collect();
+        run.clusters = clusters.iter().map(|c| c.cluster.clone()).collect();
+        let probe = probe::read_probe_binary(&run.probe_binary)?;
+        let workdir = tempfile::Builder::new()
+            .prefix("meshtrust-kubeconfig-")
+            .tempdir()
+            .map_err(KubeError::io("create a temp dir in", std::env::temp_dir()))?;
+        run.workdir = workdir.path().to_owned();
+        // No cluster is adopted: this guard deletes nothing.
+        let guard = ClusterGuard::new("kind", &run.artifacts, true);
+        let mut attached = Vec::new();
+        for r in clusters {
+            let client = r.client().await?;
+            attached.push(KindCluster {
+                cluster: r,
+                client,
+                namespaces: OwnedNamespaces::default(),
+                istio_phase: 0,
+            });
+        }
+        Ok(KindTarget {
+            run,
+            tools,
+            clusters: attached,
+            guard,
+            probe,
+            _workdir: workdir,
+            registry_container: None,
+        })
+    }
+
+    /// docker and kind, which only the kind target has.
+    fn kind_tools(&self) -> Result<(PathBuf, PathBuf), KubeError> {
+        match (&self.tools.docker, &self.tools.kind) {
+            (Some(d), Some(k)) => Ok((d.path.clone(), k.path.clone())),
+            _ => Err(KubeError::Workload {
+                what: "this step".into(),
+                namespace: "-".into(),
+                reason: "it needs docker and kind, which target `kubeconfig` does not use \
+                         (hint: use `--target kind`, or a proxy image with a shell)"
+                    .into(),
+            }),
+        }
     }
 
     /// Marks the run failed: logs are exported before the clusters go.
@@ -220,8 +279,7 @@ impl KindTarget {
     /// node wired to it, the image built and pushed; `kind load docker-image` if the registry
     /// cannot be had or the push fails. The order is the plan's.
     async fn probe_image(&mut self, cluster: &str) -> Result<String, KubeError> {
-        let docker = self.tools.docker.path.clone();
-        let kind_bin = self.tools.kind.path.clone();
+        let (docker, kind_bin) = self.kind_tools()?;
         let name = kind::cluster_name(&self.run.prefix, cluster);
         let image = registry::probe_image("dev");
         if self.registry_container.is_none() {
@@ -284,8 +342,7 @@ impl KindTarget {
     /// Routes between the clusters' pod networks and remote secrets both ways, so each istiod
     /// discovers the other's endpoints.
     pub async fn connect_clusters(&mut self) -> Result<(), KubeError> {
-        let docker = self.tools.docker.path.clone();
-        let kind_bin = self.tools.kind.path.clone();
+        let (docker, kind_bin) = self.kind_tools()?;
         let names: Vec<String> = self
             .run
             .clusters

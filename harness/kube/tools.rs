@@ -126,11 +126,21 @@ fn is_executable(path: &Path) -> bool {
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// Which target the tools are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Clusters made with kind: docker, kind and istioctl are all required.
+    Kind,
+    /// Existing clusters by context: only istioctl is required.
+    Kubeconfig,
+}
+
 /// Everything the kind target runs.
 #[derive(Debug, Clone)]
 pub struct Toolbox {
-    pub docker: Tool,
-    pub kind: Tool,
+    /// Always there for [`Scope::Kind`]; for [`Scope::Kubeconfig`] only if found.
+    pub docker: Option<Tool>,
+    pub kind: Option<Tool>,
     /// One per phase: `[install]` or `[install, upgrade]`.
     pub istioctl: Vec<Tool>,
     /// Only for log dumps; absent is fine.
@@ -223,8 +233,14 @@ impl fmt::Display for PreflightError {
 
 impl std::error::Error for PreflightError {}
 
-/// Finds and checks every tool, concurrently; errs with every problem at once.
+/// Finds and checks every tool the kind target needs, concurrently; errs with every problem
+/// at once.
 pub async fn preflight(search: &ToolSearch) -> Result<Toolbox, PreflightError> {
+    preflight_for(Scope::Kind, search).await
+}
+
+/// [`preflight`] for either target.
+pub async fn preflight_for(scope: Scope, search: &ToolSearch) -> Result<Toolbox, PreflightError> {
     let istioctl_paths: Vec<Result<PathBuf, ToolProblem>> = if !search.istioctl.is_empty() {
         search
             .istioctl
@@ -258,8 +274,10 @@ pub async fn preflight(search: &ToolSearch) -> Result<Toolbox, PreflightError> {
             None
         }
     };
-    let docker = keep(docker);
-    let kind = keep(kind);
+    let (docker, kind) = match scope {
+        Scope::Kind => (keep(docker), keep(kind)),
+        Scope::Kubeconfig => (docker.ok(), kind.ok()),
+    };
     let istioctl: Vec<Option<Tool>> = istioctl.into_iter().map(&mut keep).collect();
     // kubectl is optional: a missing one is only worth a note.
     let kubectl = match kubectl {
@@ -269,12 +287,8 @@ pub async fn preflight(search: &ToolSearch) -> Result<Toolbox, PreflightError> {
             None
         }
     };
-    match (
-        docker,
-        kind,
-        istioctl.into_iter().collect::<Option<Vec<_>>>(),
-    ) {
-        (Some(docker), Some(kind), Some(istioctl)) if problems.is_empty() => Ok(Toolbox {
+    match istioctl.into_iter().collect::<Option<Vec<_>>>() {
+        Some(istioctl) if problems.is_empty() => Ok(Toolbox {
             docker,
             kind,
             istioctl,
@@ -428,12 +442,26 @@ mod tests {
     async fn working_tools_are_found_with_their_versions_and_kubectl_is_optional() {
         let bin = FakeBin::new().with_working_tools();
         let tools = preflight(&bin.search()).await.unwrap();
-        assert_eq!(tools.docker.version, "28.3.2");
-        assert_eq!(tools.kind.version, "0.30.0");
+        assert_eq!(tools.docker.unwrap().version, "28.3.2");
+        assert_eq!(tools.kind.unwrap().version, "0.30.0");
         assert_eq!(tools.istioctl.len(), 1);
         assert_eq!(tools.istioctl[0].version, "1.27.1");
         assert_eq!(tools.istioctl[0].path, bin.0.path().join("istioctl"));
         assert!(tools.kubectl.is_none());
+    }
+
+    #[tokio::test]
+    async fn the_kubeconfig_target_needs_only_istioctl() {
+        let bin = FakeBin::new().script("istioctl", "echo 1.27.1");
+        let tools = preflight_for(Scope::Kubeconfig, &bin.search())
+            .await
+            .unwrap();
+        assert!(tools.docker.is_none() && tools.kind.is_none());
+        let empty = FakeBin::new();
+        let err = preflight_for(Scope::Kubeconfig, &empty.search())
+            .await
+            .unwrap_err();
+        assert_eq!(err.tools(), [ToolName::Istioctl]);
     }
 
     #[tokio::test]
