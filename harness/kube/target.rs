@@ -4,6 +4,7 @@
 //! over these.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
@@ -38,12 +39,16 @@ pub struct KindTarget {
     probe: Vec<u8>,
     _workdir: tempfile::TempDir,
     registry_container: Option<registry::Registry>,
+    /// How long each phase took, in order: the JSON report shows users where time goes.
+    pub timings: Vec<(String, Duration)>,
 }
 
 impl KindTarget {
     /// Preflight (fails in seconds when a tool is missing), then every cluster in parallel.
     pub async fn start(mut run: KindRun, search: &ToolSearch) -> Result<KindTarget, KubeError> {
+        let started = Instant::now();
         let tools = preflight(search).await?;
+        let mut timings = vec![("preflight".to_owned(), started.elapsed())];
         run.istioctl = tools.istioctl.iter().map(|t| t.path.clone()).collect();
         let probe = probe::read_probe_binary(&run.probe_binary)?;
         let workdir = tempfile::Builder::new()
@@ -67,6 +72,7 @@ impl KindTarget {
                 index: i + 1,
             })
             .collect();
+        let started = Instant::now();
         let created = kind::create_clusters(
             &kind_bin,
             &guard,
@@ -83,6 +89,7 @@ impl KindTarget {
                 return Err(e);
             }
         };
+        timings.push(("clusters".to_owned(), started.elapsed()));
         let mut clusters = Vec::new();
         for r in refs {
             let client = r.client().await.inspect_err(|_| guard.mark_failed())?;
@@ -101,6 +108,7 @@ impl KindTarget {
             probe,
             _workdir: workdir,
             registry_container: None,
+            timings,
         })
     }
 
@@ -141,6 +149,7 @@ impl KindTarget {
             probe,
             _workdir: workdir,
             registry_container: None,
+            timings: Vec::new(),
         })
     }
 
@@ -176,6 +185,14 @@ impl KindTarget {
 
     /// Plugs in `<certs_dir>/<cluster>`.
     pub async fn plug_in(&mut self, cluster: &str) -> Result<PlugIn, KubeError> {
+        let started = Instant::now();
+        let out = self.plug_in_untimed(cluster).await;
+        self.timings
+            .push((format!("{} {cluster}", "plug-in"), started.elapsed()));
+        out
+    }
+
+    async fn plug_in_untimed(&mut self, cluster: &str) -> Result<PlugIn, KubeError> {
         let dir = self.run.certs_dir.join(cluster);
         let c = self.get(cluster)?;
         plugin::plug_in(&c.client, &mut c.namespaces, &dir).await
@@ -208,6 +225,20 @@ impl KindTarget {
         cluster: &str,
         phase: usize,
     ) -> Result<Option<CaMode>, KubeError> {
+        let started = Instant::now();
+        let out = self.install_untimed(cluster, phase).await;
+        self.timings.push((
+            format!("install {cluster} (istioctl {phase})"),
+            started.elapsed(),
+        ));
+        out
+    }
+
+    async fn install_untimed(
+        &mut self,
+        cluster: &str,
+        phase: usize,
+    ) -> Result<Option<CaMode>, KubeError> {
         let spec = self.install_spec(cluster);
         let istioctl = self
             .tools
@@ -233,6 +264,14 @@ impl KindTarget {
 
     /// Upgrades to the second istioctl and restarts the workloads onto the new sidecar.
     pub async fn upgrade(&mut self, cluster: &str) -> Result<Option<CaMode>, KubeError> {
+        let started = Instant::now();
+        let out = self.upgrade_untimed(cluster).await;
+        self.timings
+            .push((format!("{} {cluster}", "upgrade"), started.elapsed()));
+        out
+    }
+
+    async fn upgrade_untimed(&mut self, cluster: &str) -> Result<Option<CaMode>, KubeError> {
         let mode = self.install(cluster, 1).await?;
         let c = self.get(cluster)?;
         istio::restart_workloads(&c.client, WORKLOAD_NAMESPACE).await?;
@@ -240,6 +279,14 @@ impl KindTarget {
     }
 
     pub async fn deploy(&mut self, cluster: &str) -> Result<(), KubeError> {
+        let started = Instant::now();
+        let out = self.deploy_untimed(cluster).await;
+        self.timings
+            .push((format!("{} {cluster}", "deploy"), started.elapsed()));
+        out
+    }
+
+    async fn deploy_untimed(&mut self, cluster: &str) -> Result<(), KubeError> {
         let c = self.get(cluster)?;
         workloads::deploy(&c.client, &mut c.namespaces).await
     }
@@ -255,6 +302,14 @@ impl KindTarget {
 
     /// The chain httpbin presents to sleep, captured in sleep's pod as UID 1337.
     pub async fn capture_chain(&mut self, cluster: &str) -> Result<ProbeOutput, KubeError> {
+        let started = Instant::now();
+        let out = self.capture_chain_untimed(cluster).await;
+        self.timings
+            .push((format!("{} {cluster}", "capture"), started.elapsed()));
+        out
+    }
+
+    async fn capture_chain_untimed(&mut self, cluster: &str) -> Result<ProbeOutput, KubeError> {
         let delivery = self.run.delivery;
         let probe = self.probe.clone();
         let c = self.get(cluster)?;
