@@ -6,6 +6,8 @@
 pub mod chain;
 pub mod check;
 pub mod exit;
+#[cfg(feature = "e2e")]
+pub mod kube;
 pub mod mesh;
 pub mod pki;
 pub mod report;

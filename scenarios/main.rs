@@ -7,6 +7,10 @@ mod chain_input;
 mod chain_snapshot;
 mod chain_verify;
 mod check;
+#[cfg(feature = "e2e")]
+mod kube_plugin;
+#[cfg(feature = "e2e")]
+mod kube_preflight;
 mod mesh_ca_api;
 mod mesh_istiod_rules;
 mod mesh_traffic;

@@ -118,7 +118,11 @@ pub async fn run<T: Target>(
     let mut target_name = "";
     for (scenario, name, mut rec, duration) in finished {
         target_name = name;
-        snapshots.extend(rec.snapshots.drain(..).map(|(label, snap)| (scenario, label, snap)));
+        snapshots.extend(
+            rec.snapshots
+                .drain(..)
+                .map(|(label, snap)| (scenario, label, snap)),
+        );
         scenarios.push(ScenarioReport {
             name: scenario.name().to_owned(),
             description: scenario.description().to_owned(),

@@ -1,0 +1,66 @@
+//! What a kind run is asked to do: clusters, Istio versions (one istioctl per phase), how the
+//! probe gets into the pod, where things go. The plan and the run read the same value.
+
+use std::path::PathBuf;
+
+use super::istio::Profile;
+
+/// How the probe reaches the sleep pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeDelivery {
+    /// Streamed into istio-proxy over exec stdin (the default proxyv2 image has a shell).
+    Exec,
+    /// An image from the local registry, run as an ephemeral container (distroless proxies).
+    Image,
+}
+
+#[derive(Debug, Clone)]
+pub struct KindRun {
+    /// kind cluster names are `<prefix>-<cluster>`.
+    pub prefix: String,
+    /// Logical cluster names, each with an intermediate under `certs_dir` (`cluster1`, ...).
+    pub clusters: Vec<String>,
+    /// The `meshtrust certs` directory: `root-cert.pem` and one directory per cluster.
+    pub certs_dir: PathBuf,
+    /// `false`: the default-CA scenario (no cacerts; istiod must say it is self-signed).
+    pub plug_in: bool,
+    /// The shared kind config, patched per cluster.
+    pub kind_config: PathBuf,
+    /// Patched kind configs and kubeconfigs (a temp dir in a real run).
+    pub workdir: PathBuf,
+    /// `kind export logs` and reports go here.
+    pub artifacts: PathBuf,
+    pub profile: Profile,
+    /// `[install]` or `[install, upgrade]`: the tool paths of each phase.
+    pub istioctl: Vec<PathBuf>,
+    /// The static probe (`just probe-static`).
+    pub probe_binary: PathBuf,
+    pub delivery: ProbeDelivery,
+    /// `--keep` / `MESHTRUST_KEEP`: leave the clusters.
+    pub keep: bool,
+}
+
+impl KindRun {
+    /// One cluster, plugged in, exec delivery, paths relative to the repository.
+    pub fn single(prefix: &str) -> Self {
+        KindRun {
+            prefix: prefix.to_owned(),
+            clusters: vec!["cluster1".into()],
+            certs_dir: "certs".into(),
+            plug_in: true,
+            kind_config: "kind-config.yaml".into(),
+            workdir: "$WORKDIR".into(),
+            artifacts: "target/meshtrust/artifacts".into(),
+            profile: Profile::Demo,
+            istioctl: vec!["istioctl".into()],
+            probe_binary: "target/x86_64-unknown-linux-gnu/release/meshtrust-probe".into(),
+            delivery: ProbeDelivery::Exec,
+            keep: false,
+        }
+    }
+
+    /// Istio's `network` for cluster `i` (0-based): one network per kind cluster.
+    pub fn network(i: usize) -> String {
+        format!("network{}", i + 1)
+    }
+}

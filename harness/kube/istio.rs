@@ -1,0 +1,378 @@
+//! Installing and upgrading Istio with istioctl, waiting for istiod, and reading from its log
+//! which CA it chose: the plugged one ("Use local CA certificate") or its own self-signed root.
+
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, LogParams};
+
+use super::cluster::ClusterRef;
+use super::error::KubeError;
+use super::plugin::ISTIO_NAMESPACE;
+use super::process::Cmd;
+use super::wait::{self, Check, Patience};
+
+/// istioctl install waits for its own components (`--readiness-timeout`, 5 minutes by default)
+/// after applying them; allow that plus the image pulls before it.
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// istiod is one Deployment whose image is already pulled once istioctl install returns; three
+/// minutes covers a slow node. A rollout after an upgrade pulls the new image first.
+pub const ISTIOD_READY: Patience = Patience::new(Duration::from_secs(180), Duration::from_secs(2));
+pub const ROLLOUT_READY: Patience = Patience::new(Duration::from_secs(300), Duration::from_secs(3));
+
+/// The mesh ID every cluster shares (Istio's multicluster docs use `mesh1`).
+pub const MESH_ID: &str = "mesh1";
+
+/// istiod's log line in plug-in mode.
+pub const PLUGGED_IN_LINE: &str = "Use local CA certificate";
+/// istiod's log line when it made its own root.
+pub const SELF_SIGNED_LINE: &str = "Use self-signed certificate as the CA certificate";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// What the plug-in doc installs (istiod, gateways, permissive defaults).
+    Demo,
+    /// istiod only: faster, enough for chain checks.
+    Minimal,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Demo => "demo",
+            Profile::Minimal => "minimal",
+        }
+    }
+}
+
+/// One cluster's install.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallSpec {
+    pub profile: Profile,
+    /// Istio's `clusterName`: the logical cluster (`cluster1`).
+    pub cluster_name: String,
+    /// Istio's `network` (`network1`); distinct per cluster on kind, whose pod networks are
+    /// not flat unless routed.
+    pub network: String,
+}
+
+/// `istioctl install` with the multicluster values, against one cluster.
+pub fn install_cmd(istioctl: &Path, cluster: &ClusterRef, spec: &InstallSpec) -> Cmd {
+    Cmd::new(istioctl)
+        .arg("install")
+        .args(["--set", &format!("profile={}", spec.profile.name())])
+        .args(["--set", &format!("values.global.meshID={MESH_ID}")])
+        .args([
+            "--set",
+            &format!(
+                "values.global.multiCluster.clusterName={}",
+                spec.cluster_name
+            ),
+        ])
+        .args(["--set", &format!("values.global.network={}", spec.network)])
+        .arg("-y")
+        .args(cluster.cli_args())
+        .timeout(INSTALL_TIMEOUT)
+}
+
+/// The in-place upgrade: the new istioctl installs its own version over the old one with the
+/// same values. This is what `istioctl upgrade` does, minus its interactive checks; one command
+/// shape for both phases keeps the plan and the tests simple.
+pub fn upgrade_cmd(istioctl_b: &Path, cluster: &ClusterRef, spec: &InstallSpec) -> Cmd {
+    install_cmd(istioctl_b, cluster, spec)
+}
+
+/// `istioctl create-remote-secret` for `cluster` as seen from the other clusters' istiods:
+/// `server` is its API server's address inside the `kind` docker network (kind's `--internal`
+/// kubeconfig), not the host port.
+pub fn create_remote_secret_cmd(istioctl: &Path, cluster: &ClusterRef, server: &str) -> Cmd {
+    Cmd::new(istioctl)
+        .args([
+            "create-remote-secret",
+            "--name",
+            &cluster.cluster,
+            "--server",
+            server,
+        ])
+        .args(cluster.cli_args())
+        .timeout(Duration::from_secs(60))
+}
+
+/// Which CA istiod chose, as its log says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaMode {
+    PluggedIn,
+    SelfSigned,
+}
+
+impl CaMode {
+    /// The mode the log announced last (a log spanning a restart may hold both), or `None` if
+    /// istiod has not said yet.
+    pub fn detect(log: &str) -> Option<CaMode> {
+        let plugged = log.rfind(PLUGGED_IN_LINE);
+        let self_signed = log.rfind(SELF_SIGNED_LINE);
+        match (plugged, self_signed) {
+            (None, None) => None,
+            (Some(_), None) => Some(CaMode::PluggedIn),
+            (None, Some(_)) => Some(CaMode::SelfSigned),
+            (Some(p), Some(s)) => Some(if p > s {
+                CaMode::PluggedIn
+            } else {
+                CaMode::SelfSigned
+            }),
+        }
+    }
+
+    pub fn log_line(self) -> &'static str {
+        match self {
+            CaMode::PluggedIn => PLUGGED_IN_LINE,
+            CaMode::SelfSigned => SELF_SIGNED_LINE,
+        }
+    }
+}
+
+/// How a Deployment's rollout stands, in one line for a wait's "last seen".
+pub fn rollout_state(d: &Deployment) -> Check<()> {
+    let want = d.spec.replicas.unwrap_or(1);
+    let generation = d.metadata.generation.unwrap_or(0);
+    let status = d.status.clone().unwrap_or_default();
+    let ready = status.ready_replicas.unwrap_or(0);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let total = status.replicas.unwrap_or(0);
+    let observed = status.observed_generation.unwrap_or(0);
+    // Ready only when the controller has seen the latest spec and every replica is new and
+    // ready; old replicas still terminating count against it (`kubectl rollout status` rules).
+    if observed >= generation && updated == want && ready == want && total == want {
+        return Check::Done(());
+    }
+    let conditions: Vec<String> = status
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| {
+            format!(
+                "{}={}{}",
+                c.type_.unwrap_or_default(),
+                c.status.unwrap_or_default(),
+                c.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+            )
+        })
+        .collect();
+    Check::NotYet(format!(
+        "{ready}/{want} ready, {updated} updated, {total} total, generation {observed}/{generation}; conditions: {}",
+        if conditions.is_empty() {
+            "none".to_owned()
+        } else {
+            conditions.join(", ")
+        }
+    ))
+}
+
+/// Waits for a Deployment's rollout to finish.
+pub async fn wait_rollout(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    patience: Patience,
+) -> Result<(), KubeError> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    wait::poll(
+        format!("deployment `{ns}/{name}` to be ready"),
+        patience.scaled(),
+        || {
+            let api = api.clone();
+            let name = name.to_owned();
+            async move {
+                match api.get_opt(&name).await {
+                    Ok(Some(d)) => rollout_state(&d),
+                    Ok(None) => Check::NotYet("the deployment does not exist".into()),
+                    Err(e) => Check::NotYet(format!("api error: {e}")),
+                }
+            }
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Waits for istiod; on timeout the error carries the tail of istiod's log.
+pub async fn wait_istiod(client: &kube::Client) -> Result<(), KubeError> {
+    match wait_rollout(client, ISTIO_NAMESPACE, "istiod", ISTIOD_READY).await {
+        Ok(()) => Ok(()),
+        Err(KubeError::Wait(mut e)) => {
+            if let Ok(log) = istiod_log(client).await {
+                let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                e.last_seen.push_str("\nistiod log (last 20 lines):\n");
+                e.last_seen
+                    .push_str(&tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            }
+            Err(KubeError::Wait(e))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The `discovery` container's log of every istiod pod, concatenated.
+pub async fn istiod_log(client: &kube::Client) -> Result<String, KubeError> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ISTIO_NAMESPACE);
+    let list = pods
+        .list(&ListParams::default().labels("app=istiod"))
+        .await
+        .map_err(KubeError::api("list istiod pods"))?;
+    let mut log = String::new();
+    for pod in list {
+        let name = pod.metadata.name.unwrap_or_default();
+        let params = LogParams {
+            container: Some("discovery".into()),
+            ..LogParams::default()
+        };
+        let text = pods
+            .logs(&name, &params)
+            .await
+            .map_err(KubeError::api(format!(
+                "read the log of `{ISTIO_NAMESPACE}/{name}`"
+            )))?;
+        log.push_str(&text);
+    }
+    Ok(log)
+}
+
+/// istiod's CA mode, from its log. It logs the line at startup, before it reports Ready, so
+/// this is read once istiod is Ready.
+pub async fn ca_mode(client: &kube::Client) -> Result<Option<CaMode>, KubeError> {
+    Ok(CaMode::detect(&istiod_log(client).await?))
+}
+
+/// `kubectl rollout restart` for every Deployment in `ns` (kube's `restart` sets the same
+/// `kubectl.kubernetes.io/restartedAt` template annotation), then waits for each rollout: after
+/// an upgrade, workloads get the new sidecar and a freshly issued certificate.
+pub async fn restart_workloads(client: &kube::Client, ns: &str) -> Result<Vec<String>, KubeError> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let names: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .map_err(KubeError::api(format!("list deployments in `{ns}`")))?
+        .into_iter()
+        .filter_map(|d| d.metadata.name)
+        .collect();
+    for name in &names {
+        api.restart(name)
+            .await
+            .map_err(KubeError::api(format!("restart deployment `{ns}/{name}`")))?;
+    }
+    for name in &names {
+        wait_rollout(client, ns, name, ROLLOUT_READY).await?;
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster1() -> ClusterRef {
+        ClusterRef {
+            cluster: "cluster1".into(),
+            kubeconfig: Some("/w/mt-cluster1.kubeconfig".into()),
+            context: Some("kind-mt-cluster1".into()),
+        }
+    }
+
+    fn spec(profile: Profile) -> InstallSpec {
+        InstallSpec {
+            profile,
+            cluster_name: "cluster1".into(),
+            network: "network1".into(),
+        }
+    }
+
+    #[test]
+    fn the_install_command_sets_the_profile_and_the_multicluster_values() {
+        assert_eq!(
+            install_cmd(Path::new("istioctl"), &cluster1(), &spec(Profile::Demo)).to_string(),
+            "istioctl install --set profile=demo --set values.global.meshID=mesh1 \
+             --set values.global.multiCluster.clusterName=cluster1 \
+             --set values.global.network=network1 -y \
+             --kubeconfig /w/mt-cluster1.kubeconfig --context kind-mt-cluster1"
+        );
+    }
+
+    #[test]
+    fn the_upgrade_installs_with_the_second_istioctl() {
+        let cmd = upgrade_cmd(
+            Path::new("/opt/istio-1.27.1/bin/istioctl"),
+            &cluster1(),
+            &spec(Profile::Minimal),
+        );
+        assert_eq!(cmd.program, Path::new("/opt/istio-1.27.1/bin/istioctl"));
+        assert_eq!(cmd.args[..3], ["install", "--set", "profile=minimal"]);
+    }
+
+    #[test]
+    fn the_remote_secret_names_the_cluster_and_its_internal_server() {
+        assert_eq!(
+            create_remote_secret_cmd(
+                Path::new("istioctl"),
+                &cluster1(),
+                "https://mt-cluster1-control-plane:6443"
+            )
+            .to_string(),
+            "istioctl create-remote-secret --name cluster1 --server https://mt-cluster1-control-plane:6443 \
+             --kubeconfig /w/mt-cluster1.kubeconfig --context kind-mt-cluster1"
+        );
+    }
+
+    const PLUGGED_LOG: &str = "\
+2026-11-29T04:10:01.120Z\tinfo\tFLAG: --caCertFile=\"\"
+2026-11-29T04:10:01.410Z\tinfo\tUse plugged-in cert at etc/cacerts/ca-key.pem
+2026-11-29T04:10:01.411Z\tinfo\tx509 cert - Issuer: \"CN=Intermediate CA,O=Istio,L=cluster1\"
+2026-11-29T04:10:01.412Z\tinfo\tIstiod certificates are reloaded
+2026-11-29T04:10:01.413Z\tinfo\tUse local CA certificate
+2026-11-29T04:10:01.520Z\tinfo\tready
+";
+
+    const SELF_SIGNED_LOG: &str = "\
+2026-11-29T04:10:01.120Z\tinfo\tFLAG: --caCertFile=\"\"
+2026-11-29T04:10:01.300Z\tinfo\tUse self-signed certificate as the CA certificate
+2026-11-29T04:10:01.900Z\tinfo\tpkica\tLoad signing key and cert from existing secret istio-system/istio-ca-secret
+";
+
+    #[test]
+    fn the_log_line_tells_plugged_in_from_self_signed() {
+        assert_eq!(CaMode::detect(PLUGGED_LOG), Some(CaMode::PluggedIn));
+        assert_eq!(CaMode::detect(SELF_SIGNED_LOG), Some(CaMode::SelfSigned));
+        assert_eq!(CaMode::detect("2026-11-29T04:10:01Z\tinfo\tstarting"), None);
+        // A log spanning a restart: the last word counts.
+        let both = format!("{SELF_SIGNED_LOG}{PLUGGED_LOG}");
+        assert_eq!(CaMode::detect(&both), Some(CaMode::PluggedIn));
+        let both = format!("{PLUGGED_LOG}{SELF_SIGNED_LOG}");
+        assert_eq!(CaMode::detect(&both), Some(CaMode::SelfSigned));
+    }
+
+    #[test]
+    fn a_rollout_in_progress_says_where_it_stands() {
+        let d: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "istiod", "generation": 2},
+            "spec": {"replicas": 1, "selector": {}, "template": {}},
+            "status": {"replicas": 2, "updatedReplicas": 1, "readyReplicas": 1, "observedGeneration": 2,
+                       "conditions": [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}]}
+        }))
+        .unwrap();
+        match rollout_state(&d) {
+            Check::NotYet(seen) => assert_eq!(
+                seen,
+                "1/1 ready, 1 updated, 2 total, generation 2/2; conditions: Progressing=True (ReplicaSetUpdated)"
+            ),
+            Check::Done(()) => panic!("an old replica is still there"),
+        }
+        let done: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "istiod", "generation": 2},
+            "spec": {"replicas": 1, "selector": {}, "template": {}},
+            "status": {"replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "observedGeneration": 2}
+        }))
+        .unwrap();
+        assert!(matches!(rollout_state(&done), Check::Done(())));
+    }
+}

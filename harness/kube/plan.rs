@@ -1,0 +1,594 @@
+//! The dry run: the ordered plan of a kind run, every process with its argv and every API
+//! object with kind/namespace/name, built from the same command and object builders the run
+//! uses, so the plan cannot drift from what runs. Secret data is shown as `<redacted>`.
+
+use std::fmt;
+use std::path::Path;
+
+use super::cluster::ClusterRef;
+use super::config::{KindRun, ProbeDelivery};
+use super::istio::{self, CaMode, InstallSpec};
+use super::kind::{self, Subnets};
+use super::plugin::{ISTIO_NAMESPACE, ROOT_CONFIGMAP};
+use super::probe;
+use super::registry;
+use super::tools::ToolName;
+use super::workloads::{self, HTTPBIN_SERVICE_PORT, MtlsMode, WORKLOAD_NAMESPACE};
+use crate::pki::layout::CACERTS_FILES;
+
+/// One step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanStep {
+    /// A process, by its short command line.
+    Run { phase: String, cmd: String },
+    /// Server-side apply of an object.
+    Apply {
+        phase: String,
+        cluster: String,
+        object: String,
+        /// Extra detail: labels, redacted data keys.
+        detail: Option<String>,
+    },
+    Delete {
+        phase: String,
+        cluster: String,
+        object: String,
+    },
+    Read {
+        phase: String,
+        cluster: String,
+        object: String,
+    },
+    Exec {
+        phase: String,
+        cluster: String,
+        target: String,
+        argv: String,
+        stdin: Option<String>,
+    },
+    Wait {
+        phase: String,
+        cluster: String,
+        what: String,
+        deadline_s: u64,
+    },
+    Check {
+        phase: String,
+        cluster: String,
+        what: String,
+    },
+}
+
+impl fmt::Display for PlanStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanStep::Run { phase, cmd } => write!(f, "[{phase}] run    {cmd}"),
+            PlanStep::Apply {
+                phase,
+                cluster,
+                object,
+                detail,
+            } => {
+                write!(f, "[{phase}] apply  {cluster}: {object}")?;
+                if let Some(d) = detail {
+                    write!(f, " {d}")?;
+                }
+                Ok(())
+            }
+            PlanStep::Delete {
+                phase,
+                cluster,
+                object,
+            } => {
+                write!(f, "[{phase}] delete {cluster}: {object} (if present)")
+            }
+            PlanStep::Read {
+                phase,
+                cluster,
+                object,
+            } => write!(f, "[{phase}] read   {cluster}: {object}"),
+            PlanStep::Exec {
+                phase,
+                cluster,
+                target,
+                argv,
+                stdin,
+            } => {
+                write!(f, "[{phase}] exec   {cluster}: {target}: {argv}")?;
+                if let Some(s) = stdin {
+                    write!(f, " < {s}")?;
+                }
+                Ok(())
+            }
+            PlanStep::Wait {
+                phase,
+                cluster,
+                what,
+                deadline_s,
+            } => {
+                write!(
+                    f,
+                    "[{phase}] wait   {cluster}: {what} (deadline {deadline_s}s)"
+                )
+            }
+            PlanStep::Check {
+                phase,
+                cluster,
+                what,
+            } => write!(f, "[{phase}] check  {cluster}: {what}"),
+        }
+    }
+}
+
+struct Planner {
+    steps: Vec<PlanStep>,
+}
+
+impl Planner {
+    fn run(&mut self, phase: &str, cmd: crate::kube::process::Cmd) {
+        // The full program as configured: bare `kind`/`docker`, and each phase's istioctl path
+        // (which one installs and which upgrades is the point of an upgrade plan).
+        self.steps.push(PlanStep::Run {
+            phase: phase.into(),
+            cmd: cmd.to_string(),
+        });
+    }
+    fn apply(&mut self, phase: &str, cluster: &str, object: String, detail: Option<String>) {
+        self.steps.push(PlanStep::Apply {
+            phase: phase.into(),
+            cluster: cluster.into(),
+            object,
+            detail,
+        });
+    }
+    fn wait(&mut self, phase: &str, cluster: &str, what: String, p: super::wait::Patience) {
+        self.steps.push(PlanStep::Wait {
+            phase: phase.into(),
+            cluster: cluster.into(),
+            what,
+            deadline_s: p.deadline.as_secs(),
+        });
+    }
+    fn check(&mut self, phase: &str, cluster: &str, what: String) {
+        self.steps.push(PlanStep::Check {
+            phase: phase.into(),
+            cluster: cluster.into(),
+            what,
+        });
+    }
+}
+
+/// Every step of `run`, in order. Tools appear by name; paths as configured.
+pub fn plan(run: &KindRun) -> Vec<PlanStep> {
+    let mut p = Planner { steps: Vec::new() };
+    let docker = Path::new(ToolName::Docker.binary());
+    let kind_bin = Path::new(ToolName::Kind.binary());
+
+    for step in preflight_cmds(run) {
+        p.run("preflight", step);
+    }
+
+    let names: Vec<String> = run
+        .clusters
+        .iter()
+        .map(|c| kind::cluster_name(&run.prefix, c))
+        .collect();
+    let refs: Vec<ClusterRef> = run
+        .clusters
+        .iter()
+        .zip(&names)
+        .map(|(c, n)| ClusterRef {
+            cluster: c.clone(),
+            kubeconfig: Some(run.workdir.join(format!("{n}.kubeconfig"))),
+            context: Some(kind::context_name(n)),
+        })
+        .collect();
+
+    p.run("clusters", kind::get_clusters_cmd(kind_bin));
+    for (i, name) in names.iter().enumerate() {
+        let config = run.workdir.join(format!("{name}.kind.yaml"));
+        let subnets = Subnets::for_cluster(i + 1);
+        p.check(
+            "clusters",
+            name,
+            format!(
+                "write {} from {} with podSubnet {} and serviceSubnet {}",
+                config.display(),
+                run.kind_config.display(),
+                subnets.as_ref().map_or("?", |s| s.pod.as_str()),
+                subnets.as_ref().map_or("?", |s| s.service.as_str()),
+            ),
+        );
+        p.run("clusters", kind::create_cmd(kind_bin, name, &config));
+    }
+    for (name, r) in names.iter().zip(&refs) {
+        p.steps.push(PlanStep::Run {
+            phase: "clusters".into(),
+            cmd: format!(
+                "{} > {} (mode 0600)",
+                kind::kubeconfig_cmd(kind_bin, name),
+                r.kubeconfig
+                    .as_ref()
+                    .map(|k| k.display().to_string())
+                    .unwrap_or_default()
+            ),
+        });
+    }
+
+    if run.clusters.len() > 1 {
+        network_steps(&mut p, run, docker, &names);
+    }
+
+    for (i, r) in refs.iter().enumerate() {
+        let c = &r.cluster;
+        if run.plug_in {
+            p.apply("plug-in", c, format!("Namespace {ISTIO_NAMESPACE}"), None);
+            let keys: Vec<String> = CACERTS_FILES
+                .iter()
+                .map(|k| format!("{k}: <redacted>"))
+                .collect();
+            p.apply(
+                "plug-in",
+                c,
+                format!("Secret {ISTIO_NAMESPACE}/cacerts"),
+                Some(format!(
+                    "from {} {{{}}}",
+                    run.certs_dir.join(c).display(),
+                    keys.join(", ")
+                )),
+            );
+            p.steps.push(PlanStep::Delete {
+                phase: "plug-in".into(),
+                cluster: c.clone(),
+                object: format!("ConfigMap {ISTIO_NAMESPACE}/{ROOT_CONFIGMAP}"),
+            });
+        }
+        install_steps(&mut p, run, r, i, 0, "install");
+    }
+
+    if run.clusters.len() > 1 {
+        remote_secret_steps(&mut p, run, kind_bin, &names, &refs);
+    }
+
+    for r in &refs {
+        workload_steps(&mut p, run, r, "workloads");
+        probe_steps(&mut p, run, r, docker, kind_bin, "probe");
+    }
+
+    if run.istioctl.len() > 1 {
+        for (i, r) in refs.iter().enumerate() {
+            install_steps(&mut p, run, r, i, 1, "upgrade");
+            p.apply("upgrade", &r.cluster, format!("Deployment {WORKLOAD_NAMESPACE}/* restart (template annotation kubectl.kubernetes.io/restartedAt)"), None);
+            for app in ["httpbin", "sleep"] {
+                p.wait(
+                    "upgrade",
+                    &r.cluster,
+                    format!("deployment `{WORKLOAD_NAMESPACE}/{app}` to be ready"),
+                    istio::ROLLOUT_READY,
+                );
+            }
+            probe_steps(&mut p, run, r, docker, kind_bin, "upgrade");
+        }
+    }
+
+    for name in &names {
+        p.steps.push(PlanStep::Check {
+            phase: "teardown".into(),
+            cluster: name.clone(),
+            what: format!(
+                "on failure: {}",
+                kind::export_logs_cmd(kind_bin, name, &run.artifacts.join(name)).display_short()
+            ),
+        });
+        if run.keep {
+            p.check(
+                "teardown",
+                name,
+                "keep (--keep / MESHTRUST_KEEP): not deleted".into(),
+            );
+        } else {
+            p.run("teardown", kind::delete_cmd(kind_bin, name));
+        }
+    }
+    p.steps
+}
+
+fn preflight_cmds(run: &KindRun) -> Vec<crate::kube::process::Cmd> {
+    use super::process::Cmd;
+    let mut cmds = vec![
+        Cmd::new("docker").args(["info", "--format", "{{.ServerVersion}}"]),
+        Cmd::new("kind").arg("version"),
+    ];
+    for istioctl in &run.istioctl {
+        cmds.push(Cmd::new(istioctl).args(["version", "--remote=false"]));
+    }
+    cmds
+}
+
+fn network_steps(p: &mut Planner, run: &KindRun, docker: &Path, names: &[String]) {
+    for (i, name) in names.iter().enumerate() {
+        for (j, other) in names.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            let subnet = Subnets::for_cluster(j + 1)
+                .map(|s| s.pod)
+                .unwrap_or_default();
+            p.run(
+                "network",
+                kind::route_cmd(
+                    docker,
+                    &kind::control_plane(name),
+                    &subnet,
+                    &format!("<ip of {}>", kind::control_plane(other)),
+                ),
+            );
+        }
+    }
+    let _ = run;
+}
+
+fn install_steps(
+    p: &mut Planner,
+    run: &KindRun,
+    r: &ClusterRef,
+    i: usize,
+    phase_index: usize,
+    phase: &str,
+) {
+    let spec = InstallSpec {
+        profile: run.profile,
+        cluster_name: r.cluster.clone(),
+        network: KindRun::network(i),
+    };
+    let Some(istioctl) = run.istioctl.get(phase_index) else {
+        return;
+    };
+    let cmd = if phase_index == 0 {
+        istio::install_cmd(istioctl, r, &spec)
+    } else {
+        istio::upgrade_cmd(istioctl, r, &spec)
+    };
+    p.run(phase, cmd);
+    p.wait(
+        phase,
+        &r.cluster,
+        format!("deployment `{ISTIO_NAMESPACE}/istiod` to be ready"),
+        istio::ISTIOD_READY,
+    );
+    let mode = if run.plug_in {
+        CaMode::PluggedIn
+    } else {
+        CaMode::SelfSigned
+    };
+    p.check(
+        phase,
+        &r.cluster,
+        format!(
+            "istiod log (container discovery, pods app=istiod) says `{}`",
+            mode.log_line()
+        ),
+    );
+}
+
+fn remote_secret_steps(
+    p: &mut Planner,
+    run: &KindRun,
+    kind_bin: &Path,
+    names: &[String],
+    refs: &[ClusterRef],
+) {
+    let Some(istioctl) = run.istioctl.first() else {
+        return;
+    };
+    for (i, (name, r)) in names.iter().zip(refs).enumerate() {
+        p.run(
+            "multicluster",
+            kind::internal_kubeconfig_cmd(kind_bin, name),
+        );
+        let server = format!("https://{}:6443", kind::control_plane(name));
+        p.run(
+            "multicluster",
+            istio::create_remote_secret_cmd(istioctl, r, &server),
+        );
+        for (j, other) in refs.iter().enumerate() {
+            if i != j {
+                p.apply(
+                    "multicluster",
+                    &other.cluster,
+                    format!("Secret {ISTIO_NAMESPACE}/istio-remote-secret-{}", r.cluster),
+                    Some("(the output above) {<redacted>}".into()),
+                );
+            }
+        }
+    }
+}
+
+fn workload_steps(p: &mut Planner, _run: &KindRun, r: &ClusterRef, phase: &str) {
+    let c = &r.cluster;
+    p.apply(
+        phase,
+        c,
+        format!("Namespace {WORKLOAD_NAMESPACE}"),
+        Some("labels {istio-injection: enabled}".into()),
+    );
+    for (file, yaml) in [
+        ("fixtures/httpbin.yaml", workloads::HTTPBIN_YAML),
+        ("fixtures/sleep.yaml", workloads::SLEEP_YAML),
+    ] {
+        for object in workloads::parse_manifest(file, yaml).unwrap_or_default() {
+            p.apply(
+                phase,
+                c,
+                workloads::describe(&object, WORKLOAD_NAMESPACE),
+                Some(format!("from {file}")),
+            );
+        }
+    }
+    for app in ["httpbin", "sleep"] {
+        p.wait(
+            phase,
+            c,
+            format!("pods `app={app}` in `{WORKLOAD_NAMESPACE}` to be Ready (every container)"),
+            workloads::PODS_READY,
+        );
+    }
+    if let Ok(pa) = workloads::peer_authentication(MtlsMode::Strict) {
+        p.apply(
+            phase,
+            c,
+            workloads::describe(&pa, WORKLOAD_NAMESPACE),
+            Some("mtls.mode STRICT".into()),
+        );
+    }
+}
+
+fn probe_steps(
+    p: &mut Planner,
+    run: &KindRun,
+    r: &ClusterRef,
+    docker: &Path,
+    kind_bin: &Path,
+    phase: &str,
+) {
+    let c = &r.cluster;
+    let addr = format!("<httpbin pod IP>:{HTTPBIN_SERVICE_PORT}");
+    p.steps.push(PlanStep::Read {
+        phase: phase.into(),
+        cluster: c.clone(),
+        object: format!("Pod {WORKLOAD_NAMESPACE}/app=httpbin status.podIP, Pod {WORKLOAD_NAMESPACE}/app=sleep name"),
+    });
+    match run.delivery {
+        ProbeDelivery::Exec => {
+            p.steps.push(PlanStep::Exec {
+                phase: phase.into(),
+                cluster: c.clone(),
+                target: format!("<sleep pod>/{}", probe::PROXY_CONTAINER),
+                argv: probe::receive_argv(0)
+                    .join(" ")
+                    .replace("head -c 0", "head -c <size>"),
+                stdin: Some(run.probe_binary.display().to_string()),
+            });
+            p.steps.push(PlanStep::Exec {
+                phase: phase.into(),
+                cluster: c.clone(),
+                target: format!("<sleep pod>/{}", probe::PROXY_CONTAINER),
+                argv: probe::probe_argv(&addr).join(" "),
+                stdin: None,
+            });
+        }
+        ProbeDelivery::Image => {
+            let image = registry::probe_image("dev");
+            p.check(
+                phase,
+                c,
+                format!(
+                    "start registry `{}` on docker network `{}` (testcontainers, once per run), localhost:{}",
+                    registry::REGISTRY_NAME,
+                    registry::KIND_NETWORK,
+                    registry::REGISTRY_HOST_PORT
+                ),
+            );
+            for cmd in registry::wire_node_cmds(
+                docker,
+                &kind::control_plane(&kind::cluster_name(&run.prefix, c)),
+            ) {
+                p.run(phase, cmd);
+            }
+            for cmd in
+                registry::build_and_push_cmds(docker, &run.workdir.join("probe-image"), &image)
+            {
+                p.run(phase, cmd);
+            }
+            p.check(
+                phase,
+                c,
+                format!(
+                    "if the push fails: {}",
+                    kind::load_image_cmd(kind_bin, &image, &kind::cluster_name(&run.prefix, c))
+                        .display_short()
+                ),
+            );
+            p.apply(
+                phase,
+                c,
+                format!("Pod {WORKLOAD_NAMESPACE}/<sleep pod> ephemeralContainers meshtrust-probe"),
+                Some(format!(
+                    "image {image}, runAsUser 1337, args {}",
+                    probe::probe_args(&addr).join(" ")
+                )),
+            );
+            p.wait(
+                phase,
+                c,
+                "ephemeral container `meshtrust-probe` to finish".into(),
+                super::wait::Patience::new(
+                    std::time::Duration::from_secs(120),
+                    std::time::Duration::from_secs(2),
+                ),
+            );
+        }
+    }
+    p.check(
+        phase,
+        c,
+        "the captured chain (JSON) -> chain verdict and snapshot".into(),
+    );
+    p.steps.push(PlanStep::Read {
+        phase: phase.into(),
+        cluster: c.clone(),
+        object: format!("ConfigMap {WORKLOAD_NAMESPACE}/{ROOT_CONFIGMAP} root-cert.pem"),
+    });
+}
+
+/// The plan as text, one step a line: what `meshtrust run --target kind --dry-run` prints.
+pub fn dry_run_plan(run: &KindRun) -> String {
+    let mut out = format!(
+        "meshtrust kind plan: {} cluster(s) [{}], profile {}, {} (nothing was run)\n",
+        run.clusters.len(),
+        run.clusters.join(", "),
+        run.profile.name(),
+        match run.istioctl.len() {
+            1 => "one Istio version".to_owned(),
+            n => format!("{n} Istio versions (install, upgrade)"),
+        },
+    );
+    for (i, step) in plan(run).iter().enumerate() {
+        out.push_str(&format!("{:>3}. {step}\n", i + 1));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_single_cluster_plan() {
+        insta::with_settings!({snapshot_path => "../../fixtures/snapshots", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!("kind_plan_single_cluster", dry_run_plan(&KindRun::single("meshtrust")));
+        });
+    }
+
+    #[test]
+    fn the_two_cluster_upgrade_plan_on_a_distroless_proxy() {
+        let mut run = KindRun::single("mt");
+        run.clusters.push("cluster2".into());
+        run.istioctl = vec![
+            "/opt/istio-1.26.3/bin/istioctl".into(),
+            "/opt/istio-1.27.1/bin/istioctl".into(),
+        ];
+        run.delivery = ProbeDelivery::Image;
+        run.keep = true;
+        insta::with_settings!({snapshot_path => "../../fixtures/snapshots", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!("kind_plan_two_clusters_upgrade_distroless", dry_run_plan(&run));
+        });
+    }
+
+    #[test]
+    fn the_plan_never_shows_secret_data() {
+        let text = dry_run_plan(&KindRun::single("meshtrust"));
+        assert!(text.contains("ca-key.pem: <redacted>"));
+        assert!(!text.contains("BEGIN"));
+    }
+}
