@@ -155,12 +155,12 @@ fn search<'a, 'c>(
 ) -> bool {
     let (_, der, cert) = *path.last().expect("the path starts with the target");
     // The target may itself be a trust anchor (a root verifying to itself).
-    if path.len() == 1 {
-        if let Some((step, d, a)) = anchors.iter().find(|(_, d, _)| *d == der) {
-            path[0] = (*step, *d, a);
-            path[0].0 = Step::Target;
-            return finish(path, opts, best);
-        }
+    if path.len() == 1
+        && let Some((step, d, a)) = anchors.iter().find(|(_, d, _)| *d == der)
+    {
+        path[0] = (*step, *d, a);
+        path[0].0 = Step::Target;
+        return finish(path, opts, best);
     }
     if path.len() > MAX_DEPTH {
         return false;
@@ -218,10 +218,10 @@ pub fn issues(issuer: &X509Certificate<'_>, child: &X509Certificate<'_>) -> bool
     if issuer.subject().as_raw() != child.issuer().as_raw() {
         return false;
     }
-    if let (Some(aki), Some(ski)) = (authority_key_id(child), subject_key_id(issuer)) {
-        if aki != ski {
-            return false;
-        }
+    if let (Some(aki), Some(ski)) = (authority_key_id(child), subject_key_id(issuer))
+        && aki != ski
+    {
+        return false;
     }
     signature::signed_by(child, issuer)
 }
@@ -297,21 +297,20 @@ fn check_path(path: &[Node<'_, '_>], opts: &PathOptions) -> Result<(), PathError
             .iter()
             .filter(|(_, _, c)| c.subject().as_raw() != c.issuer().as_raw())
             .count();
-        if let Some(pathlen) = bc.and_then(|b| b.path_len_constraint) {
-            if below > pathlen as usize {
-                return Err(PathError::PathLen {
-                    subject,
-                    pathlen,
-                    below,
-                });
-            }
+        if let Some(pathlen) = bc.and_then(|b| b.path_len_constraint)
+            && below > pathlen as usize
+        {
+            return Err(PathError::PathLen {
+                subject,
+                pathlen,
+                below,
+            });
         }
-        if opts.rules == Rules::Peer {
-            if let Some(ku) = key_usage(cert) {
-                if !ku.key_cert_sign() {
-                    return Err(PathError::NoKeyCertSign { subject });
-                }
-            }
+        if opts.rules == Rules::Peer
+            && let Some(ku) = key_usage(cert)
+            && !ku.key_cert_sign()
+        {
+            return Err(PathError::NoKeyCertSign { subject });
         }
     }
     Ok(())
@@ -333,10 +332,10 @@ pub fn subject(cert: &X509Certificate<'_>) -> String {
         return s;
     }
     for ext in cert.extensions() {
-        if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
-            if let Some(first) = san.general_names.first() {
-                return format!("<empty subject> {first}");
-            }
+        if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension()
+            && let Some(first) = san.general_names.first()
+        {
+            return format!("<empty subject> {first}");
         }
     }
     "<empty subject>".into()

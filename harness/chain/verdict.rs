@@ -298,13 +298,13 @@ fn leaf_verifies(r: &Related, expect: &Expectations) -> Check {
         }
         Err(e) => {
             let mut details = Vec::new();
-            if let path::PathError::NoIssuer { subject, issuer } = &e {
-                if subject == issuer {
-                    details.push(format!(
+            if let path::PathError::NoIssuer { subject, issuer } = &e
+                && subject == issuer
+            {
+                details.push(format!(
                         "`{subject}` is a self-signed root, but not the plugged one: only {} is trusted",
                         root_file(r)
                     ));
-                }
             }
             details.push(format!(
                 "verified at {} against the plugged {}, with the served certificates as untrusted intermediates",
@@ -360,10 +360,10 @@ fn spiffe_id(r: &Related, expect: &Expectations) -> Check {
                 .to_owned(),
         );
     }
-    if let Some(want) = &expect.expect_id {
-        if *want != parsed {
-            problems.push(format!("expected `{want}`, got `{parsed}`"));
-        }
+    if let Some(want) = &expect.expect_id
+        && *want != parsed
+    {
+        problems.push(format!("expected `{want}`, got `{parsed}`"));
     }
     let td = expect.trust_domain();
     if parsed.trust_domain != td {
@@ -411,22 +411,22 @@ fn leaf_ttl(r: &Related, expect: &Expectations) -> Check {
             duration::format(MAX_WORKLOAD_TTL)
         ));
     }
-    if let Some(ttl) = expect.expect_ttl {
-        if lifetime < ttl - TTL_SLACK_BELOW || lifetime > ttl + TTL_SLACK_ABOVE {
-            let mut problem = format!(
-                "the lifetime {} is not the expected TTL {} ({} with istiod's {} backdating)",
-                duration::format(lifetime),
-                duration::format(ttl),
-                duration::format(ttl + ISTIOD_BACKDATE),
-                duration::format(ISTIOD_BACKDATE),
-            );
-            if issuer_of(r, r.leaf()).is_some_and(|i| i.not_after == leaf.not_after) {
-                problem.push_str(
+    if let Some(ttl) = expect.expect_ttl
+        && (lifetime < ttl - TTL_SLACK_BELOW || lifetime > ttl + TTL_SLACK_ABOVE)
+    {
+        let mut problem = format!(
+            "the lifetime {} is not the expected TTL {} ({} with istiod's {} backdating)",
+            duration::format(lifetime),
+            duration::format(ttl),
+            duration::format(ttl + ISTIOD_BACKDATE),
+            duration::format(ISTIOD_BACKDATE),
+        );
+        if issuer_of(r, r.leaf()).is_some_and(|i| i.not_after == leaf.not_after) {
+            problem.push_str(
                     "; NotAfter equals the issuer's: istiod 1.28+ clamps a leaf to its intermediate's expiry",
                 );
-            }
-            problems.push(problem);
         }
+        problems.push(problem);
     }
     if problems.is_empty() {
         pass(id, window)

@@ -50,9 +50,9 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
         // then has i CA certificates below it (ca-cert.pem included).
         for (i, cert) in parsed_path.iter().enumerate().skip(1) {
             if let Some(pathlen) = path::basic_constraints(cert).and_then(|b| b.path_len_constraint)
+                && (pathlen as usize) < i
             {
-                if (pathlen as usize) < i {
-                    out.push(
+                out.push(
                         Finding::new("pathlen-breaks-workloads", Severity::Error, bundle)
                             .file(cert_file)
                             .message(format!(
@@ -62,14 +62,14 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
                             .evidence(format!("path: {}", parsed_path.iter().map(path::subject).collect::<Vec<_>>().join(" -> ")))
                             .fix(format!("reissue `{}` with pathlen:{i} or more (or none)", path::subject(cert))),
                     );
-                }
             }
         }
     }
     for cert in &parsed_path {
-        if let Some(ku) = path::key_usage(cert) {
-            if !ku.key_cert_sign() {
-                out.push(
+        if let Some(ku) = path::key_usage(cert)
+            && !ku.key_cert_sign()
+        {
+            out.push(
                     Finding::new("no-key-cert-sign", Severity::Error, bundle)
                         .file(cert_file)
                         .message(format!(
@@ -79,7 +79,6 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
                         .evidence(format!("keyUsage: {ku}"))
                         .fix("reissue the CA with keyUsage keyCertSign (and cRLSign)"),
                 );
-            }
         }
     }
     if bundle.layout == Layout::KubernetesTls {
@@ -169,28 +168,28 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
         let Ok((_, c)) = x509_parser::parse_x509_certificate(der) else {
             continue;
         };
-        if let Ok(PublicKey::RSA(rsa)) = c.public_key().parsed() {
-            if rsa.key_size() < 2048 {
-                out.push(
+        if let Ok(PublicKey::RSA(rsa)) = c.public_key().parsed()
+            && rsa.key_size() < 2048
+        {
+            out.push(
                     Finding::new("weak-rsa", Severity::Warning, bundle)
                         .message(format!("`{}` has an RSA {}-bit key; below 2048 bits is refused by current TLS stacks", path::subject(&c), rsa.key_size()))
                         .fix("reissue with RSA 2048 or more (Istio's Makefile uses 4096), or ECDSA P-256"),
                 );
-            }
         }
     }
-    if let Some(key) = &bundle.ca_key {
-        if key.mode & 0o077 != 0 {
-            out.push(
-                Finding::new("key-file-permissions", Severity::Warning, bundle)
-                    .file(key.name)
-                    .message(format!(
-                        "`{}` is readable by group or others (mode {:o})",
-                        key.name, key.mode
-                    ))
-                    .fix(format!("chmod 600 {}", key.path.display())),
-            );
-        }
+    if let Some(key) = &bundle.ca_key
+        && key.mode & 0o077 != 0
+    {
+        out.push(
+            Finding::new("key-file-permissions", Severity::Warning, bundle)
+                .file(key.name)
+                .message(format!(
+                    "`{}` is readable by group or others (mode {:o})",
+                    key.name, key.mode
+                ))
+                .fix(format!("chmod 600 {}", key.path.display())),
+        );
     }
 
     // Notes: what istiod will serve.

@@ -287,28 +287,27 @@ pub fn evaluate(bundle: &Bundle, now: OffsetDateTime, version: IstioVersion) -> 
         });
 
     // 3. tls.X509KeyPair(cert, key).
-    if let (Some(key), Some(cert)) = (&key, &ca_cert) {
-        if !key_matches_cert(key, cert) {
-            fail(
-                Rule::KeyMatches,
-                Detail::KeyMismatch,
-                "the cert does not match the key".into(),
-            );
-        }
+    if let (Some(key), Some(cert)) = (&key, &ca_cert)
+        && !key_matches_cert(key, cert)
+    {
+        fail(
+            Rule::KeyMatches,
+            Detail::KeyMismatch,
+            "the cert does not match the key".into(),
+        );
     }
 
     // 4. The signing certificate must be able to sign.
     if let Some(Ok((_, cert))) = ca_cert
         .as_ref()
         .map(|c| x509_parser::parse_x509_certificate(c))
+        && !path::basic_constraints(&cert).is_some_and(|bc| bc.ca)
     {
-        if !path::basic_constraints(&cert).is_some_and(|bc| bc.ca) {
-            let subject = path::subject(&cert);
-            let reason = format!(
-                "the signing certificate `{subject}` is not a CA certificate (basicConstraints CA:TRUE is missing)"
-            );
-            fail(Rule::SigningCertIsCa, Detail::NotCa { subject }, reason);
-        }
+        let subject = path::subject(&cert);
+        let reason = format!(
+            "the signing certificate `{subject}` is not a CA certificate (basicConstraints CA:TRUE is missing)"
+        );
+        fail(Rule::SigningCertIsCa, Detail::NotCa { subject }, reason);
     }
 
     Evaluation {

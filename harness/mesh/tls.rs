@@ -256,10 +256,10 @@ pub fn spiffe_ids(cert: &[u8]) -> Vec<String> {
     for ext in cert.extensions() {
         if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
             for name in &san.general_names {
-                if let GeneralName::URI(uri) = name {
-                    if uri.starts_with("spiffe://") {
-                        ids.push((*uri).to_owned());
-                    }
+                if let GeneralName::URI(uri) = name
+                    && uri.starts_with("spiffe://")
+                {
+                    ids.push((*uri).to_owned());
                 }
             }
         }

@@ -62,10 +62,8 @@ pub fn write_root(dir: &Path, root: &Ca) -> Result<(), PkiError> {
 
 /// `make root-ca`: reuse the root in `dir`, or make one (always with `force`).
 pub fn ensure_root(dir: &Path, spec: &RootSpec, force: bool) -> Result<(Ca, RootOrigin), PkiError> {
-    if !force {
-        if let Some(root) = existing_root(dir)? {
-            return Ok((root, RootOrigin::Reused));
-        }
+    if !force && let Some(root) = existing_root(dir)? {
+        return Ok((root, RootOrigin::Reused));
     }
     check_writable(dir)?;
     let root = ca::generate_root(spec)?;

@@ -174,10 +174,10 @@ fn drain(
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines() {
             let Ok(line) = line else { break };
-            if line == "ACCEPT" {
-                if let Some(tx) = &listening {
-                    let _ = tx.send(());
-                }
+            if line == "ACCEPT"
+                && let Some(tx) = &listening
+            {
+                let _ = tx.send(());
             }
             let mut output = output.lock().unwrap();
             output.push_str(&line);
