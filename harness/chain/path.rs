@@ -156,10 +156,9 @@ fn search<'a, 'c>(
     let (_, der, cert) = *path.last().expect("the path starts with the target");
     // The target may itself be a trust anchor (a root verifying to itself).
     if path.len() == 1
-        && let Some((step, d, a)) = anchors.iter().find(|(_, d, _)| *d == der)
+        && let Some((_, d, a)) = anchors.iter().find(|(_, d, _)| *d == der)
     {
-        path[0] = (*step, *d, a);
-        path[0].0 = Step::Target;
+        path[0] = (Step::Target, *d, a);
         return finish(path, opts, best);
     }
     if path.len() > MAX_DEPTH {
