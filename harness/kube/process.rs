@@ -264,7 +264,8 @@ fn describe_status(status: std::process::ExitStatus) -> String {
 pub async fn run(cmd: &Cmd) -> Result<Output, ProcessError> {
     let line = cmd.to_string();
     tracing::debug!(cmd = %line, "running");
-    let mut child = tokio::process::Command::new(&cmd.program)
+    let mut child = tokio::process::Command::new(&cmd.program);
+    child
         .args(&cmd.args)
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
         .stdin(if cmd.stdin.is_some() {
@@ -277,12 +278,11 @@ pub async fn run(cmd: &Cmd) -> Result<Output, ProcessError> {
         .kill_on_drop(true)
         // Its own process group, so a timeout kills the children too (`sh -c`, kind's docker
         // calls): a grandchild holding our pipes would otherwise keep us waiting for it.
-        .process_group(0)
-        .spawn()
-        .map_err(|source| ProcessError::Spawn {
-            cmd: line.clone(),
-            source,
-        })?;
+        .process_group(0);
+    let mut child = spawn_retrying(|| child.spawn()).map_err(|source| ProcessError::Spawn {
+        cmd: line.clone(),
+        source,
+    })?;
 
     let stdin = child.stdin.take();
     let input = cmd.stdin.clone();
@@ -369,7 +369,8 @@ async fn collect(reader: Reader) -> String {
 pub fn run_blocking(cmd: &Cmd) -> Result<Output, ProcessError> {
     use std::io::{Read as _, Write as _};
     let line = cmd.to_string();
-    let mut child = std::process::Command::new(&cmd.program)
+    let mut child = std::process::Command::new(&cmd.program);
+    child
         .args(&cmd.args)
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
         .stdin(if cmd.stdin.is_some() {
@@ -379,12 +380,11 @@ pub fn run_blocking(cmd: &Cmd) -> Result<Output, ProcessError> {
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|source| ProcessError::Spawn {
-            cmd: line.clone(),
-            source,
-        })?;
+        .process_group(0);
+    let mut child = spawn_retrying(|| child.spawn()).map_err(|source| ProcessError::Spawn {
+        cmd: line.clone(),
+        source,
+    })?;
     if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), cmd.stdin.as_ref()) {
         let _ = pipe.write_all(bytes);
     }
@@ -434,6 +434,23 @@ pub fn run_blocking(cmd: &Cmd) -> Result<Output, ProcessError> {
             stdout,
             stderr,
         }),
+    }
+}
+
+/// Spawns, retrying briefly on ETXTBSY: an executable that was just written (a
+/// downloaded istioctl, a test's fake kind) can still be open for writing in a
+/// child that another thread forked but has not yet exec'd.
+fn spawn_retrying<T>(mut spawn: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    const ETXTBSY: i32 = 26;
+    let mut attempt = 0;
+    loop {
+        match spawn() {
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) && attempt < 20 => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(5 * attempt));
+            }
+            other => return other,
+        }
     }
 }
 
