@@ -50,7 +50,7 @@ async fn httpbin_serves_leaf_then_the_plugged_intermediate_then_the_root_twice()
     assert_eq!(captured.chain[1], der(&dir, "ca-cert.pem"));
     assert_eq!(captured.chain[2], der(&dir, "root-cert.pem"));
     assert_eq!(captured.chain[3], der(&dir, "root-cert.pem"));
-    assert_eq!(captured.protocol.as_deref(), Some("TLSv1_3"));
+    assert_eq!(captured.protocol.as_deref(), Some("TLSv1.3"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

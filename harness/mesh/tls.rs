@@ -3,7 +3,7 @@
 //! server chain and its SPIFFE identity (secure naming), and a probe that records
 //! what it is shown without trusting it.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rcgen::KeyPair;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -164,61 +164,6 @@ impl ServerCertVerifier for MeshServerVerifier {
                 CertificateError::NotValidForName,
             ));
         }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_signature_12(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_signature_13(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// A probe's verifier: records every certificate the server sends, in order, and
-/// accepts it (handshake signatures are still checked, so the server proved its key).
-#[derive(Debug, Default)]
-pub struct Recorder {
-    seen: Mutex<Vec<CertificateDer<'static>>>,
-}
-
-impl Recorder {
-    pub fn chain(&self) -> Vec<CertificateDer<'static>> {
-        self.seen.lock().expect("recorder lock").clone()
-    }
-}
-
-impl ServerCertVerifier for Recorder {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let mut seen = self.seen.lock().expect("recorder lock");
-        *seen = std::iter::once(end_entity)
-            .chain(intermediates)
-            .map(|c| c.clone().into_owned())
-            .collect();
         Ok(ServerCertVerified::assertion())
     }
 

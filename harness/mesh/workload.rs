@@ -16,7 +16,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use rcgen::KeyPair;
 use rustls_pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -24,14 +24,13 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use super::ca::Identity;
 use super::grpc::{self, CaClient};
 use super::policy::Policies;
-use super::tls::{self, MeshServerVerifier, Recorder};
+use super::tls::{self, MeshServerVerifier};
 use crate::pki::{KeyAlg, PkiError};
 use crate::scenario::target::{App, Handshake, Mode, Outcome, Transport, WorkloadRef};
 
 /// How long a probe waits after its handshake for the server to reject its certificate.
 /// In TLS 1.3 the server judges the client's certificate after the client considers the
 /// handshake done, so a rejection arrives as an alert on the first read.
-const REJECTION_GRACE: Duration = Duration::from_millis(150);
 /// A bound on any single request, so a wedged peer fails a test instead of hanging it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The agent's requested TTL (`SECRET_TTL`).
@@ -262,49 +261,44 @@ impl Workload {
     /// A probe beside this workload (with its identity, ALPN `istio`, trusting nothing)
     /// connects to `to` and records the chain it is shown.
     pub async fn probe(&self, to: SocketAddr, host: &str) -> Probed {
-        let recorder = Arc::new(Recorder::default());
-        let config = match tls::client_config(
-            recorder.clone(),
-            Some((self.chain.clone(), &self.key)),
-            &[b"istio"],
-        ) {
-            Ok(c) => c,
-            Err(e) => return Probed::failed(format!("client TLS configuration: {e}")),
+        // The same probe as the in-pod one on kind (`meshtrust-probe`): it records the
+        // chain without trusting it, presents this workload's certificate as the sidecar
+        // would, and sends a request so that the server's verdict on us is seen.
+        let identity = {
+            let chain: String = self.chain.iter().map(crate::pki::to_pem).collect();
+            meshtrust_probe::ClientIdentity::from_pem(
+                chain.as_bytes(),
+                self.key.serialize_pem().as_bytes(),
+            )
         };
-        let tcp = match TcpStream::connect(to).await {
-            Ok(t) => t,
-            Err(e) => return Probed::failed(format!("connect to {to}: {e}")),
+        let identity = match identity {
+            Ok(i) => i,
+            Err(e) => return Probed::failed(format!("the workload's own identity: {e}")),
         };
-        let connected = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            TlsConnector::from(Arc::new(config)).connect(server_name(host), tcp),
-        )
-        .await;
-        let mut tls = match connected {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => {
-                return Probed {
-                    chain: recorder.chain(),
-                    protocol: None,
-                    alpn: None,
-                    handshake: Handshake::Failed(format!("TLS handshake: {e}")),
-                };
-            }
-            Err(_) => return Probed::failed(format!("no handshake within {REQUEST_TIMEOUT:?}")),
-        };
-        let (_, conn) = tls.get_ref();
-        let protocol = conn.protocol_version().map(|v| format!("{v:?}"));
-        let alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
-        let mut buf = [0u8; 1];
-        let handshake = match tokio::time::timeout(REJECTION_GRACE, tls.read(&mut buf)).await {
-            Ok(Err(e)) => Handshake::Failed(format!("the server rejected the handshake: {e}")),
-            _ => Handshake::Completed,
-        };
-        Probed {
-            chain: recorder.chain(),
-            protocol,
-            alpn,
-            handshake,
+        let mut opts = meshtrust_probe::ProbeOptions::new(to.to_string());
+        opts.sni = Some(host.to_owned());
+        opts.alpn = vec!["istio".into()];
+        opts.client_identity = Some(identity);
+        opts.timeout = REQUEST_TIMEOUT;
+        opts.request = Some(
+            format!("GET /status/200 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                .into_bytes(),
+        );
+        let captured = tokio::task::spawn_blocking(move || meshtrust_probe::probe(&opts)).await;
+        match captured {
+            Ok(Ok(c)) => Probed {
+                handshake: match &c.client_auth {
+                    meshtrust_probe::ClientAuthOutcome::Refused { alert } => {
+                        Handshake::Failed(format!("the server rejected the handshake: {alert}"))
+                    }
+                    _ => Handshake::Completed,
+                },
+                protocol: Some(c.tls_version),
+                alpn: c.alpn.map(String::into_bytes),
+                chain: c.chain,
+            },
+            Ok(Err(e)) => Probed::failed(e.to_string()),
+            Err(e) => Probed::failed(format!("the probe panicked: {e}")),
         }
     }
 }

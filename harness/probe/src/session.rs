@@ -292,6 +292,10 @@ fn is_refusal(alert: AlertDescription) -> bool {
             | A::CertificateUnknown
             | A::UnknownCA
             | A::AccessDenied
+            // A client chain whose issuer has the right name but another key (two roots
+            // both called `O=Istio, CN=Root CA`) fails its signature check: OpenSSL,
+            // BoringSSL and rustls all answer `decrypt error`.
+            | A::DecryptError
     )
 }
 
@@ -368,6 +372,13 @@ fn version_name(version: Option<ProtocolVersion>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_decrypt_error_is_a_refusal_and_a_close_notify_is_not() {
+        assert!(is_refusal(AlertDescription::DecryptError));
+        assert!(is_refusal(AlertDescription::UnknownCA));
+        assert!(!is_refusal(AlertDescription::CloseNotify));
+    }
+
     use super::*;
 
     #[test]
