@@ -374,76 +374,75 @@ fn an_intermediate_whose_eku_excludes_server_auth_is_an_error() {
     assert!(!run(&[d], &opts()).has("eku-excludes-server-auth"));
 }
 
+/// An intermediate made by openssl under `root` (which rcgen cannot make: SHA-1,
+/// RSA 1024), written as an istiod-layout bundle `dir/name`.
+fn openssl_bundle(dir: &Path, root: &Tier, name: &str, newkey: &[&str], md: &str) -> PathBuf {
+    std::fs::write(dir.join("root-cert.pem"), &root.pem).unwrap();
+    tpki::write_key(&dir.join("root-key.pem"), &root.key);
+    std::fs::write(
+        dir.join("ext.conf"),
+        "basicConstraints = critical, CA:true, pathlen:0\nkeyUsage = critical, keyCertSign, digitalSignature\n",
+    )
+    .unwrap();
+    let mut req = vec![
+        "req",
+        "-new",
+        "-nodes",
+        "-subj",
+        "/O=Istio/CN=Intermediate CA",
+        "-keyout",
+        "k.pem",
+        "-out",
+        "c.csr",
+    ];
+    req.extend_from_slice(newkey);
+    openssl(dir, &req);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            md,
+            "-days",
+            "30",
+            "-CA",
+            "root-cert.pem",
+            "-CAkey",
+            "root-key.pem",
+            "-CAcreateserial",
+            "-extfile",
+            "ext.conf",
+            "-in",
+            "c.csr",
+            "-out",
+            "c.pem",
+        ],
+    );
+    let b = dir.join(name);
+    std::fs::create_dir(&b).unwrap();
+    std::fs::copy(dir.join("c.pem"), b.join("ca-cert.pem")).unwrap();
+    std::fs::copy(dir.join("k.pem"), b.join("ca-key.pem")).unwrap();
+    tpki::chmod(&b.join("ca-key.pem"), 0o600);
+    let chain = [
+        std::fs::read_to_string(dir.join("c.pem")).unwrap(),
+        root.pem.clone(),
+    ]
+    .concat();
+    std::fs::write(b.join("cert-chain.pem"), chain).unwrap();
+    std::fs::copy(dir.join("root-cert.pem"), b.join("root-cert.pem")).unwrap();
+    b
+}
+
+const P256: [&str; 4] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+
 #[test]
 fn a_sha1_signed_intermediate_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
     let root = tpki::root();
-    std::fs::write(d.join("root-cert.pem"), &root.pem).unwrap();
-    tpki::write_key(&d.join("root-key.pem"), &root.key);
-    std::fs::write(d.join("ext.conf"), "basicConstraints = critical, CA:true, pathlen:0\nkeyUsage = critical, keyCertSign, digitalSignature\n").unwrap();
-    for (name, md) in [("sha1", "-sha1"), ("sha256", "-sha256")] {
-        openssl(
-            d,
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-subj",
-                "/O=Istio/CN=Intermediate CA",
-                "-keyout",
-                "k.pem",
-                "-out",
-                "c.csr",
-            ],
-        );
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                md,
-                "-days",
-                "30",
-                "-CA",
-                "root-cert.pem",
-                "-CAkey",
-                "root-key.pem",
-                "-CAcreateserial",
-                "-extfile",
-                "ext.conf",
-                "-in",
-                "c.csr",
-                "-out",
-                "c.pem",
-            ],
-        );
-        let b = d.join(name);
-        std::fs::create_dir(&b).unwrap();
-        std::fs::copy(d.join("c.pem"), b.join("ca-cert.pem")).unwrap();
-        std::fs::copy(d.join("k.pem"), b.join("ca-key.pem")).unwrap();
-        tpki::chmod(&b.join("ca-key.pem"), 0o600);
-        std::fs::write(
-            b.join("cert-chain.pem"),
-            [
-                std::fs::read_to_string(d.join("c.pem")).unwrap(),
-                root.pem.clone(),
-            ]
-            .concat(),
-        )
-        .unwrap();
-        std::fs::copy(d.join("root-cert.pem"), b.join("root-cert.pem")).unwrap();
-    }
-    assert_finding(
-        &run(&[d.join("sha1")], &opts()),
-        "weak-signature",
-        Severity::Error,
-    );
-    assert!(!run(&[d.join("sha256")], &opts()).has("weak-signature"));
+    let sha1 = openssl_bundle(tmp.path(), &root, "sha1", &P256, "-sha1");
+    let sha256 = openssl_bundle(tmp.path(), &root, "sha256", &P256, "-sha256");
+    assert_finding(&run(&[sha1], &opts()), "weak-signature", Severity::Error);
+    assert!(!run(&[sha256], &opts()).has("weak-signature"));
 }
 
 #[test]
@@ -591,71 +590,23 @@ fn a_cert_chain_in_root_to_leaf_order_is_a_warning() {
 #[test]
 fn an_rsa_key_below_2048_bits_is_a_warning() {
     let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
     let root = tpki::root();
-    std::fs::write(d.join("root-cert.pem"), &root.pem).unwrap();
-    tpki::write_key(&d.join("root-key.pem"), &root.key);
-    std::fs::write(d.join("ext.conf"), "basicConstraints = critical, CA:true, pathlen:0\nkeyUsage = critical, keyCertSign, digitalSignature\n").unwrap();
-    for bits in ["1024", "2048"] {
-        openssl(
-            d,
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                &format!("rsa:{bits}"),
-                "-nodes",
-                "-subj",
-                "/O=Istio/CN=Intermediate CA",
-                "-keyout",
-                "k.pem",
-                "-out",
-                "c.csr",
-            ],
-        );
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-sha256",
-                "-days",
-                "30",
-                "-CA",
-                "root-cert.pem",
-                "-CAkey",
-                "root-key.pem",
-                "-CAcreateserial",
-                "-extfile",
-                "ext.conf",
-                "-in",
-                "c.csr",
-                "-out",
-                "c.pem",
-            ],
-        );
-        let b = d.join(bits);
-        std::fs::create_dir(&b).unwrap();
-        std::fs::copy(d.join("c.pem"), b.join("ca-cert.pem")).unwrap();
-        std::fs::copy(d.join("k.pem"), b.join("ca-key.pem")).unwrap();
-        tpki::chmod(&b.join("ca-key.pem"), 0o600);
-        std::fs::write(
-            b.join("cert-chain.pem"),
-            [
-                std::fs::read_to_string(d.join("c.pem")).unwrap(),
-                root.pem.clone(),
-            ]
-            .concat(),
-        )
-        .unwrap();
-        std::fs::copy(d.join("root-cert.pem"), b.join("root-cert.pem")).unwrap();
-    }
-    assert_finding(
-        &run(&[d.join("1024")], &opts()),
-        "weak-rsa",
-        Severity::Warning,
+    let small = openssl_bundle(
+        tmp.path(),
+        &root,
+        "1024",
+        &["-newkey", "rsa:1024"],
+        "-sha256",
     );
-    assert!(!run(&[d.join("2048")], &opts()).has("weak-rsa"));
+    let fine = openssl_bundle(
+        tmp.path(),
+        &root,
+        "2048",
+        &["-newkey", "rsa:2048"],
+        "-sha256",
+    );
+    assert_finding(&run(&[small], &opts()), "weak-rsa", Severity::Warning);
+    assert!(!run(&[fine], &opts()).has("weak-rsa"));
 }
 
 #[test]
