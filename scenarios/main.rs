@@ -20,4 +20,5 @@ mod scenario_multicluster;
 mod scenario_plugin_ca;
 mod scenario_policy;
 mod scenario_rotation;
+mod scenario_upgrade;
 mod verify_cli;
