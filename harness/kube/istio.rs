@@ -497,6 +497,79 @@ mod tests {
         assert_eq!(CaMode::detect(&both), Some(CaMode::SelfSigned));
     }
 
+    // pilot-discovery logs its start-up error, then cobra prints it again, and exits.
+    const REFUSED_LOG: &str = "\
+2026-11-29T04:10:01.120Z\tinfo\tFLAG: --caCertFile=\"\"
+2026-11-29T04:10:01.410Z\tinfo\tUse plugged-in cert at etc/cacerts/ca-key.pem
+2026-11-29T04:10:01.420Z\terror\tfailed to create discovery service: failed to create CA: \
+failed to create an istiod CA: incomplete signing CA bundle detected
+Error: failed to create discovery service: failed to create CA: failed to create an istiod CA: \
+incomplete signing CA bundle detected
+";
+
+    #[test]
+    fn a_crashed_istiods_error_lines_are_the_refusal() {
+        let (reason, lines) = refusal_in_log(REFUSED_LOG).unwrap();
+        assert_eq!(
+            reason,
+            "failed to create discovery service: failed to create CA: failed to create an istiod \
+             CA: incomplete signing CA bundle detected"
+        );
+        assert_eq!(lines.len(), 2);
+        assert_eq!(refusal_in_log(PLUGGED_LOG), None);
+        assert_eq!(
+            ca_log_lines(PLUGGED_LOG),
+            [
+                "Use plugged-in cert at etc/cacerts/ca-key.pem",
+                "Use local CA certificate"
+            ]
+        );
+        assert_eq!(log_message("no tabs here"), "no tabs here");
+    }
+
+    #[test]
+    fn an_uninstall_purges_with_the_clusters_kubeconfig() {
+        assert_eq!(
+            uninstall_cmd(Path::new("istioctl"), &cluster1()).to_string(),
+            "istioctl uninstall --purge -y --kubeconfig /w/mt-cluster1.kubeconfig --context kind-mt-cluster1"
+        );
+    }
+
+    #[test]
+    fn a_non_default_trust_domain_and_multi_root_are_install_values() {
+        let mut s = spec(Profile::Minimal);
+        s.trust_domain = Some("example.org".into());
+        s.multi_root = true;
+        let line = install_cmd(Path::new("istioctl"), &cluster1(), &s).to_string();
+        assert!(line.contains("--set meshConfig.trustDomain=example.org"), "{line}");
+        assert!(line.contains("--set values.pilot.env.ISTIO_MULTIROOT_MESH=true"), "{line}");
+    }
+
+    fn istiod_pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "istiod-1"},
+            "status": {"containerStatuses": [status]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_crash_looping_discovery_container_is_seen_and_a_running_one_is_not() {
+        let crashing = istiod_pod(serde_json::json!({
+            "name": "discovery", "ready": false, "restartCount": 3, "image": "", "imageID": "",
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}}
+        }));
+        assert_eq!(
+            discovery_crashed(&crashing).as_deref(),
+            Some("discovery restarted 3 time(s), CrashLoopBackOff")
+        );
+        let running = istiod_pod(serde_json::json!({
+            "name": "discovery", "ready": false, "restartCount": 0, "image": "", "imageID": "",
+            "state": {"running": {}}
+        }));
+        assert_eq!(discovery_crashed(&running), None);
+    }
+
     #[test]
     fn a_rollout_in_progress_says_where_it_stands() {
         let d: Deployment = serde_json::from_value(serde_json::json!({
