@@ -24,7 +24,10 @@ fn an_upgrade_keeps_the_plugged_root_and_intermediate_and_the_snapshot() {
 
 #[test]
 fn the_upgrade_scenario_fails_when_the_upgrade_plugs_in_another_clusters_bundle() {
-    let out = run_sabotaged(Scenario::IstioUpgrade, Sabotage::UpgradeReplugsAnotherBundle);
+    let out = run_sabotaged(
+        Scenario::IstioUpgrade,
+        Sabotage::UpgradeReplugsAnotherBundle,
+    );
     let s = &out.report.scenarios[0];
     assert!(!s.passed, "{}", story(&out));
     assert!(

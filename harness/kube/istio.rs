@@ -78,9 +78,11 @@ pub fn install_cmd(istioctl: &Path, cluster: &ClusterRef, spec: &InstallSpec) ->
             ),
         ])
         .args(["--set", &format!("values.global.network={}", spec.network)])
-        .args(spec.trust_domain.iter().flat_map(|td| {
-            ["--set".to_owned(), format!("meshConfig.trustDomain={td}")]
-        }))
+        .args(
+            spec.trust_domain
+                .iter()
+                .flat_map(|td| ["--set".to_owned(), format!("meshConfig.trustDomain={td}")]),
+        )
         .args(if spec.multi_root {
             vec![
                 "--set".to_owned(),
@@ -541,8 +543,14 @@ incomplete signing CA bundle detected
         s.trust_domain = Some("example.org".into());
         s.multi_root = true;
         let line = install_cmd(Path::new("istioctl"), &cluster1(), &s).to_string();
-        assert!(line.contains("--set meshConfig.trustDomain=example.org"), "{line}");
-        assert!(line.contains("--set values.pilot.env.ISTIO_MULTIROOT_MESH=true"), "{line}");
+        assert!(
+            line.contains("--set meshConfig.trustDomain=example.org"),
+            "{line}"
+        );
+        assert!(
+            line.contains("--set values.pilot.env.ISTIO_MULTIROOT_MESH=true"),
+            "{line}"
+        );
     }
 
     fn istiod_pod(status: serde_json::Value) -> Pod {

@@ -37,8 +37,8 @@ use super::workloads::{self, HTTPBIN_CONTAINER_PORT, HTTPBIN_SERVICE_PORT, MtlsM
 use crate::mesh::grpc::{self, CaClient};
 use crate::pki::KeyAlg;
 use crate::scenario::target::{
-    App, CaSource, CapturedChain, Handshake, InstallOptions, InstallOutcome, Mode, Outcome,
-    Target, TargetError, Transport, UpgradeOptions, WorkloadRef,
+    App, CaSource, CapturedChain, Handshake, InstallOptions, InstallOutcome, Mode, Outcome, Target,
+    TargetError, Transport, UpgradeOptions, WorkloadRef,
 };
 
 /// istiod's CA port (ISTIO-FACTS §5).
@@ -206,7 +206,9 @@ impl KindClusters {
             .ok_or_else(|| KubeError::Workload {
                 what: format!("istioctl for phase {phase}"),
                 namespace: "-".into(),
-                reason: "not given (hint: pass `--istioctl PATH` once per phase: install, then upgrade)".into(),
+                reason:
+                    "not given (hint: pass `--istioctl PATH` once per phase: install, then upgrade)"
+                        .into(),
             })
     }
 
@@ -277,7 +279,11 @@ pub struct KindTarget {
 
 impl KindTarget {
     pub fn new(shared: Arc<KindClusters>) -> KindTarget {
-        let slots = shared.clusters.iter().map(|_| SlotState::default()).collect();
+        let slots = shared
+            .clusters
+            .iter()
+            .map(|_| SlotState::default())
+            .collect();
         KindTarget {
             shared,
             slots,
@@ -338,7 +344,11 @@ impl KindTarget {
             match secrets.delete("cacerts", &DeleteParams::default()).await {
                 Ok(_) => {}
                 Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(backend("reset")(KubeError::api("delete secret `istio-system/cacerts`")(e))),
+                Err(e) => {
+                    return Err(backend("reset")(KubeError::api(
+                        "delete secret `istio-system/cacerts`",
+                    )(e)));
+                }
             }
         }
         let problems = namespaces.delete_all(&client).await;
@@ -534,9 +544,9 @@ impl KindTarget {
             })?;
         let roots = crate::pki::parse_certs(root_pem.as_bytes(), Path::new("istio-ca-root-cert"))
             .map_err(|source| TargetError::Bundle {
-                dir: "istio-system/istio-ca-root-cert".into(),
-                source,
-            })?;
+            dir: "istio-system/istio-ca-root-cert".into(),
+            source,
+        })?;
         let forward = Forward::start(pods, istiod, CA_PORT)
             .await
             .map_err(|source| TargetError::Io {
@@ -559,12 +569,13 @@ impl KindTarget {
             identity: identity.clone(),
             reason: format!("cannot make a CSR: {e}"),
         })?;
-        let mut ca = CaClient::connect(forward.addr, &roots)
-            .await
-            .map_err(|e| TargetError::Backend {
-                what: format!("connect to istiod's CA on {CA_PORT} through a port-forward"),
-                source: Box::new(e),
-            })?;
+        let mut ca =
+            CaClient::connect(forward.addr, &roots)
+                .await
+                .map_err(|e| TargetError::Backend {
+                    what: format!("connect to istiod's CA on {CA_PORT} through a port-forward"),
+                    source: Box::new(e),
+                })?;
         let cluster_id = &self.shared.clusters[i].cluster.cluster;
         let pems = ca
             .create_certificate_in(&csr, AGENT_TTL_SECONDS, Some(&token), Some(cluster_id))
@@ -612,7 +623,10 @@ fn backend(what: &str) -> impl FnOnce(KubeError) -> TargetError {
 /// Runs istioctl while watching istiod: a refusal (istiod crash-looping with an error in its
 /// log) ends the install at once, rather than after istioctl's readiness timeout; otherwise
 /// istiod must become Ready and its log must name its CA.
-pub async fn install_observed(cmd: &Cmd, client: &kube::Client) -> Result<InstallOutcome, KubeError> {
+pub async fn install_observed(
+    cmd: &Cmd,
+    client: &kube::Client,
+) -> Result<InstallOutcome, KubeError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ISTIO_NAMESPACE);
     let refused = tokio::select! {
         ran = process::run(cmd) => match ran {
@@ -859,7 +873,12 @@ impl Target for KindTarget {
         self.install_with(i, &istioctl, false).await
     }
 
-    async fn deploy(&mut self, cluster: &str, namespace: &str, app: App) -> Result<(), TargetError> {
+    async fn deploy(
+        &mut self,
+        cluster: &str,
+        namespace: &str,
+        app: App,
+    ) -> Result<(), TargetError> {
         let i = self.slot(cluster)?;
         let client = self.client(i).clone();
         let slot = &mut self.slots[i];
@@ -915,12 +934,13 @@ impl Target for KindTarget {
                 )
                 .await;
             }
-            let kind_name =
-                kind::cluster_name(&self.shared.run.prefix, &self.shared.clusters[i].cluster.cluster);
+            let kind_name = kind::cluster_name(
+                &self.shared.run.prefix,
+                &self.shared.clusters[i].cluster.cluster,
+            );
             let image = self.shared.probe_image(&kind_name).await?;
             let name = format!("meshtrust-probe-{}", std::process::id());
-            probe::capture_via_ephemeral(&client, &from.namespace, &pod, &image, &addr, &name)
-                .await
+            probe::capture_via_ephemeral(&client, &from.namespace, &pod, &image, &addr, &name).await
         };
         let out = capture.await.map_err(backend("capture the chain"))?;
         captured_chain(&out, from, to).map_err(backend("read the probe's chain"))
@@ -957,10 +977,9 @@ impl Target for KindTarget {
             // From istio-proxy (UID 1337, not captured outbound) straight to the pod: plaintext
             // into httpbin's inbound capture, which STRICT refuses and PERMISSIVE accepts.
             Transport::Plaintext => {
-                let (_, ip) =
-                    workloads::pod_ip(client, &to.namespace, &format!("app={}", to.name))
-                        .await
-                        .map_err(backend("find the server pod"))?;
+                let (_, ip) = workloads::pod_ip(client, &to.namespace, &format!("app={}", to.name))
+                    .await
+                    .map_err(backend("find the server pod"))?;
                 (
                     probe::PROXY_CONTAINER.to_owned(),
                     format!("http://{ip}:{HTTPBIN_CONTAINER_PORT}{path}"),
@@ -1061,17 +1080,25 @@ impl Target for KindTarget {
         let outcome = self.install_with(i, &istioctl, true).await?;
         if matches!(outcome, InstallOutcome::Installed { .. }) {
             let client = self.client(i).clone();
-            let namespaces: BTreeSet<String> =
-                self.slots[i].deployed.iter().map(|(ns, _)| ns.clone()).collect();
+            let namespaces: BTreeSet<String> = self.slots[i]
+                .deployed
+                .iter()
+                .map(|(ns, _)| ns.clone())
+                .collect();
             for ns in namespaces {
                 istio::restart_workloads(&client, &ns)
                     .await
                     .map_err(backend("restart the workloads"))?;
             }
             for (ns, app) in self.slots[i].deployed.clone() {
-                workloads::wait_pods_ready(&client, &ns, &format!("app={app}"), workloads::PODS_READY)
-                    .await
-                    .map_err(backend("restart the workloads"))?;
+                workloads::wait_pods_ready(
+                    &client,
+                    &ns,
+                    &format!("app={app}"),
+                    workloads::PODS_READY,
+                )
+                .await
+                .map_err(backend("restart the workloads"))?;
             }
         }
         Ok(outcome)
@@ -1179,8 +1206,15 @@ mod tests {
     #[test]
     fn connection_level_curl_failures_are_refusals_and_the_rest_are_errors() {
         for code in [7, 35, 52, 56] {
-            let out = curl_outcome(code, "", "curl: (56) Recv failure: Connection reset by peer");
-            assert!(matches!(out, Ok(Outcome::Refused { .. })), "{code}: {out:?}");
+            let out = curl_outcome(
+                code,
+                "",
+                "curl: (56) Recv failure: Connection reset by peer",
+            );
+            assert!(
+                matches!(out, Ok(Outcome::Refused { .. })),
+                "{code}: {out:?}"
+            );
         }
         assert_eq!(
             curl_outcome(6, "", "curl: (6) Could not resolve host: httpbin.foo").unwrap_err(),
@@ -1215,7 +1249,10 @@ mod tests {
 
     #[test]
     fn only_multicluster_scenarios_make_a_second_cluster() {
-        assert_eq!(clusters_for(&[Scenario::PluginCa, Scenario::BadCacerts]), ["cluster1"]);
+        assert_eq!(
+            clusters_for(&[Scenario::PluginCa, Scenario::BadCacerts]),
+            ["cluster1"]
+        );
         assert_eq!(
             clusters_for(&Scenario::ALL),
             ["cluster1".to_owned(), "cluster2".to_owned()]

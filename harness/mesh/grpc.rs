@@ -320,9 +320,9 @@ impl CaClient {
             request.metadata_mut().insert("authorization", value);
         }
         if let Some(id) = cluster_id {
-            let value = id
-                .parse()
-                .map_err(|_| Status::invalid_argument("the cluster id is not a valid header value"))?;
+            let value = id.parse().map_err(|_| {
+                Status::invalid_argument("the cluster id is not a valid header value")
+            })?;
             request.metadata_mut().insert("clusterid", value);
         }
         let codec =

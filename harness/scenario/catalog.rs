@@ -696,8 +696,8 @@ async fn istio_upgrade(
         workload("cluster1", App::Sleep),
         workload("cluster1", App::Httpbin),
     );
-    let before = capture_and_verify(target, rec, &sleep, &httpbin, &bundle, &[], App::Httpbin)
-        .await?;
+    let before =
+        capture_and_verify(target, rec, &sleep, &httpbin, &bundle, &[], App::Httpbin).await?;
     if let Some((_, v)) = &before {
         expect_conformant(rec, "before upgrade", v);
     }
@@ -739,10 +739,9 @@ async fn istio_upgrade(
         rec.expect(before.first() != after.first(), || {
             "the workload kept its old leaf: it was not restarted after the upgrade".into()
         });
-        rec.expect(
-            chain::Snapshot::of(vb) == chain::Snapshot::of(va),
-            || "the chain's snapshot changed across the upgrade".into(),
-        );
+        rec.expect(chain::Snapshot::of(vb) == chain::Snapshot::of(va), || {
+            "the chain's snapshot changed across the upgrade".into()
+        });
     }
     Ok(())
 }
