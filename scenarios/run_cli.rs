@@ -39,12 +39,12 @@ fn a_full_run_passes_writes_every_report_and_never_a_private_key() {
 
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
-        xml.contains(r#"<testsuite name="local" tests="7""#) && xml.contains(r#"failures="0""#),
+        xml.contains(r#"<testsuite name="local" tests="8""#) && xml.contains(r#"failures="0""#),
         "{xml}"
     );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert_eq!(report["scenarios"].as_array().unwrap().len(), 7);
+    assert_eq!(report["scenarios"].as_array().unwrap().len(), 8);
     assert!(
         report["scenarios"][0]["phases"]
             .as_array()

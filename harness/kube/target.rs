@@ -75,6 +75,8 @@ pub struct KindClusters {
     registry_container: tokio::sync::Mutex<Option<registry::Registry>>,
     /// How long preflight and cluster creation took (the scenarios' phases are in the report).
     pub timings: Vec<(String, Duration)>,
+    /// This run created the clusters (kind), rather than attaching to them (kubeconfig).
+    created: bool,
 }
 
 impl KindClusters {
@@ -132,6 +134,7 @@ impl KindClusters {
             _workdir: workdir,
             registry_container: tokio::sync::Mutex::new(None),
             timings,
+            created: true,
         })
     }
 
@@ -169,6 +172,7 @@ impl KindClusters {
             _workdir: workdir,
             registry_container: tokio::sync::Mutex::new(None),
             timings,
+            created: false,
         })
     }
 
@@ -338,7 +342,14 @@ impl KindTarget {
                 .await
                 .map_err(|e| backend("reset")(e.into()))?;
         }
-        let owned: Vec<String> = namespaces.names().to_vec();
+        let mut owned: Vec<String> = namespaces.names().to_vec();
+        // istioctl creates istio-system when no cacerts were plugged (default-ca), and leaves
+        // it behind with istiod's self-signed root (`istio-ca-secret`) in it: on clusters this
+        // run made, it goes too, so the next scenario's istiod cannot find that root.
+        let mut extra = Vec::new();
+        if self.shared.created && slot.installed && !owned.iter().any(|n| n == ISTIO_NAMESPACE) {
+            extra.push(ISTIO_NAMESPACE.to_owned());
+        }
         if slot.plugged && !owned.iter().any(|n| n == ISTIO_NAMESPACE) {
             let secrets: Api<Secret> = Api::namespaced(client.clone(), ISTIO_NAMESPACE);
             match secrets.delete("cacerts", &DeleteParams::default()).await {
@@ -351,7 +362,15 @@ impl KindTarget {
                 }
             }
         }
-        let problems = namespaces.delete_all(&client).await;
+        let mut problems = namespaces.delete_all(&client).await;
+        let api: Api<Namespace> = Api::all(client.clone());
+        for ns in &extra {
+            match api.delete(ns, &DeleteParams::background()).await {
+                Ok(_) => owned.push(ns.clone()),
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => problems.push(format!("cannot delete namespace `{ns}`: {e}")),
+            }
+        }
         if !problems.is_empty() {
             return Err(TargetError::Backend {
                 what: format!("reset cluster `{}`", cluster.cluster),
