@@ -8,9 +8,9 @@ mod chain_snapshot;
 mod chain_verify;
 mod check;
 #[cfg(feature = "e2e")]
-mod kube_plugin;
-#[cfg(feature = "e2e")]
 mod kube_preflight;
+#[cfg(feature = "e2e")]
+mod kube_scenarios;
 mod mesh_ca_api;
 mod mesh_istiod_rules;
 mod mesh_traffic;
@@ -20,4 +20,5 @@ mod scenario_multicluster;
 mod scenario_plugin_ca;
 mod scenario_policy;
 mod scenario_rotation;
+mod scenario_upgrade;
 mod verify_cli;

@@ -33,18 +33,18 @@ fn a_full_run_passes_writes_every_report_and_never_a_private_key() {
     );
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("7/7 scenarios passed on target `local`"),
+        stdout.contains("8/8 scenarios passed on target `local`"),
         "{stdout}"
     );
 
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
-        xml.contains(r#"<testsuite name="local" tests="7""#) && xml.contains(r#"failures="0""#),
+        xml.contains(r#"<testsuite name="local" tests="8""#) && xml.contains(r#"failures="0""#),
         "{xml}"
     );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert_eq!(report["scenarios"].as_array().unwrap().len(), 7);
+    assert_eq!(report["scenarios"].as_array().unwrap().len(), 8);
     assert!(
         report["scenarios"][0]["phases"]
             .as_array()
@@ -127,4 +127,84 @@ fn dry_run_on_the_local_target_is_refused_with_a_hint() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("hint: `--target kind --dry-run`"));
+}
+
+/// The committed plan snapshot, without insta's header.
+#[cfg(feature = "e2e")]
+fn committed_plan(name: &str) -> String {
+    let path = format!(
+        "{}/fixtures/snapshots/{name}.snap",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let body = text.splitn(3, "---\n").nth(2).unwrap();
+    format!("{}\n", body.trim_end())
+}
+
+#[cfg(feature = "e2e")]
+#[test]
+fn the_kind_dry_run_prints_the_committed_plan_and_touches_nothing() {
+    // An empty PATH: the dry run must not need (or run) docker, kind or istioctl.
+    meshtrust()
+        .args([
+            "run",
+            "--target",
+            "kind",
+            "--dry-run",
+            "--scenario",
+            "plugin-ca",
+        ])
+        .env("PATH", "")
+        .env_remove("ISTIOCTL")
+        .env_remove("MESHTRUST_KEEP")
+        .env_remove("MESHTRUST_PROBE")
+        .assert()
+        .code(0)
+        .stdout(committed_plan("kind_plan_single_cluster"));
+}
+
+#[cfg(feature = "e2e")]
+#[test]
+fn a_kind_dry_run_of_a_multicluster_scenario_plans_two_clusters() {
+    meshtrust()
+        .args(["run", "--target", "kind", "--dry-run"])
+        .args(["--scenario", "multicluster-shared-root"])
+        .env("PATH", "")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "meshtrust kind plan: 2 cluster(s) [cluster1, cluster2]",
+        ))
+        .stdout(predicate::str::contains(
+            "istioctl create-remote-secret --name cluster2",
+        ));
+}
+
+#[cfg(feature = "e2e")]
+#[test]
+fn the_kind_target_without_its_tools_exits_2_in_seconds_naming_each() {
+    let started = std::time::Instant::now();
+    meshtrust()
+        .args(["run", "--target", "kind", "--scenario", "plugin-ca"])
+        .env("PATH", "")
+        .env_remove("ISTIOCTL")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "the kind target cannot run here: `docker`, `kind`, `istioctl` missing or unusable",
+        ))
+        .stderr(predicate::str::contains("hint:"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[cfg(feature = "e2e")]
+#[test]
+fn the_kubeconfig_target_needs_contexts() {
+    meshtrust()
+        .args(["run", "--target", "kubeconfig"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "`--target kubeconfig` needs the clusters' contexts",
+        ));
 }

@@ -37,6 +37,26 @@ pub struct RunArgs {
     /// Key type of the generated roots and intermediates.
     #[arg(long, default_value = "rsa4096", value_parser = |s: &str| s.parse::<KeyAlg>())]
     key: KeyAlg,
+    /// kind/kubeconfig: istioctl to use, once per phase (install, then upgrade). Default:
+    /// `ISTIOCTL`, then PATH.
+    #[arg(long = "istioctl", value_name = "PATH")]
+    istioctl: Vec<PathBuf>,
+    /// kind/kubeconfig: the Istio version the run expects (MAJOR.MINOR); the install-phase
+    /// istioctl must be that version.
+    #[arg(long, value_name = "X.Y")]
+    istio_version: Option<String>,
+    /// kubeconfig: the contexts of the existing clusters, one per cluster (cluster1, cluster2).
+    #[arg(long = "context", value_name = "CONTEXT")]
+    contexts: Vec<String>,
+    /// kubeconfig: the kubeconfig file (default: `KUBECONFIG` or ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// kind: cluster names are `<prefix>-cluster1`, ...
+    #[arg(long, default_value = "meshtrust")]
+    prefix: String,
+    /// kind/kubeconfig: the static probe (`just probe-static`).
+    #[arg(long, env = "MESHTRUST_PROBE", value_name = "FILE")]
+    probe: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -121,7 +141,116 @@ fn run_cluster_target(_args: &RunArgs, _scenarios: &[Scenario]) -> anyhow::Resul
     )
 }
 
+/// The kind run the flags describe (also what `--dry-run` plans).
 #[cfg(feature = "e2e")]
-fn run_cluster_target(_args: &RunArgs, _scenarios: &[Scenario]) -> anyhow::Result<Exit> {
-    bail!("the kind target is not wired into `meshtrust run` yet")
+fn kind_run(args: &RunArgs, scenarios: &[Scenario]) -> meshtrust::kube::KindRun {
+    let mut run = meshtrust::kube::KindRun::single(&args.prefix);
+    run.clusters = meshtrust::kube::target::clusters_for(scenarios);
+    if !args.istioctl.is_empty() {
+        run.istioctl = args.istioctl.clone();
+    }
+    if let Some(dir) = &args.artifacts {
+        run.artifacts = dir.clone();
+    }
+    if let Some(p) = &args.probe {
+        run.probe_binary = p.clone();
+    }
+    run.keep = args.keep || meshtrust::kube::kind::keep_from_env();
+    run
+}
+
+/// `--target kind|kubeconfig`: preflight first (a missing tool is exit 2 in seconds), one set
+/// of clusters for the whole run, the scenarios one after another on it, reports as for local;
+/// on failure `kind export logs` into the artifacts directory before the clusters go.
+#[cfg(feature = "e2e")]
+fn run_cluster_target(args: &RunArgs, scenarios: &[Scenario]) -> anyhow::Result<Exit> {
+    use meshtrust::kube::{KindClusters, KindTarget, ToolSearch};
+    use std::sync::Arc;
+
+    let mut run = kind_run(args, scenarios);
+    if args.target == TargetKind::Kubeconfig && args.contexts.is_empty() {
+        bail!(
+            "`--target kubeconfig` needs the clusters' contexts (hint: `--context kind-a --context kind-b`, one per cluster: cluster1, cluster2)"
+        );
+    }
+    if args.dry_run {
+        print!("{}", meshtrust::kube::dry_run_plan(&run));
+        return Ok(Exit::Conformant);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let search = ToolSearch::from_env(args.istioctl.clone());
+    runtime.block_on(async {
+        let started = match args.target {
+            TargetKind::Kubeconfig => {
+                let refs = meshtrust::kube::cluster::from_contexts(
+                    args.kubeconfig.as_deref(),
+                    &args.contexts,
+                );
+                KindClusters::attach(run.clone(), &search, refs).await
+            }
+            _ => {
+                run.clusters = meshtrust::kube::target::clusters_for(scenarios);
+                KindClusters::start(run.clone(), &search).await
+            }
+        };
+        let shared = match started {
+            Ok(shared) => Arc::new(shared),
+            // A missing tool (preflight) or a cluster that would not come up: exit 2, the fix
+            // is in the message.
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(e.exit());
+            }
+        };
+        if let Some(want) = &args.istio_version
+            && let Some(tool) = shared.tools.istioctl.first()
+            && !tool.version.starts_with(want.trim_start_matches('v'))
+        {
+            eprintln!(
+                "error: `--istio-version {want}`, but `{}` is istioctl {} (hint: `--istioctl PATH` to the istioctl of {want})",
+                tool.path.display(),
+                tool.version
+            );
+            shared.finish();
+            return Ok(Exit::BadInput);
+        }
+        for (phase, took) in &shared.timings {
+            eprintln!("{phase}: {:.1}s", took.as_secs_f64());
+        }
+        let opts = RunOptions {
+            scenarios: scenarios.to_vec(),
+            key: args.key,
+            workdir: None,
+            concurrent: false,
+        };
+        let progress = |scenario: &str, phase: &str| eprintln!("{scenario}: {phase}");
+        let made = {
+            let shared = shared.clone();
+            move || KindTarget::new(shared.clone())
+        };
+        let output = scenario::run(made, &opts, &progress).await;
+        let passed = output.as_ref().is_ok_and(|o| o.report.passed());
+        if !passed {
+            shared.failed();
+        }
+        let finish = {
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || shared.finish())
+        };
+        let cleanup = finish.await.unwrap_or_default();
+        for name in &cleanup.logs_exported {
+            eprintln!("kind logs of `{name}` are in the artifacts directory");
+        }
+        let output = output?;
+        write_reports(args, &output.report)?;
+        print!("{}", report::render_summary(&output.report));
+        Ok(if passed {
+            Exit::Conformant
+        } else {
+            Exit::NotConformant
+        })
+    })
 }

@@ -66,6 +66,20 @@ impl ClusterRef {
     }
 }
 
+/// Target `kubeconfig`: one cluster per context, named `cluster1`, `cluster2`, ... in order
+/// (the scenarios' logical names, and the cacerts each gets).
+pub fn from_contexts(kubeconfig: Option<&std::path::Path>, contexts: &[String]) -> Vec<ClusterRef> {
+    contexts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ClusterRef {
+            cluster: format!("cluster{}", i + 1),
+            kubeconfig: kubeconfig.map(Into::into),
+            context: Some(c.clone()),
+        })
+        .collect()
+}
+
 /// A namespace object, optionally labelled.
 pub fn namespace(name: &str, labels: &[(&str, &str)]) -> Namespace {
     let mut ns = Namespace::default();
@@ -197,6 +211,13 @@ mod tests {
             )),
             "{err}"
         );
+    }
+
+    #[test]
+    fn contexts_become_cluster1_cluster2_in_order() {
+        let refs = from_contexts(None, &["prod-east".into(), "prod-west".into()]);
+        assert_eq!(refs[0].cluster, "cluster1");
+        assert_eq!(refs[1].cli_args(), ["--context", "prod-west"]);
     }
 
     #[test]

@@ -53,9 +53,15 @@ pub struct InstallSpec {
     pub profile: Profile,
     /// Istio's `clusterName`: the logical cluster (`cluster1`).
     pub cluster_name: String,
-    /// Istio's `network` (`network1`); distinct per cluster on kind, whose pod networks are
-    /// not flat unless routed.
+    /// Istio's `network`. One network for every kind cluster: the harness routes the clusters'
+    /// pod networks to each other, so endpoints are reachable directly. Distinct networks would
+    /// make istiod hide the other cluster's endpoints behind an east-west gateway that this
+    /// setup does not install.
     pub network: String,
+    /// `meshConfig.trustDomain`; `None` keeps Istio's `cluster.local`.
+    pub trust_domain: Option<String>,
+    /// `ISTIO_MULTIROOT_MESH=true` on istiod.
+    pub multi_root: bool,
 }
 
 /// `istioctl install` with the multicluster values, against one cluster.
@@ -72,6 +78,19 @@ pub fn install_cmd(istioctl: &Path, cluster: &ClusterRef, spec: &InstallSpec) ->
             ),
         ])
         .args(["--set", &format!("values.global.network={}", spec.network)])
+        .args(
+            spec.trust_domain
+                .iter()
+                .flat_map(|td| ["--set".to_owned(), format!("meshConfig.trustDomain={td}")]),
+        )
+        .args(if spec.multi_root {
+            vec![
+                "--set".to_owned(),
+                "values.pilot.env.ISTIO_MULTIROOT_MESH=true".to_owned(),
+            ]
+        } else {
+            Vec::new()
+        })
         .arg("-y")
         .args(cluster.cli_args())
         .timeout(INSTALL_TIMEOUT)
@@ -82,6 +101,15 @@ pub fn install_cmd(istioctl: &Path, cluster: &ClusterRef, spec: &InstallSpec) ->
 /// shape for both phases keeps the plan and the tests simple.
 pub fn upgrade_cmd(istioctl_b: &Path, cluster: &ClusterRef, spec: &InstallSpec) -> Cmd {
     install_cmd(istioctl_b, cluster, spec)
+}
+
+/// `istioctl uninstall --purge -y`: the reset between scenarios that share a cluster (istiod,
+/// its webhooks and CRDs go; the next install starts from nothing).
+pub fn uninstall_cmd(istioctl: &Path, cluster: &ClusterRef) -> Cmd {
+    Cmd::new(istioctl)
+        .args(["uninstall", "--purge", "-y"])
+        .args(cluster.cli_args())
+        .timeout(Duration::from_secs(5 * 60))
 }
 
 /// `istioctl create-remote-secret` for `cluster` as seen from the other clusters' istiods:
@@ -131,6 +159,124 @@ impl CaMode {
             CaMode::SelfSigned => SELF_SIGNED_LINE,
         }
     }
+}
+
+/// The message of an istiod log line (`<time>\t<level>\t[<scope>\t]<message>`), or the line
+/// itself when it has no such prefix.
+pub fn log_message(line: &str) -> &str {
+    let mut fields = line.splitn(3, '\t');
+    match (fields.next(), fields.next(), fields.next()) {
+        (Some(_), Some(level), Some(rest)) if LEVELS.contains(&level) => rest,
+        _ => line,
+    }
+}
+
+const LEVELS: [&str; 6] = ["debug", "info", "warn", "error", "fatal", "none"];
+
+fn log_level(line: &str) -> Option<&str> {
+    let mut fields = line.splitn(3, '\t');
+    fields.next()?;
+    fields.next().filter(|l| LEVELS.contains(l))
+}
+
+/// istiod's log lines about its CA (mode, plugged files, CA errors), as messages.
+pub fn ca_log_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| {
+            let m = log_message(l);
+            m.contains(PLUGGED_IN_LINE)
+                || m.contains(SELF_SIGNED_LINE)
+                || m.contains("plugged-in cert")
+                || m.contains("CA bundle")
+                || m.contains("failed to create")
+        })
+        .map(|l| log_message(l).to_owned())
+        .collect()
+}
+
+/// Why istiod exited, from the log of a container that crashed: the last `error`/`fatal` line
+/// (pilot-discovery logs its start-up error and exits, e.g. `failed to create discovery
+/// service: ... incomplete signing CA bundle detected`), or cobra's `Error: ...` line.
+/// Returns the reason and every error line, or `None` if the log names no error.
+pub fn refusal_in_log(log: &str) -> Option<(String, Vec<String>)> {
+    let errors: Vec<String> = log
+        .lines()
+        .filter(|l| matches!(log_level(l), Some("error" | "fatal")) || l.starts_with("Error: "))
+        .map(|l| log_message(l).trim_start_matches("Error: ").to_owned())
+        .collect();
+    let reason = errors.last()?.clone();
+    Some((reason, errors))
+}
+
+/// Whether istiod's `discovery` container has crashed in this pod (restarted, or waiting in
+/// CrashLoopBackOff, or terminated with an error): what it says, for the report.
+pub fn discovery_crashed(pod: &Pod) -> Option<String> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    let c = statuses.iter().find(|c| c.name == "discovery")?;
+    let waiting = c
+        .state
+        .as_ref()
+        .and_then(|s| s.waiting.as_ref())
+        .and_then(|w| w.reason.clone());
+    let terminated = c
+        .state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .filter(|t| t.exit_code != 0)
+        .map(|t| format!("exited {}", t.exit_code));
+    if c.restart_count > 0 || terminated.is_some() || waiting.as_deref() == Some("CrashLoopBackOff")
+    {
+        Some(format!(
+            "discovery restarted {} time(s){}",
+            c.restart_count,
+            waiting
+                .or(terminated)
+                .map(|w| format!(", {w}"))
+                .unwrap_or_default()
+        ))
+    } else {
+        None
+    }
+}
+
+/// Polls istiod's pods until one has crashed with an error in its log; returns the reason and
+/// the error lines. Runs until dropped (the install's own deadline bounds it).
+pub async fn watch_for_refusal(client: &kube::Client) -> (String, Vec<String>) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ISTIO_NAMESPACE);
+    loop {
+        if let Some(found) = refusal_now(&pods).await {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+}
+
+/// One look: a crashed istiod pod whose last run logged an error.
+pub async fn refusal_now(pods: &Api<Pod>) -> Option<(String, Vec<String>)> {
+    let list = pods
+        .list(&ListParams::default().labels("app=istiod"))
+        .await
+        .ok()?;
+    for pod in list {
+        let Some(state) = discovery_crashed(&pod) else {
+            continue;
+        };
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        for previous in [true, false] {
+            let params = LogParams {
+                container: Some("discovery".into()),
+                previous,
+                ..LogParams::default()
+            };
+            if let Ok(log) = pods.logs(&name, &params).await
+                && let Some((reason, mut lines)) = refusal_in_log(&log)
+            {
+                lines.insert(0, format!("{name}: {state}"));
+                return Some((reason, lines));
+            }
+        }
+    }
+    None
 }
 
 /// How a Deployment's rollout stands, in one line for a wait's "last seen".
@@ -285,6 +431,8 @@ mod tests {
             profile,
             cluster_name: "cluster1".into(),
             network: "network1".into(),
+            trust_domain: None,
+            multi_root: false,
         }
     }
 
@@ -349,6 +497,85 @@ mod tests {
         assert_eq!(CaMode::detect(&both), Some(CaMode::PluggedIn));
         let both = format!("{PLUGGED_LOG}{SELF_SIGNED_LOG}");
         assert_eq!(CaMode::detect(&both), Some(CaMode::SelfSigned));
+    }
+
+    // pilot-discovery logs its start-up error, then cobra prints it again, and exits.
+    const REFUSED_LOG: &str = "\
+2026-11-29T04:10:01.120Z\tinfo\tFLAG: --caCertFile=\"\"
+2026-11-29T04:10:01.410Z\tinfo\tUse plugged-in cert at etc/cacerts/ca-key.pem
+2026-11-29T04:10:01.420Z\terror\tfailed to create discovery service: failed to create CA: \
+failed to create an istiod CA: incomplete signing CA bundle detected
+Error: failed to create discovery service: failed to create CA: failed to create an istiod CA: \
+incomplete signing CA bundle detected
+";
+
+    #[test]
+    fn a_crashed_istiods_error_lines_are_the_refusal() {
+        let (reason, lines) = refusal_in_log(REFUSED_LOG).unwrap();
+        assert_eq!(
+            reason,
+            "failed to create discovery service: failed to create CA: failed to create an istiod \
+             CA: incomplete signing CA bundle detected"
+        );
+        assert_eq!(lines.len(), 2);
+        assert_eq!(refusal_in_log(PLUGGED_LOG), None);
+        assert_eq!(
+            ca_log_lines(PLUGGED_LOG),
+            [
+                "Use plugged-in cert at etc/cacerts/ca-key.pem",
+                "Use local CA certificate"
+            ]
+        );
+        assert_eq!(log_message("no tabs here"), "no tabs here");
+    }
+
+    #[test]
+    fn an_uninstall_purges_with_the_clusters_kubeconfig() {
+        assert_eq!(
+            uninstall_cmd(Path::new("istioctl"), &cluster1()).to_string(),
+            "istioctl uninstall --purge -y --kubeconfig /w/mt-cluster1.kubeconfig --context kind-mt-cluster1"
+        );
+    }
+
+    #[test]
+    fn a_non_default_trust_domain_and_multi_root_are_install_values() {
+        let mut s = spec(Profile::Minimal);
+        s.trust_domain = Some("example.org".into());
+        s.multi_root = true;
+        let line = install_cmd(Path::new("istioctl"), &cluster1(), &s).to_string();
+        assert!(
+            line.contains("--set meshConfig.trustDomain=example.org"),
+            "{line}"
+        );
+        assert!(
+            line.contains("--set values.pilot.env.ISTIO_MULTIROOT_MESH=true"),
+            "{line}"
+        );
+    }
+
+    fn istiod_pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "istiod-1"},
+            "status": {"containerStatuses": [status]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_crash_looping_discovery_container_is_seen_and_a_running_one_is_not() {
+        let crashing = istiod_pod(serde_json::json!({
+            "name": "discovery", "ready": false, "restartCount": 3, "image": "", "imageID": "",
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}}
+        }));
+        assert_eq!(
+            discovery_crashed(&crashing).as_deref(),
+            Some("discovery restarted 3 time(s), CrashLoopBackOff")
+        );
+        let running = istiod_pod(serde_json::json!({
+            "name": "discovery", "ready": false, "restartCount": 0, "image": "", "imageID": "",
+            "state": {"running": {}}
+        }));
+        assert_eq!(discovery_crashed(&running), None);
     }
 
     #[test]

@@ -161,7 +161,8 @@ pub fn node_ip_cmd(docker: &Path, node: &str) -> Cmd {
 /// networks are not routed between clusters by default (Istio's own kind provisioner adds the
 /// same routes for its multicluster tests).
 pub fn route_cmd(docker: &Path, node: &str, subnet: &str, via: &str) -> Cmd {
-    Cmd::new(docker).args(["exec", node, "ip", "route", "add", subnet, "via", via])
+    // `replace`, not `add`: clusters are reused across scenarios, and a second `add` fails.
+    Cmd::new(docker).args(["exec", node, "ip", "route", "replace", subnet, "via", via])
 }
 
 /// A cluster to create.

@@ -29,5 +29,5 @@ pub mod workloads;
 pub use config::{KindRun, ProbeDelivery};
 pub use error::KubeError;
 pub use plan::{PlanStep, dry_run_plan, plan};
-pub use target::{KindCluster, KindTarget};
+pub use target::{KindCluster, KindClusters, KindTarget};
 pub use tools::{PreflightError, Scope, ToolSearch, Toolbox, preflight, preflight_for};

@@ -13,7 +13,7 @@ use super::plugin::{ISTIO_NAMESPACE, ROOT_CONFIGMAP};
 use super::probe;
 use super::registry;
 use super::tools::ToolName;
-use super::workloads::{self, HTTPBIN_SERVICE_PORT, MtlsMode, WORKLOAD_NAMESPACE};
+use super::workloads::{self, HTTPBIN_CONTAINER_PORT, MtlsMode, WORKLOAD_NAMESPACE};
 use crate::pki::layout::CACERTS_FILES;
 
 /// One step.
@@ -340,6 +340,8 @@ fn install_steps(
         profile: run.profile,
         cluster_name: r.cluster.clone(),
         network: KindRun::network(i),
+        trust_domain: None,
+        multi_root: false,
     };
     let Some(istioctl) = run.istioctl.get(phase_index) else {
         return;
@@ -452,7 +454,7 @@ fn probe_steps(
     phase: &str,
 ) {
     let c = &r.cluster;
-    let addr = format!("<httpbin pod IP>:{HTTPBIN_SERVICE_PORT}");
+    let addr = format!("<httpbin pod IP>:{HTTPBIN_CONTAINER_PORT}");
     p.steps.push(PlanStep::Read {
         phase: phase.into(),
         cluster: c.clone(),

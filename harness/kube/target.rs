@@ -1,51 +1,87 @@
-//! The kind target's verbs, as the scenario interface names them: plug in, install, deploy,
-//! set PeerAuthentication, capture the chain, request, read the root ConfigMap, reload cacerts,
-//! upgrade, tear down. Each returns data; the trait impl for `scenario::Target` is thin glue
-//! over these.
+//! The kind target: [`scenario::Target`](crate::scenario::Target) on real clusters and real
+//! Istio, as thin glue over the kube pieces.
+//!
+//! Clusters are expensive (a kind create plus image pulls is most of a run), so one set of
+//! clusters ([`KindClusters`]) serves every scenario of a run, and each scenario gets its own
+//! [`KindTarget`] over it. A scenario's logical clusters are placed on the physical ones
+//! (`cluster2` on the second, everything else on the first), and `teardown` resets what the
+//! scenario used: `istioctl uninstall --purge`, then the namespaces it created (istio-system
+//! with the cacerts Secret and any remote secrets, `foo` with the workloads), waiting until they
+//! are gone. A scenario that places a second logical cluster on the same physical one (the
+//! three `bad-*` clusters of bad-cacerts) resets it the same way in between.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
+use async_trait::async_trait;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, ServiceAccount};
+use kube::api::{Api, DeleteParams, PostParams};
+use rustls_pki_types::CertificateDer;
 
 use super::cluster::{ClusterRef, OwnedNamespaces};
 use super::config::{KindRun, ProbeDelivery};
-use super::error::KubeError;
+use super::error::{KubeError, is_not_found};
 use super::istio::{self, CaMode, InstallSpec};
-use super::kind::{self, Cleanup, ClusterGuard, ClusterSpec};
-use super::plugin::{self, PlugIn};
+use super::kind::{self, Cleanup, ClusterGuard, ClusterSpec, Subnets};
+use super::plugin::{self, ISTIO_NAMESPACE};
 use super::probe::{self, ProbeOutput};
 use super::process::{self, Cmd};
+use super::registry;
 use super::tools::{Scope, ToolSearch, Toolbox, preflight, preflight_for};
-use super::workloads::{self, HTTPBIN_CONTAINER_PORT, MtlsMode, WORKLOAD_NAMESPACE};
-use super::{kind::Subnets, registry};
+use super::wait::{self, Check, Patience};
+use super::workloads::{self, HTTPBIN_CONTAINER_PORT, HTTPBIN_SERVICE_PORT, MtlsMode};
+use crate::mesh::grpc::{self, CaClient};
+use crate::pki::KeyAlg;
+use crate::scenario::target::{
+    App, CaSource, CapturedChain, Handshake, InstallOptions, InstallOutcome, Mode, Outcome, Target,
+    TargetError, Transport, UpgradeOptions, WorkloadRef,
+};
 
-/// One cluster of the run.
+/// istiod's CA port (ISTIO-FACTS §5).
+pub const CA_PORT: u16 = 15012;
+/// The agent's requested TTL (`SECRET_TTL`), as the local target asks.
+const AGENT_TTL_SECONDS: i64 = 24 * 3600;
+/// istiod picks up a replaced Secret once the kubelet has synced the mounted files (up to its
+/// sync period, a minute by default) and its file watcher fired.
+const RELOAD: Patience = Patience::new(Duration::from_secs(180), Duration::from_secs(5));
+/// Namespace deletion waits for every pod's termination and every finalizer.
+const NAMESPACES_GONE: Patience = Patience::new(Duration::from_secs(180), Duration::from_secs(2));
+/// Remote endpoints appear once istiod has read the other cluster through its remote secret and
+/// pushed them to the client's sidecar.
+const CROSS_CLUSTER: Patience = Patience::new(Duration::from_secs(180), Duration::from_secs(5));
+/// curl's own budget in the pod, and the exec deadline around it.
+const CURL_MAX_TIME: &str = "10";
+const EXEC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One physical cluster.
 pub struct KindCluster {
     pub cluster: ClusterRef,
     pub client: kube::Client,
-    pub namespaces: OwnedNamespaces,
-    /// Index into the istioctl list: 0 after install, 1 after upgrade.
-    pub istio_phase: usize,
 }
 
-/// A kind run in progress. Dropping it deletes the clusters (see [`ClusterGuard`]).
-pub struct KindTarget {
+/// The clusters of a run, shared by every scenario's [`KindTarget`]. Dropping the last handle
+/// (or [`finish`](Self::finish)) deletes the clusters this run created, unless kept.
+pub struct KindClusters {
     pub run: KindRun,
     pub tools: Toolbox,
     pub clusters: Vec<KindCluster>,
     guard: ClusterGuard,
     probe: Vec<u8>,
     _workdir: tempfile::TempDir,
-    registry_container: Option<registry::Registry>,
-    /// How long each phase took, in order: the JSON report shows users where time goes.
+    registry_container: tokio::sync::Mutex<Option<registry::Registry>>,
+    /// How long preflight and cluster creation took (the scenarios' phases are in the report).
     pub timings: Vec<(String, Duration)>,
+    /// This run created the clusters (kind), rather than attaching to them (kubeconfig).
+    created: bool,
 }
 
-impl KindTarget {
+impl KindClusters {
     /// Preflight (fails in seconds when a tool is missing), then every cluster in parallel.
-    pub async fn start(mut run: KindRun, search: &ToolSearch) -> Result<KindTarget, KubeError> {
+    pub async fn start(mut run: KindRun, search: &ToolSearch) -> Result<KindClusters, KubeError> {
         let started = Instant::now();
         let tools = preflight(search).await?;
         let mut timings = vec![("preflight".to_owned(), started.elapsed())];
@@ -82,45 +118,36 @@ impl KindTarget {
             workdir.path(),
         )
         .await;
-        let refs = match created {
-            Ok(refs) => refs,
-            Err(e) => {
-                guard.mark_failed();
-                return Err(e);
-            }
-        };
+        let refs = created.inspect_err(|_| guard.mark_failed())?;
         timings.push(("clusters".to_owned(), started.elapsed()));
         let mut clusters = Vec::new();
         for r in refs {
             let client = r.client().await.inspect_err(|_| guard.mark_failed())?;
-            clusters.push(KindCluster {
-                cluster: r,
-                client,
-                namespaces: OwnedNamespaces::default(),
-                istio_phase: 0,
-            });
+            clusters.push(KindCluster { cluster: r, client });
         }
-        Ok(KindTarget {
+        Ok(KindClusters {
             run,
             tools,
             clusters,
             guard,
             probe,
             _workdir: workdir,
-            registry_container: None,
+            registry_container: tokio::sync::Mutex::new(None),
             timings,
+            created: true,
         })
     }
 
-    /// Target `kubeconfig`: existing clusters, by context. Nothing is created but the
-    /// namespaces this run applies (istio-system only if it was not there), and teardown deletes
-    /// only those; the guard owns no cluster. Needs only istioctl.
+    /// Target `kubeconfig`: existing clusters, by context. Needs only istioctl; the guard owns
+    /// no cluster, and each scenario deletes only the namespaces it created.
     pub async fn attach(
         mut run: KindRun,
         search: &ToolSearch,
         clusters: Vec<ClusterRef>,
-    ) -> Result<KindTarget, KubeError> {
+    ) -> Result<KindClusters, KubeError> {
+        let started = Instant::now();
         let tools = preflight_for(Scope::Kubeconfig, search).await?;
+        let timings = vec![("preflight".to_owned(), started.elapsed())];
         run.istioctl = tools.istioctl.iter().map(|t| t.path.clone()).collect();
         run.clusters = clusters.iter().map(|c| c.cluster.clone()).collect();
         let probe = probe::read_probe_binary(&run.probe_binary)?;
@@ -134,218 +161,81 @@ impl KindTarget {
         let mut attached = Vec::new();
         for r in clusters {
             let client = r.client().await?;
-            attached.push(KindCluster {
-                cluster: r,
-                client,
-                namespaces: OwnedNamespaces::default(),
-                istio_phase: 0,
-            });
+            attached.push(KindCluster { cluster: r, client });
         }
-        Ok(KindTarget {
+        Ok(KindClusters {
             run,
             tools,
             clusters: attached,
             guard,
             probe,
             _workdir: workdir,
-            registry_container: None,
-            timings: Vec::new(),
+            registry_container: tokio::sync::Mutex::new(None),
+            timings,
+            created: false,
         })
     }
 
+    /// Marks the run failed: `kind export logs` runs before the clusters go.
+    pub fn failed(&self) {
+        self.guard.mark_failed();
+    }
+
+    /// Exports logs (after a failure) and deletes the clusters this run created, unless kept.
+    /// Blocking.
+    pub fn finish(&self) -> Cleanup {
+        self.guard.cleanup()
+    }
+
     /// docker and kind, which only the kind target has.
-    fn kind_tools(&self) -> Result<(PathBuf, PathBuf), KubeError> {
+    fn kind_tools(&self, what: &str) -> Result<(PathBuf, PathBuf), KubeError> {
         match (&self.tools.docker, &self.tools.kind) {
             (Some(d), Some(k)) => Ok((d.path.clone(), k.path.clone())),
             _ => Err(KubeError::Workload {
-                what: "this step".into(),
+                what: what.to_owned(),
                 namespace: "-".into(),
                 reason: "it needs docker and kind, which target `kubeconfig` does not use \
-                         (hint: use `--target kind`, or a proxy image with a shell)"
+                         (hint: use `--target kind`)"
                     .into(),
             }),
         }
     }
 
-    /// Marks the run failed: logs are exported before the clusters go.
-    pub fn failed(&self) {
-        self.guard.mark_failed();
-    }
-
-    fn get(&mut self, cluster: &str) -> Result<&mut KindCluster, KubeError> {
-        self.clusters
-            .iter_mut()
-            .find(|c| c.cluster.cluster == cluster)
-            .ok_or_else(|| KubeError::Workload {
-                what: format!("cluster `{cluster}`"),
-                namespace: "-".into(),
-                reason: "not part of this run".into(),
-            })
-    }
-
-    /// Plugs in `<certs_dir>/<cluster>`.
-    pub async fn plug_in(&mut self, cluster: &str) -> Result<PlugIn, KubeError> {
-        let started = Instant::now();
-        let out = self.plug_in_untimed(cluster).await;
-        self.timings
-            .push((format!("{} {cluster}", "plug-in"), started.elapsed()));
-        out
-    }
-
-    async fn plug_in_untimed(&mut self, cluster: &str) -> Result<PlugIn, KubeError> {
-        let dir = self.run.certs_dir.join(cluster);
-        let c = self.get(cluster)?;
-        plugin::plug_in(&c.client, &mut c.namespaces, &dir).await
-    }
-
-    /// Replaces the cacerts Secret with `dir`'s files; istiod hot-reloads them (ISTIO-FACTS §2).
-    pub async fn reload_cacerts(&mut self, cluster: &str, dir: &Path) -> Result<bool, KubeError> {
-        let c = self.get(cluster)?;
-        plugin::apply_secret(&c.client, &plugin::cacerts_secret(dir)?).await
-    }
-
-    fn install_spec(&self, cluster: &str) -> InstallSpec {
-        let i = self
-            .run
-            .clusters
-            .iter()
-            .position(|c| c == cluster)
-            .unwrap_or(0);
-        InstallSpec {
-            profile: self.run.profile,
-            cluster_name: cluster.to_owned(),
-            network: KindRun::network(i),
-        }
-    }
-
-    /// Installs Istio with the istioctl of `phase` (0: install, 1: upgrade), waits for istiod,
-    /// and returns the CA mode its log announced.
-    pub async fn install(
-        &mut self,
-        cluster: &str,
-        phase: usize,
-    ) -> Result<Option<CaMode>, KubeError> {
-        let started = Instant::now();
-        let out = self.install_untimed(cluster, phase).await;
-        self.timings.push((
-            format!("install {cluster} (istioctl {phase})"),
-            started.elapsed(),
-        ));
-        out
-    }
-
-    async fn install_untimed(
-        &mut self,
-        cluster: &str,
-        phase: usize,
-    ) -> Result<Option<CaMode>, KubeError> {
-        let spec = self.install_spec(cluster);
-        let istioctl = self
-            .tools
+    /// The istioctl of `phase` (0: install, 1: upgrade).
+    fn istioctl(&self, phase: usize) -> Result<PathBuf, KubeError> {
+        self.tools
             .istioctl
             .get(phase)
             .map(|t| t.path.clone())
             .ok_or_else(|| KubeError::Workload {
                 what: format!("istioctl for phase {phase}"),
                 namespace: "-".into(),
-                reason: "not given (hint: pass `--istioctl PATH` once per phase)".into(),
-            })?;
-        let c = self.get(cluster)?;
-        let cmd = if phase == 0 {
-            istio::install_cmd(&istioctl, &c.cluster, &spec)
-        } else {
-            istio::upgrade_cmd(&istioctl, &c.cluster, &spec)
-        };
-        process::run(&cmd).await?;
-        istio::wait_istiod(&c.client).await?;
-        c.istio_phase = phase;
-        istio::ca_mode(&c.client).await
+                reason:
+                    "not given (hint: pass `--istioctl PATH` once per phase: install, then upgrade)"
+                        .into(),
+            })
     }
 
-    /// Upgrades to the second istioctl and restarts the workloads onto the new sidecar.
-    pub async fn upgrade(&mut self, cluster: &str) -> Result<Option<CaMode>, KubeError> {
-        let started = Instant::now();
-        let out = self.upgrade_untimed(cluster).await;
-        self.timings
-            .push((format!("{} {cluster}", "upgrade"), started.elapsed()));
-        out
-    }
-
-    async fn upgrade_untimed(&mut self, cluster: &str) -> Result<Option<CaMode>, KubeError> {
-        let mode = self.install(cluster, 1).await?;
-        let c = self.get(cluster)?;
-        istio::restart_workloads(&c.client, WORKLOAD_NAMESPACE).await?;
-        Ok(mode)
-    }
-
-    pub async fn deploy(&mut self, cluster: &str) -> Result<(), KubeError> {
-        let started = Instant::now();
-        let out = self.deploy_untimed(cluster).await;
-        self.timings
-            .push((format!("{} {cluster}", "deploy"), started.elapsed()));
-        out
-    }
-
-    async fn deploy_untimed(&mut self, cluster: &str) -> Result<(), KubeError> {
-        let c = self.get(cluster)?;
-        workloads::deploy(&c.client, &mut c.namespaces).await
-    }
-
-    pub async fn set_peer_authentication(
-        &mut self,
-        cluster: &str,
-        mode: MtlsMode,
-    ) -> Result<(), KubeError> {
-        let c = self.get(cluster)?;
-        workloads::set_peer_authentication(&c.client, mode).await
-    }
-
-    /// The chain httpbin presents to sleep, captured in sleep's pod as UID 1337.
-    pub async fn capture_chain(&mut self, cluster: &str) -> Result<ProbeOutput, KubeError> {
-        let started = Instant::now();
-        let out = self.capture_chain_untimed(cluster).await;
-        self.timings
-            .push((format!("{} {cluster}", "capture"), started.elapsed()));
-        out
-    }
-
-    async fn capture_chain_untimed(&mut self, cluster: &str) -> Result<ProbeOutput, KubeError> {
-        let delivery = self.run.delivery;
-        let probe = self.probe.clone();
-        let c = self.get(cluster)?;
-        let (_, ip) = workloads::pod_ip(&c.client, WORKLOAD_NAMESPACE, "app=httpbin").await?;
-        let (sleep, _) = workloads::pod_ip(&c.client, WORKLOAD_NAMESPACE, "app=sleep").await?;
-        let addr = format!("{ip}:{HTTPBIN_CONTAINER_PORT}");
-        let client = c.client.clone();
-        let pods: Api<Pod> = Api::namespaced(client.clone(), WORKLOAD_NAMESPACE);
-        let use_exec =
-            delivery == ProbeDelivery::Exec && probe::proxy_has_shell(&pods, &sleep).await?;
-        if use_exec {
-            return probe::capture_via_exec(&client, WORKLOAD_NAMESPACE, &sleep, &probe, &addr)
-                .await;
-        }
-        let image = self.probe_image(cluster).await?;
-        let name = format!("meshtrust-probe-{}", std::process::id());
-        probe::capture_via_ephemeral(&client, WORKLOAD_NAMESPACE, &sleep, &image, &addr, &name)
-            .await
-    }
-
-    /// Serves the probe image to the cluster: the local registry (started once per run), the
-    /// node wired to it, the image built and pushed; `kind load docker-image` if the registry
-    /// cannot be had or the push fails. The order is the plan's.
-    async fn probe_image(&mut self, cluster: &str) -> Result<String, KubeError> {
-        let (docker, kind_bin) = self.kind_tools()?;
-        let name = kind::cluster_name(&self.run.prefix, cluster);
+    /// Serves the probe image to `kind_name`'s node: the local registry (started once per
+    /// run), the node wired to it, the image built and pushed; `kind load docker-image` if the
+    /// registry cannot be had or the push fails. The order is the plan's.
+    async fn probe_image(&self, kind_name: &str) -> Result<String, KubeError> {
+        let (docker, kind_bin) = self.kind_tools("the probe image (distroless proxy)")?;
         let image = registry::probe_image("dev");
-        if self.registry_container.is_none() {
-            self.registry_container = registry::start()
-                .await
-                .inspect_err(|e| tracing::warn!("{e}; falling back to `kind load docker-image`"))
-                .ok();
-        }
-        let mut wired = self.registry_container.is_some();
+        let mut wired = {
+            let mut reg = self.registry_container.lock().await;
+            if reg.is_none() {
+                *reg = registry::start()
+                    .await
+                    .inspect_err(|e| {
+                        tracing::warn!("{e}; falling back to `kind load docker-image`")
+                    })
+                    .ok();
+            }
+            reg.is_some()
+        };
         if wired {
-            for cmd in registry::wire_node_cmds(&docker, &kind::control_plane(&name)) {
+            for cmd in registry::wire_node_cmds(&docker, &kind::control_plane(kind_name)) {
                 if let Err(e) = process::run(&cmd).await {
                     tracing::warn!("{e}");
                     wired = false;
@@ -364,45 +254,176 @@ impl KindTarget {
                 .inspect_err(|e| tracing::warn!("{e}"))
                 .is_ok();
         if !pushed {
-            process::run(&kind::load_image_cmd(&kind_bin, &image, &name)).await?;
+            process::run(&kind::load_image_cmd(&kind_bin, &image, kind_name)).await?;
         }
         Ok(image)
     }
+}
 
-    /// An HTTP request from sleep's own container (through its sidecar, so mTLS in the mesh):
-    /// returns the status code curl saw (`000` when the connection failed).
-    pub async fn request(&mut self, cluster: &str, url: &str) -> Result<String, KubeError> {
-        let c = self.get(cluster)?;
-        let (sleep, _) = workloads::pod_ip(&c.client, WORKLOAD_NAMESPACE, "app=sleep").await?;
-        let pods: Api<Pod> = Api::namespaced(c.client.clone(), WORKLOAD_NAMESPACE);
-        let argv = request_argv(url);
-        let out = probe::exec(
-            &pods,
-            &sleep,
-            "sleep",
-            argv,
-            None,
-            std::time::Duration::from_secs(30),
-        )
-        .await?;
-        Ok(out.stdout.trim().to_owned())
-    }
+/// What one scenario did to one physical cluster.
+#[derive(Default)]
+struct SlotState {
+    /// The logical cluster placed here.
+    occupant: Option<String>,
+    namespaces: OwnedNamespaces,
+    /// The cacerts Secret was applied (deleted at reset if istio-system was not ours).
+    plugged: bool,
+    installed: bool,
+    trust_domain: Option<String>,
+    deployed: BTreeSet<(String, String)>,
+}
 
-    /// `root-cert.pem` of `istio-ca-root-cert` in `foo`.
-    pub async fn root_configmap(&mut self, cluster: &str) -> Result<Option<String>, KubeError> {
-        let c = self.get(cluster)?;
-        plugin::root_configmap(&c.client, WORKLOAD_NAMESPACE).await
-    }
+/// One scenario's view of the run's clusters.
+pub struct KindTarget {
+    shared: Arc<KindClusters>,
+    slots: Vec<SlotState>,
+    /// Routes and remote secrets, made on the first cross-cluster request.
+    connected: tokio::sync::OnceCell<()>,
+}
 
-    /// Routes between the clusters' pod networks and remote secrets both ways, so each istiod
-    /// discovers the other's endpoints.
-    pub async fn connect_clusters(&mut self) -> Result<(), KubeError> {
-        let (docker, kind_bin) = self.kind_tools()?;
-        let names: Vec<String> = self
-            .run
+impl KindTarget {
+    pub fn new(shared: Arc<KindClusters>) -> KindTarget {
+        let slots = shared
             .clusters
             .iter()
-            .map(|c| kind::cluster_name(&self.run.prefix, c))
+            .map(|_| SlotState::default())
+            .collect();
+        KindTarget {
+            shared,
+            slots,
+            connected: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The physical cluster a logical one is placed on, if it has been.
+    fn slot(&self, logical: &str) -> Result<usize, TargetError> {
+        self.slots
+            .iter()
+            .position(|s| s.occupant.as_deref() == Some(logical))
+            .ok_or_else(|| TargetError::UnknownCluster(logical.to_owned()))
+    }
+
+    fn client(&self, slot: usize) -> &kube::Client {
+        &self.shared.clusters[slot].client
+    }
+
+    /// Places `logical` on its physical cluster, resetting it first if another logical cluster
+    /// of this scenario is there.
+    async fn place(&mut self, logical: &str) -> Result<usize, TargetError> {
+        if let Ok(i) = self.slot(logical) {
+            return Ok(i);
+        }
+        let physical: Vec<String> = self
+            .shared
+            .clusters
+            .iter()
+            .map(|c| c.cluster.cluster.clone())
+            .collect();
+        let i = placement(logical, &physical).ok_or_else(|| TargetError::Backend {
+            what: format!("place cluster `{logical}`"),
+            source: "this run has no clusters".into(),
+        })?;
+        if self.slots[i].occupant.is_some() {
+            self.reset(i).await?;
+        }
+        self.slots[i].occupant = Some(logical.to_owned());
+        Ok(i)
+    }
+
+    /// Uninstalls Istio and deletes what this scenario created on physical cluster `i`.
+    async fn reset(&mut self, i: usize) -> Result<(), TargetError> {
+        let client = self.client(i).clone();
+        let cluster = self.shared.clusters[i].cluster.clone();
+        let slot = std::mem::take(&mut self.slots[i]);
+        let mut namespaces = slot.namespaces;
+        if slot.installed {
+            let istioctl = self.shared.istioctl(0).map_err(backend("reset"))?;
+            process::run(&istio::uninstall_cmd(&istioctl, &cluster))
+                .await
+                .map_err(|e| backend("reset")(e.into()))?;
+        }
+        let mut owned: Vec<String> = namespaces.names().to_vec();
+        // istioctl creates istio-system when no cacerts were plugged (default-ca), and leaves
+        // it behind with istiod's self-signed root (`istio-ca-secret`) in it: on clusters this
+        // run made, it goes too, so the next scenario's istiod cannot find that root.
+        let mut extra = Vec::new();
+        if self.shared.created && slot.installed && !owned.iter().any(|n| n == ISTIO_NAMESPACE) {
+            extra.push(ISTIO_NAMESPACE.to_owned());
+        }
+        if slot.plugged && !owned.iter().any(|n| n == ISTIO_NAMESPACE) {
+            let secrets: Api<Secret> = Api::namespaced(client.clone(), ISTIO_NAMESPACE);
+            match secrets.delete("cacerts", &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => {
+                    return Err(backend("reset")(KubeError::api(
+                        "delete secret `istio-system/cacerts`",
+                    )(e)));
+                }
+            }
+        }
+        let mut problems = namespaces.delete_all(&client).await;
+        let api: Api<Namespace> = Api::all(client.clone());
+        for ns in &extra {
+            match api.delete(ns, &DeleteParams::background()).await {
+                Ok(_) => owned.push(ns.clone()),
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => problems.push(format!("cannot delete namespace `{ns}`: {e}")),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(TargetError::Backend {
+                what: format!("reset cluster `{}`", cluster.cluster),
+                source: problems.join("; ").into(),
+            });
+        }
+        wait_namespaces_gone(&client, &owned)
+            .await
+            .map_err(backend("reset"))?;
+        Ok(())
+    }
+
+    /// istioctl install (phase 0) or upgrade (phase 1) on slot `i`, watching istiod.
+    async fn install_with(
+        &mut self,
+        i: usize,
+        istioctl: &Path,
+        upgrade: bool,
+    ) -> Result<InstallOutcome, TargetError> {
+        let r = &self.shared.clusters[i].cluster;
+        let spec = InstallSpec {
+            profile: self.shared.run.profile,
+            cluster_name: r.cluster.clone(),
+            network: KindRun::network(i),
+            trust_domain: self.slots[i].trust_domain.clone(),
+            multi_root: false,
+        };
+        let cmd = if upgrade {
+            istio::upgrade_cmd(istioctl, r, &spec)
+        } else {
+            istio::install_cmd(istioctl, r, &spec)
+        };
+        self.slots[i].installed = true;
+        let what = if upgrade { "upgrade" } else { "install" };
+        install_observed(&cmd, self.client(i))
+            .await
+            .map_err(backend(what))
+    }
+
+    /// Makes the clusters reach each other: routes between the kind nodes' pod networks
+    /// (Istio's own kind provisioner does the same), and each cluster's remote secret in the
+    /// others, so each istiod discovers the others' endpoints.
+    async fn connect(&self) -> Result<(), KubeError> {
+        let (docker, kind_bin) = self.shared.kind_tools(
+            "cross-cluster traffic (on existing clusters, connect them yourself: one network, \
+             remote secrets)",
+        )?;
+        let run = &self.shared.run;
+        let names: Vec<String> = self
+            .shared
+            .clusters
+            .iter()
+            .map(|c| kind::cluster_name(&run.prefix, &c.cluster.cluster))
             .collect();
         let mut ips = Vec::new();
         for name in &names {
@@ -412,66 +433,715 @@ impl KindTarget {
         for (i, name) in names.iter().enumerate() {
             for (j, ip) in ips.iter().enumerate() {
                 if let (true, Some(s)) = (i != j, Subnets::for_cluster(j + 1)) {
-                    process::run(&kind::route_cmd(
-                        &docker,
-                        &kind::control_plane(name),
-                        &s.pod,
-                        ip,
-                    ))
-                    .await?;
+                    let node = kind::control_plane(name);
+                    process::run(&kind::route_cmd(&docker, &node, &s.pod, ip)).await?;
                 }
             }
         }
-        let istioctl = self.tools.istioctl[0].path.clone();
+        let istioctl = self.shared.istioctl(0)?;
         for (i, name) in names.iter().enumerate() {
             let server = format!("https://{}:6443", kind::control_plane(name));
-            let _ = process::run(&kind::internal_kubeconfig_cmd(&kind_bin, name)).await?;
+            process::run(&kind::internal_kubeconfig_cmd(&kind_bin, name)).await?;
             let secret = process::run(&istio::create_remote_secret_cmd(
                 &istioctl,
-                &self.clusters[i].cluster,
+                &self.shared.clusters[i].cluster,
                 &server,
             ))
             .await?;
             let objects =
                 workloads::parse_manifest("istioctl create-remote-secret output", &secret.stdout)?;
-            for (j, other) in self.clusters.iter().enumerate() {
+            for (j, other) in self.shared.clusters.iter().enumerate() {
                 if i != j {
-                    workloads::apply(&other.client, plugin::ISTIO_NAMESPACE, &objects).await?;
+                    workloads::apply(&other.client, ISTIO_NAMESPACE, &objects).await?;
                 }
             }
         }
         Ok(())
     }
 
-    /// Deletes what this run made: its namespaces, then (unless kept) its clusters.
-    pub async fn teardown(mut self) -> Cleanup {
-        for c in &mut self.clusters {
-            for problem in c.namespaces.delete_all(&c.client).await {
-                tracing::warn!("{problem}");
-            }
-        }
-        let guard = self.guard.clone();
-        tokio::task::spawn_blocking(move || guard.cleanup())
+    /// sleep@from -> `<to>-<cluster>` across clusters, polled until the other cluster's
+    /// endpoints have reached the client's sidecar.
+    async fn request_across(
+        &self,
+        from: &WorkloadRef,
+        to: &WorkloadRef,
+        path: &str,
+    ) -> Result<Outcome, TargetError> {
+        let (fi, ti) = (self.slot(&from.cluster)?, self.slot(&to.cluster)?);
+        self.connected
+            .get_or_try_init(|| self.connect())
             .await
-            .unwrap_or_default()
+            .map_err(backend("connect the clusters"))?;
+        let home = workloads::cluster_alias_service(&to.name, &to.cluster, &to.namespace, true);
+        let away = workloads::cluster_alias_service(&to.name, &to.cluster, &to.namespace, false);
+        workloads::apply(self.client(ti), &to.namespace, &[home])
+            .await
+            .map_err(backend("expose the server"))?;
+        workloads::apply(self.client(fi), &to.namespace, &[away])
+            .await
+            .map_err(backend("expose the server"))?;
+        let url = format!(
+            "http://{}-{}.{}:{HTTPBIN_SERVICE_PORT}{path}",
+            to.name, to.cluster, to.namespace
+        );
+        let client = self.client(fi).clone();
+        let waited = wait::poll(
+            format!("{to}'s endpoints to reach {from}'s sidecar ({url})"),
+            CROSS_CLUSTER.scaled(),
+            || {
+                let (client, url) = (client.clone(), url.clone());
+                async move {
+                    match curl_in(&client, from, &from.name, &url).await {
+                        Ok(Ok(outcome)) if not_discovered_yet(&outcome) => {
+                            Check::NotYet(format!("{outcome:?}"))
+                        }
+                        Ok(Ok(outcome)) => Check::Done(Ok(outcome)),
+                        // DNS of the alias Service in the client's cluster: not there yet.
+                        Ok(Err(e)) if e.contains("exited 6") => Check::NotYet(e),
+                        Ok(Err(e)) => Check::Done(Err(e)),
+                        Err(e) => Check::NotYet(e.to_string()),
+                    }
+                }
+            },
+        )
+        .await
+        .map_err(|e| backend("cross-cluster request")(e.into()))?;
+        waited.map_err(|e| TargetError::Backend {
+            what: format!("request {from} -> {to}"),
+            source: e.into(),
+        })
+    }
+
+    /// A certificate from istiod's CA API, through a port-forward to 15012.
+    async fn issue(
+        &self,
+        i: usize,
+        namespace: &str,
+        sa: &str,
+    ) -> Result<Vec<CertificateDer<'static>>, TargetError> {
+        let client = self.client(i).clone();
+        let logical = self.slots[i].occupant.clone().unwrap_or_default();
+        let pods: Api<Pod> = Api::namespaced(client.clone(), ISTIO_NAMESPACE);
+        let istiod = match workloads::pod_ip(&client, ISTIO_NAMESPACE, "app=istiod").await {
+            Ok((name, _)) => name,
+            Err(e) => {
+                return Err(match istio::refusal_now(&pods).await {
+                    Some((reason, _)) => TargetError::IstiodDown {
+                        cluster: logical,
+                        reason,
+                    },
+                    None => backend("find a Ready istiod")(e),
+                });
+            }
+        };
+        let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+        let request = TokenRequest {
+            spec: Some(TokenRequestSpec {
+                audiences: Some(vec!["istio-ca".into()]),
+                expiration_seconds: Some(600),
+                ..TokenRequestSpec::default()
+            }),
+            ..TokenRequest::default()
+        };
+        let token = sas
+            .create_token_request(sa, &PostParams::default(), &request)
+            .await
+            .map_err(|e| {
+                backend("issue a workload certificate")(KubeError::api(format!(
+                    "request a token for `{namespace}/{sa}`"
+                ))(e))
+            })?
+            .status
+            .and_then(|s| s.token)
+            .unwrap_or_default();
+        let root_pem = plugin::root_configmap(&client, ISTIO_NAMESPACE)
+            .await
+            .map_err(backend("read istio-ca-root-cert"))?
+            .ok_or_else(|| TargetError::Backend {
+                what: "issue a workload certificate".into(),
+                source: "istiod has not written `istio-system/istio-ca-root-cert` yet".into(),
+            })?;
+        let roots = crate::pki::parse_certs(root_pem.as_bytes(), Path::new("istio-ca-root-cert"))
+            .map_err(|source| TargetError::Bundle {
+            dir: "istio-system/istio-ca-root-cert".into(),
+            source,
+        })?;
+        let forward = Forward::start(pods, istiod, CA_PORT)
+            .await
+            .map_err(|source| TargetError::Io {
+                what: "listen for the port-forward to istiod".into(),
+                source,
+            })?;
+        let key = tokio::task::spawn_blocking(|| KeyAlg::Rsa2048.generate())
+            .await
+            .expect("key generation does not panic")
+            .map_err(|source| TargetError::Bundle {
+                dir: "<workload key>".into(),
+                source,
+            })?;
+        let td = self.slots[i]
+            .trust_domain
+            .clone()
+            .unwrap_or_else(|| "cluster.local".into());
+        let identity = format!("spiffe://{td}/ns/{namespace}/sa/{sa}");
+        let csr = grpc::agent_csr(&key, &identity).map_err(|e| TargetError::Signing {
+            identity: identity.clone(),
+            reason: format!("cannot make a CSR: {e}"),
+        })?;
+        let mut ca =
+            CaClient::connect(forward.addr, &roots)
+                .await
+                .map_err(|e| TargetError::Backend {
+                    what: format!("connect to istiod's CA on {CA_PORT} through a port-forward"),
+                    source: Box::new(e),
+                })?;
+        let cluster_id = &self.shared.clusters[i].cluster.cluster;
+        let pems = ca
+            .create_certificate_in(&csr, AGENT_TTL_SECONDS, Some(&token), Some(cluster_id))
+            .await
+            .map_err(|status| TargetError::Signing {
+                identity: identity.clone(),
+                reason: status.message().to_owned(),
+            })?;
+        crate::pki::parse_certs(pems.concat().as_bytes(), Path::new("<CA response>")).map_err(
+            |source| TargetError::Bundle {
+                dir: "<CA response>".into(),
+                source,
+            },
+        )
+    }
+
+    /// The first workload this scenario deployed on slot `i` (namespace, service account), or
+    /// istiod's own service account.
+    fn some_identity(&self, i: usize) -> (String, String) {
+        self.slots[i]
+            .deployed
+            .iter()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| (ISTIO_NAMESPACE.into(), "istiod".into()))
     }
 }
 
-/// curl from the sleep container: the status code only, a 10 s budget.
-pub fn request_argv(url: &str) -> Vec<String> {
+/// Where a logical cluster goes: the physical cluster of the same name, else the first.
+pub fn placement(logical: &str, physical: &[String]) -> Option<usize> {
+    physical
+        .iter()
+        .position(|p| p == logical)
+        .or((!physical.is_empty()).then_some(0))
+}
+
+fn backend(what: &str) -> impl FnOnce(KubeError) -> TargetError {
+    let what = what.to_owned();
+    move |e| TargetError::Backend {
+        what,
+        source: Box::new(e),
+    }
+}
+
+/// Runs istioctl while watching istiod: a refusal (istiod crash-looping with an error in its
+/// log) ends the install at once, rather than after istioctl's readiness timeout; otherwise
+/// istiod must become Ready and its log must name its CA.
+pub async fn install_observed(
+    cmd: &Cmd,
+    client: &kube::Client,
+) -> Result<InstallOutcome, KubeError> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ISTIO_NAMESPACE);
+    let refused = tokio::select! {
+        ran = process::run(cmd) => match ran {
+            Ok(_) => None,
+            Err(e) => match istio::refusal_now(&pods).await {
+                Some(r) => Some(r),
+                None => return Err(e.into()),
+            },
+        },
+        r = istio::watch_for_refusal(client) => Some(r),
+    };
+    if let Some((reason, log)) = refused {
+        return Ok(InstallOutcome::Refused { reason, log });
+    }
+    istio::wait_istiod(client).await?;
+    let log = istio::istiod_log(client).await?;
+    install_outcome(&log)
+}
+
+/// What a Ready istiod's log says about its CA.
+pub fn install_outcome(log: &str) -> Result<InstallOutcome, KubeError> {
+    let ca = match CaMode::detect(log) {
+        Some(CaMode::PluggedIn) => CaSource::PluggedIn,
+        Some(CaMode::SelfSigned) => CaSource::SelfSigned,
+        None => {
+            return Err(KubeError::Workload {
+                what: "istiod".into(),
+                namespace: ISTIO_NAMESPACE.into(),
+                reason: format!(
+                    "it is Ready but its log names neither `{}` nor `{}`",
+                    istio::PLUGGED_IN_LINE,
+                    istio::SELF_SIGNED_LINE
+                ),
+            });
+        }
+    };
+    Ok(InstallOutcome::Installed {
+        ca,
+        log: istio::ca_log_lines(log),
+    })
+}
+
+async fn wait_namespaces_gone(client: &kube::Client, names: &[String]) -> Result<(), KubeError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let api: Api<Namespace> = Api::all(client.clone());
+    wait::poll(
+        format!("namespaces {} to be deleted", names.join(", ")),
+        NAMESPACES_GONE.scaled(),
+        || {
+            let api = api.clone();
+            async move {
+                let mut left = Vec::new();
+                for n in names {
+                    match api.get_opt(n).await {
+                        Ok(None) => {}
+                        Ok(Some(_)) => left.push(n.clone()),
+                        Err(e) => left.push(format!("{n} (api error: {e})")),
+                    }
+                }
+                if left.is_empty() {
+                    Check::Done(())
+                } else {
+                    Check::NotYet(format!("still there: {}", left.join(", ")))
+                }
+            }
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// A local listener whose every connection is a kube-rs port-forward to `pod:port`: the CA
+/// client needs an address, the API gives a stream per forward.
+struct Forward {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Forward {
+    async fn start(pods: Api<Pod>, pod: String, port: u16) -> std::io::Result<Forward> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let (pods, pod) = (pods.clone(), pod.clone());
+                tokio::spawn(async move {
+                    let mut forwarder = match pods.portforward(&pod, &[port]).await {
+                        Ok(f) => f,
+                        Err(e) => {
+                            tracing::warn!("port-forward to `{pod}:{port}`: {e}");
+                            return;
+                        }
+                    };
+                    if let Some(mut upstream) = forwarder.take_stream(port) {
+                        let _ = tokio::io::copy_bidirectional(&mut tcp, &mut upstream).await;
+                    }
+                    let _ = forwarder.join().await;
+                });
+            }
+        });
+        Ok(Forward { addr, task })
+    }
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// curl in `container` of `from`'s pod: the body, then the status code on a line of its own.
+pub fn curl_argv(url: &str) -> Vec<String> {
     [
         "curl",
         "-sS",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
         "--max-time",
-        "10",
+        CURL_MAX_TIME,
+        "-w",
+        "\n%{http_code}",
         url,
     ]
     .map(String::from)
     .to_vec()
+}
+
+/// What curl's exit code and output mean. `Err` when the request could not be made at all
+/// (curl missing, a bad URL, a name that does not resolve): that is not the server's answer.
+pub fn curl_outcome(code: i32, stdout: &str, stderr: &str) -> Result<Outcome, String> {
+    match code {
+        0 => {
+            let (body, status) = stdout.rsplit_once('\n').unwrap_or(("", stdout));
+            let status: u16 = status
+                .trim()
+                .parse()
+                .map_err(|_| format!("curl printed no status code: `{}`", stdout.trim()))?;
+            // The client's sidecar answers 503 itself when it could not connect upstream: a
+            // refused or failed mTLS handshake shows up here, not as a curl error.
+            if status == 503
+                && (body.contains("upstream connect error") || body.contains("no healthy upstream"))
+            {
+                return Ok(Outcome::Refused {
+                    reason: format!("HTTP 503 from the client's sidecar: {}", body.trim()),
+                });
+            }
+            Ok(Outcome::Response {
+                status,
+                body: body.as_bytes().to_vec(),
+            })
+        }
+        // connect refused, TLS error, empty reply, recv failure (reset), send failure, timeout.
+        7 | 16 | 28 | 35 | 52 | 55 | 56 => Ok(Outcome::Refused {
+            reason: format!("curl exited {code}: {}", stderr.trim()),
+        }),
+        _ => Err(format!("curl exited {code}: {}", stderr.trim())),
+    }
+}
+
+/// Before remote endpoints arrive, the client's sidecar has none for the name.
+fn not_discovered_yet(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Refused { reason } if reason.contains("no healthy upstream"))
+}
+
+/// Runs curl in `container` of `from`'s (first Ready) pod.
+async fn curl_in(
+    client: &kube::Client,
+    from: &WorkloadRef,
+    container: &str,
+    url: &str,
+) -> Result<Result<Outcome, String>, KubeError> {
+    let (pod, _) =
+        workloads::pod_ip(client, &from.namespace, &format!("app={}", from.name)).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &from.namespace);
+    let out = probe::exec(&pods, &pod, container, curl_argv(url), None, EXEC_TIMEOUT).await?;
+    Ok(curl_outcome(out.code, &out.stdout, &out.stderr))
+}
+
+/// The probe's output as the scenarios' [`CapturedChain`].
+pub fn captured_chain(
+    out: &ProbeOutput,
+    from: &WorkloadRef,
+    to: &WorkloadRef,
+) -> Result<CapturedChain, KubeError> {
+    Ok(CapturedChain {
+        chain: out
+            .chain_der()?
+            .into_iter()
+            .map(CertificateDer::from)
+            .collect(),
+        server: to.clone(),
+        client: from.clone(),
+        protocol: Some(out.tls_version.clone()),
+        alpn: out.alpn.as_ref().map(|a| a.as_bytes().to_vec()),
+        handshake: match &out.error_after_chain {
+            Some(e) => Handshake::Failed(e.clone()),
+            None => Handshake::Completed,
+        },
+    })
+}
+
+fn mtls_mode(mode: Mode) -> MtlsMode {
+    match mode {
+        Mode::Strict => MtlsMode::Strict,
+        Mode::Permissive => MtlsMode::Permissive,
+    }
+}
+
+#[async_trait]
+impl Target for KindTarget {
+    fn name(&self) -> &'static str {
+        "kind"
+    }
+
+    async fn plug_in(&mut self, cluster: &str, bundle: Option<&Path>) -> Result<(), TargetError> {
+        let i = self.place(cluster).await?;
+        let Some(dir) = bundle else {
+            return Ok(());
+        };
+        let client = self.client(i).clone();
+        let slot = &mut self.slots[i];
+        plugin::plug_in(&client, &mut slot.namespaces, dir)
+            .await
+            .map_err(backend("plug in cacerts"))?;
+        slot.plugged = true;
+        Ok(())
+    }
+
+    async fn install(
+        &mut self,
+        cluster: &str,
+        options: &InstallOptions,
+    ) -> Result<InstallOutcome, TargetError> {
+        let i = self.place(cluster).await?;
+        if options.multi_root {
+            return Err(TargetError::Backend {
+                what: "install".into(),
+                source: "ISTIO_MULTIROOT_MESH is not wired into the kind install yet".into(),
+            });
+        }
+        self.slots[i].trust_domain =
+            (options.trust_domain != "cluster.local").then(|| options.trust_domain.clone());
+        let istioctl = self.shared.istioctl(0).map_err(backend("install"))?;
+        self.install_with(i, &istioctl, false).await
+    }
+
+    async fn deploy(
+        &mut self,
+        cluster: &str,
+        namespace: &str,
+        app: App,
+    ) -> Result<(), TargetError> {
+        let i = self.slot(cluster)?;
+        let client = self.client(i).clone();
+        let slot = &mut self.slots[i];
+        workloads::deploy_app(&client, &mut slot.namespaces, namespace, app.name())
+            .await
+            .map_err(backend(&format!("deploy {app}")))?;
+        slot.deployed
+            .insert((namespace.to_owned(), app.name().to_owned()));
+        Ok(())
+    }
+
+    async fn set_peer_authentication(
+        &mut self,
+        cluster: &str,
+        namespace: &str,
+        mode: Mode,
+    ) -> Result<(), TargetError> {
+        let i = self.slot(cluster)?;
+        workloads::set_peer_authentication_in(self.client(i), namespace, mtls_mode(mode))
+            .await
+            .map_err(backend("apply the PeerAuthentication"))
+    }
+
+    async fn capture_chain(
+        &self,
+        from: &WorkloadRef,
+        to: &WorkloadRef,
+    ) -> Result<CapturedChain, TargetError> {
+        if from.cluster != to.cluster {
+            return Err(TargetError::Backend {
+                what: format!("capture {to} from beside {from}"),
+                source: "the in-pod probe dials a pod IP in its own cluster only".into(),
+            });
+        }
+        let i = self.slot(&from.cluster)?;
+        let client = self.client(i).clone();
+        let capture = async {
+            let (_, ip) =
+                workloads::pod_ip(&client, &to.namespace, &format!("app={}", to.name)).await?;
+            let (pod, _) =
+                workloads::pod_ip(&client, &from.namespace, &format!("app={}", from.name)).await?;
+            let addr = format!("{ip}:{HTTPBIN_CONTAINER_PORT}");
+            let pods: Api<Pod> = Api::namespaced(client.clone(), &from.namespace);
+            let use_exec = self.shared.run.delivery == ProbeDelivery::Exec
+                && probe::proxy_has_shell(&pods, &pod).await?;
+            if use_exec {
+                return probe::capture_via_exec(
+                    &client,
+                    &from.namespace,
+                    &pod,
+                    &self.shared.probe,
+                    &addr,
+                )
+                .await;
+            }
+            let kind_name = kind::cluster_name(
+                &self.shared.run.prefix,
+                &self.shared.clusters[i].cluster.cluster,
+            );
+            let image = self.shared.probe_image(&kind_name).await?;
+            let name = format!("meshtrust-probe-{}", std::process::id());
+            probe::capture_via_ephemeral(&client, &from.namespace, &pod, &image, &addr, &name).await
+        };
+        let out = capture.await.map_err(backend("capture the chain"))?;
+        captured_chain(&out, from, to).map_err(backend("read the probe's chain"))
+    }
+
+    async fn request(
+        &self,
+        from: &WorkloadRef,
+        to: &WorkloadRef,
+        transport: Transport,
+        path: &str,
+    ) -> Result<Outcome, TargetError> {
+        if from.cluster != to.cluster {
+            if transport == Transport::Plaintext {
+                return Err(TargetError::Backend {
+                    what: format!("plaintext request {from} -> {to}"),
+                    source: "plaintext requests go to a pod IP in the client's own cluster only"
+                        .into(),
+                });
+            }
+            return self.request_across(from, to, path).await;
+        }
+        let i = self.slot(&from.cluster)?;
+        let client = self.client(i);
+        let (container, url) = match transport {
+            // Through sleep's sidecar: mTLS with sleep's certificate.
+            Transport::Mtls => (
+                from.name.clone(),
+                format!(
+                    "http://{}.{}:{HTTPBIN_SERVICE_PORT}{path}",
+                    to.name, to.namespace
+                ),
+            ),
+            // From istio-proxy (UID 1337, not captured outbound) straight to the pod: plaintext
+            // into httpbin's inbound capture, which STRICT refuses and PERMISSIVE accepts.
+            Transport::Plaintext => {
+                let (_, ip) = workloads::pod_ip(client, &to.namespace, &format!("app={}", to.name))
+                    .await
+                    .map_err(backend("find the server pod"))?;
+                (
+                    probe::PROXY_CONTAINER.to_owned(),
+                    format!("http://{ip}:{HTTPBIN_CONTAINER_PORT}{path}"),
+                )
+            }
+        };
+        curl_in(client, from, &container, &url)
+            .await
+            .map_err(backend(&format!("request {from} -> {to}")))?
+            .map_err(|e| TargetError::Backend {
+                what: format!("request {from} -> {to} with curl in container `{container}`"),
+                source: e.into(),
+            })
+    }
+
+    /// Through the real CA API: a TokenRequest for the service account (audience `istio-ca`,
+    /// as the agent's projected token), a kube-rs port-forward to istiod:15012, and the same
+    /// gRPC client and CSR as the local target's agent.
+    async fn issue_workload_certificate(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        service_account: &str,
+    ) -> Result<Vec<CertificateDer<'static>>, TargetError> {
+        let i = self.slot(cluster)?;
+        self.issue(i, namespace, service_account).await
+    }
+
+    async fn root_configmap(
+        &self,
+        cluster: &str,
+        namespace: &str,
+    ) -> Result<Option<Vec<u8>>, TargetError> {
+        let i = self.slot(cluster)?;
+        Ok(plugin::root_configmap(self.client(i), namespace)
+            .await
+            .map_err(backend("read istio-ca-root-cert"))?
+            .map(String::into_bytes))
+    }
+
+    /// Replaces the Secret, then waits until istiod signs with the new intermediate (the
+    /// kubelet's secret sync plus istiod's file watch).
+    async fn reload_cacerts(&mut self, cluster: &str, dir: &Path) -> Result<(), TargetError> {
+        let i = self.slot(cluster)?;
+        let secret = plugin::cacerts_secret(dir).map_err(backend("reload cacerts"))?;
+        plugin::apply_secret(self.client(i), &secret)
+            .await
+            .map_err(backend("reload cacerts"))?;
+        let want = std::fs::read(dir.join("ca-cert.pem"))
+            .ok()
+            .and_then(|pem| {
+                crate::pki::parse_certs(&pem, &dir.join("ca-cert.pem"))
+                    .ok()?
+                    .into_iter()
+                    .next()
+            })
+            .ok_or_else(|| TargetError::Backend {
+                what: "reload cacerts".into(),
+                source: format!("`{}` has no certificate", dir.join("ca-cert.pem").display())
+                    .into(),
+            })?;
+        let (ns, sa) = self.some_identity(i);
+        let this = &*self;
+        wait::poll(
+            format!("istiod in `{cluster}` to sign with the new intermediate"),
+            RELOAD.scaled(),
+            || {
+                let (want, ns, sa) = (want.clone(), ns.clone(), sa.clone());
+                async move {
+                    match this.issue(i, &ns, &sa).await {
+                        Ok(chain) if chain.get(1) == Some(&want) => Check::Done(()),
+                        Ok(chain) => Check::NotYet(format!(
+                            "a {}-certificate chain still under the old intermediate",
+                            chain.len()
+                        )),
+                        Err(e) => Check::NotYet(e.to_string()),
+                    }
+                }
+            },
+        )
+        .await
+        .map_err(|e| backend("reload cacerts")(e.into()))
+    }
+
+    /// `istioctl install` with the second istioctl over the first (istio::upgrade_cmd), then a
+    /// rollout restart of every deployment this scenario made, so that the workloads run the
+    /// new sidecar with fresh certificates.
+    async fn upgrade(
+        &mut self,
+        cluster: &str,
+        options: &UpgradeOptions,
+    ) -> Result<InstallOutcome, TargetError> {
+        let i = self.slot(cluster)?;
+        let istioctl = match &options.istioctl {
+            Some(p) => p.clone(),
+            None => self.shared.istioctl(1).map_err(backend("upgrade"))?,
+        };
+        let outcome = self.install_with(i, &istioctl, true).await?;
+        if matches!(outcome, InstallOutcome::Installed { .. }) {
+            let client = self.client(i).clone();
+            let namespaces: BTreeSet<String> = self.slots[i]
+                .deployed
+                .iter()
+                .map(|(ns, _)| ns.clone())
+                .collect();
+            for ns in namespaces {
+                istio::restart_workloads(&client, &ns)
+                    .await
+                    .map_err(backend("restart the workloads"))?;
+            }
+            for (ns, app) in self.slots[i].deployed.clone() {
+                workloads::wait_pods_ready(
+                    &client,
+                    &ns,
+                    &format!("app={app}"),
+                    workloads::PODS_READY,
+                )
+                .await
+                .map_err(backend("restart the workloads"))?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn teardown(&mut self) -> Result<(), TargetError> {
+        let mut problems = Vec::new();
+        for i in 0..self.slots.len() {
+            if self.slots[i].occupant.is_some()
+                && let Err(e) = self.reset(i).await
+            {
+                problems.push(e.to_string());
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            self.shared.failed();
+            Err(TargetError::Backend {
+                what: "teardown".into(),
+                source: problems.join("; ").into(),
+            })
+        }
+    }
 }
 
 /// The command that would dump a namespace's pods with kubectl, for a failure report when
@@ -482,15 +1152,169 @@ pub fn kubectl_dump_cmd(kubectl: &Path, cluster: &ClusterRef, ns: &str) -> Cmd {
         .args(["get", "pods,events", "-n", ns, "-o", "wide"])
 }
 
+/// The physical clusters a set of scenarios needs: two if any of them is multi-cluster.
+pub fn clusters_for(scenarios: &[crate::scenario::Scenario]) -> Vec<String> {
+    use crate::scenario::Scenario;
+    let multi = scenarios.iter().any(|s| {
+        matches!(
+            s,
+            Scenario::MulticlusterSharedRoot | Scenario::MulticlusterDifferentRoots
+        )
+    });
+    let mut clusters = vec!["cluster1".to_owned()];
+    if multi {
+        clusters.push("cluster2".to_owned());
+    }
+    clusters
+}
+
+/// A map for tests and reports: logical cluster -> physical cluster.
+pub fn placements(logical: &[&str], physical: &[String]) -> BTreeMap<String, String> {
+    logical
+        .iter()
+        .filter_map(|l| placement(l, physical).map(|i| ((*l).to_owned(), physical[i].clone())))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::Scenario;
 
     #[test]
-    fn a_request_asks_curl_for_the_status_code_only() {
+    fn curl_prints_the_body_then_the_status_code_on_its_own_line() {
         assert_eq!(
-            request_argv("http://httpbin.foo:8000/headers").join(" "),
-            "curl -sS -o /dev/null -w %{http_code} --max-time 10 http://httpbin.foo:8000/headers"
+            curl_argv("http://httpbin.foo:8000/headers"),
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                "10",
+                "-w",
+                "\n%{http_code}",
+                "http://httpbin.foo:8000/headers"
+            ]
         );
+    }
+
+    #[test]
+    fn a_response_is_its_status_and_body() {
+        let out = curl_outcome(0, "{\"headers\": {}}\n200", "").unwrap();
+        assert_eq!(out.status(), Some(200));
+        assert_eq!(out.body_text().unwrap(), "{\"headers\": {}}");
+        // A body without a trailing newline, and an empty one.
+        assert_eq!(curl_outcome(0, "\n404", "").unwrap().status(), Some(404));
+        assert_eq!(curl_outcome(0, "403", "").unwrap().status(), Some(403));
+    }
+
+    #[test]
+    fn the_sidecars_own_503_after_a_failed_handshake_is_a_refusal() {
+        let body = "upstream connect error or disconnect/reset before headers. retried and the \
+                    latest reset reason: remote connection failure, transport failure reason: \
+                    TLS_error:|268435581:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED";
+        match curl_outcome(0, &format!("{body}\n503"), "").unwrap() {
+            Outcome::Refused { reason } => {
+                assert!(reason.contains("CERTIFICATE_VERIFY_FAILED"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // httpbin's own 503 (/status/503) is a response.
+        assert_eq!(curl_outcome(0, "\n503", "").unwrap().status(), Some(503));
+    }
+
+    #[test]
+    fn connection_level_curl_failures_are_refusals_and_the_rest_are_errors() {
+        for code in [7, 35, 52, 56] {
+            let out = curl_outcome(
+                code,
+                "",
+                "curl: (56) Recv failure: Connection reset by peer",
+            );
+            assert!(
+                matches!(out, Ok(Outcome::Refused { .. })),
+                "{code}: {out:?}"
+            );
+        }
+        assert_eq!(
+            curl_outcome(6, "", "curl: (6) Could not resolve host: httpbin.foo").unwrap_err(),
+            "curl exited 6: curl: (6) Could not resolve host: httpbin.foo"
+        );
+        // exec could not start curl (distroless istio-proxy).
+        assert!(curl_outcome(-1, "", "").is_err());
+        assert!(curl_outcome(0, "garbage", "").is_err());
+    }
+
+    #[test]
+    fn no_healthy_upstream_means_the_remote_endpoints_are_not_there_yet() {
+        let out = curl_outcome(0, "no healthy upstream\n503", "").unwrap();
+        assert!(not_discovered_yet(&out));
+        assert!(!not_discovered_yet(
+            &curl_outcome(0, "upstream connect error\n503", "").unwrap()
+        ));
+    }
+
+    #[test]
+    fn logical_clusters_go_to_their_namesake_or_the_first_cluster() {
+        let physical = ["cluster1".to_owned(), "cluster2".to_owned()];
+        let placed = placements(
+            &["cluster1", "cluster2", "bad-incomplete", "bad-not-a-ca"],
+            &physical,
+        );
+        assert_eq!(placed["cluster2"], "cluster2");
+        assert_eq!(placed["bad-incomplete"], "cluster1");
+        assert_eq!(placed["bad-not-a-ca"], "cluster1");
+        assert_eq!(placement("cluster1", &[]), None);
+    }
+
+    #[test]
+    fn only_multicluster_scenarios_make_a_second_cluster() {
+        assert_eq!(
+            clusters_for(&[Scenario::PluginCa, Scenario::BadCacerts]),
+            ["cluster1"]
+        );
+        assert_eq!(
+            clusters_for(&Scenario::ALL),
+            ["cluster1".to_owned(), "cluster2".to_owned()]
+        );
+    }
+
+    #[test]
+    fn a_ready_istiods_log_line_is_the_install_outcome() {
+        let log = "2026-11-29T04:10:01.413Z\tinfo\tUse local CA certificate\n";
+        assert_eq!(
+            install_outcome(log).unwrap(),
+            InstallOutcome::Installed {
+                ca: CaSource::PluggedIn,
+                log: vec!["Use local CA certificate".into()]
+            }
+        );
+        let err = install_outcome("2026-11-29T04:10:01Z\tinfo\tready\n").unwrap_err();
+        assert!(err.to_string().contains("names neither"), "{err}");
+    }
+
+    #[test]
+    fn the_probes_json_becomes_the_captured_chain() {
+        let pem = crate::pki::to_pem(&CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x01]));
+        let out = ProbeOutput::parse(
+            "sleep-1",
+            &serde_json::json!({
+                "peer": "10.11.0.7:8080", "chain": [pem], "tls_version": "TLSv1.3",
+                "alpn": "istio", "client_cert_requested": true, "client_auth": null,
+                "error_after_chain": "received fatal alert: CertificateRequired"
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let from = WorkloadRef::new("cluster1", "foo", App::Sleep);
+        let to = WorkloadRef::new("cluster1", "foo", App::Httpbin);
+        let c = captured_chain(&out, &from, &to).unwrap();
+        assert_eq!(c.chain.len(), 1);
+        assert_eq!(c.protocol.as_deref(), Some("TLSv1.3"));
+        assert_eq!(c.alpn.as_deref(), Some(&b"istio"[..]));
+        assert_eq!(
+            c.handshake,
+            Handshake::Failed("received fatal alert: CertificateRequired".into())
+        );
+        assert_eq!((c.client, c.server), (from, to));
     }
 }

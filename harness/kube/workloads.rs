@@ -160,6 +160,76 @@ pub async fn deploy(
     Ok(())
 }
 
+/// The manifest of one sample app (`httpbin` or `sleep`).
+pub fn app_manifest(app: &str) -> Result<Vec<DynamicObject>, KubeError> {
+    match app {
+        "httpbin" => parse_manifest("fixtures/httpbin.yaml", HTTPBIN_YAML),
+        "sleep" => parse_manifest("fixtures/sleep.yaml", SLEEP_YAML),
+        other => Err(KubeError::Workload {
+            what: format!("app `{other}`"),
+            namespace: "-".into(),
+            reason: "not one of the samples (httpbin, sleep)".into(),
+        }),
+    }
+}
+
+/// Namespace `ns` (labelled for injection) and one app in it; waits until its pods are Ready.
+pub async fn deploy_app(
+    client: &kube::Client,
+    namespaces: &mut OwnedNamespaces,
+    ns: &str,
+    app: &str,
+) -> Result<(), KubeError> {
+    namespaces
+        .ensure(client, &namespace(ns, &[("istio-injection", "enabled")]))
+        .await?;
+    let mut objects = app_manifest(app)?;
+    for o in &mut objects {
+        o.metadata.namespace = Some(ns.to_owned());
+    }
+    apply(client, ns, &objects).await?;
+    wait_pods_ready(client, ns, &format!("app={app}"), PODS_READY).await?;
+    Ok(())
+}
+
+/// The Service `<app>-<cluster>` that names one cluster's instance of an app across the mesh.
+/// In the app's own cluster it selects the app's pods; in every other cluster it exists only so
+/// that the name resolves there (a selector no pod carries), so istiod's merged endpoints for
+/// the name are the app's cluster's alone. A request to it from another cluster can only be
+/// served by that cluster: the cross-cluster path is the only path.
+pub fn cluster_alias_service(app: &str, cluster: &str, ns: &str, home: bool) -> DynamicObject {
+    let selector = if home {
+        serde_json::json!({ "app": app })
+    } else {
+        serde_json::json!({ "meshtrust.io/alias-of": format!("{app}-{cluster}") })
+    };
+    let value = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": format!("{app}-{cluster}"),
+            "namespace": ns,
+            "labels": { "app": app, "meshtrust.io/cluster": cluster },
+        },
+        "spec": {
+            "ports": [{ "name": "http", "port": HTTPBIN_SERVICE_PORT, "targetPort": HTTPBIN_CONTAINER_PORT }],
+            "selector": selector,
+        },
+    });
+    serde_json::from_value(value).expect("a valid Service")
+}
+
+/// Applies PeerAuthentication `default` in `ns` with `mode`.
+pub async fn set_peer_authentication_in(
+    client: &kube::Client,
+    ns: &str,
+    mode: MtlsMode,
+) -> Result<(), KubeError> {
+    let mut pa = peer_authentication(mode)?;
+    pa.metadata.namespace = Some(ns.to_owned());
+    apply(client, ns, &[pa]).await
+}
+
 /// Applies PeerAuthentication `default` in `foo` with `mode`.
 pub async fn set_peer_authentication(
     client: &kube::Client,
@@ -403,6 +473,19 @@ mod tests {
                 .starts_with("docker.io/curlimages/curl:")
         );
         assert_eq!(c.command.as_deref().unwrap(), ["/bin/sleep", "infinity"]);
+    }
+
+    #[test]
+    fn a_cluster_alias_selects_the_app_at_home_and_nothing_elsewhere() {
+        let home: Service = typed(&cluster_alias_service("httpbin", "cluster2", "foo", true));
+        assert_eq!(home.metadata.name.as_deref(), Some("httpbin-cluster2"));
+        let spec = home.spec.unwrap();
+        assert_eq!(spec.selector.unwrap()["app"], "httpbin");
+        assert_eq!(spec.ports.as_ref().unwrap()[0].port, 8000);
+        let away: Service = typed(&cluster_alias_service("httpbin", "cluster2", "foo", false));
+        let selector = away.spec.unwrap().selector.unwrap();
+        assert!(!selector.contains_key("app"), "{selector:?}");
+        assert_eq!(selector["meshtrust.io/alias-of"], "httpbin-cluster2");
     }
 
     #[test]

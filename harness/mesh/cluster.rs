@@ -211,6 +211,28 @@ impl Cluster {
         Ok(())
     }
 
+    /// Restarts istiod (same plugged files, `version`'s rules) and then every workload, in
+    /// place, as `istioctl upgrade` and a rollout restart do.
+    pub async fn upgrade(
+        &mut self,
+        version: crate::scenario::IstioVersion,
+    ) -> Result<InstallOutcome, TargetError> {
+        let mut options = self.istiod()?.options.clone();
+        options.version = version;
+        let deployed: Vec<(String, App)> = self
+            .workloads
+            .iter()
+            .map(|((ns, _), w)| (ns.clone(), w.app()))
+            .collect();
+        let outcome = self.install(&options).await?;
+        if matches!(outcome, InstallOutcome::Installed { .. }) {
+            for (ns, app) in deployed {
+                self.deploy(&ns, app).await?;
+            }
+        }
+        Ok(outcome)
+    }
+
     pub fn workload(&self, id: &WorkloadRef) -> Result<&Workload, TargetError> {
         self.workloads
             .get(&(id.namespace.clone(), id.name.clone()))

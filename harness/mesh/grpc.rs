@@ -291,6 +291,19 @@ impl CaClient {
         validity_seconds: i64,
         token: Option<&str>,
     ) -> Result<Vec<String>, Status> {
+        self.create_certificate_in(csr_pem, validity_seconds, token, None)
+            .await
+    }
+
+    /// As [`create_certificate`](Self::create_certificate), with the `ClusterID` header the
+    /// agent sends (istiod picks the cluster whose API validates the token by it).
+    pub async fn create_certificate_in(
+        &mut self,
+        csr_pem: &str,
+        validity_seconds: i64,
+        token: Option<&str>,
+        cluster_id: Option<&str>,
+    ) -> Result<Vec<String>, Status> {
         self.grpc
             .ready()
             .await
@@ -305,6 +318,12 @@ impl CaClient {
                 .parse()
                 .map_err(|_| Status::invalid_argument("the token is not a valid header value"))?;
             request.metadata_mut().insert("authorization", value);
+        }
+        if let Some(id) = cluster_id {
+            let value = id.parse().map_err(|_| {
+                Status::invalid_argument("the cluster id is not a valid header value")
+            })?;
+            request.metadata_mut().insert("clusterid", value);
         }
         let codec =
             tonic_prost::ProstCodec::<IstioCertificateRequest, IstioCertificateResponse>::default();

@@ -13,7 +13,7 @@ use super::workload;
 use crate::pki::KeyAlg;
 use crate::scenario::target::{
     App, CapturedChain, InstallOptions, InstallOutcome, Mode, Outcome, Target, TargetError,
-    Transport, WorkloadRef,
+    Transport, UpgradeOptions, WorkloadRef,
 };
 
 /// Clusters by name, created on first mention.
@@ -196,6 +196,21 @@ impl Target for LocalTarget {
             .ok_or_else(|| TargetError::UnknownCluster(cluster.to_owned()))?
             .reload_cacerts(dir)
             .map(|_| ())
+    }
+
+    /// The embedded istiod has no versions to change: an upgrade here is what an upgrade does to
+    /// the CA, which is all the scenarios observe: istiod restarts, loads the same plugged files
+    /// by the rules of `options.version`, and every workload restarts and gets a new certificate.
+    async fn upgrade(
+        &mut self,
+        cluster: &str,
+        options: &UpgradeOptions,
+    ) -> Result<InstallOutcome, TargetError> {
+        self.clusters
+            .get_mut(cluster)
+            .ok_or_else(|| TargetError::UnknownCluster(cluster.to_owned()))?
+            .upgrade(options.version)
+            .await
     }
 
     async fn teardown(&mut self) -> Result<(), TargetError> {

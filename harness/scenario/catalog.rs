@@ -13,7 +13,7 @@ use super::certs::RunCerts;
 use super::record::Recorder;
 use super::target::{
     App, CaSource, InstallOptions, InstallOutcome, Mode, Outcome, Target, TargetError, Transport,
-    WorkloadRef,
+    UpgradeOptions, WorkloadRef,
 };
 use crate::chain::{self, CheckId, Expectations, SpiffeId, Status, Verdict};
 use crate::check::{self, CheckOptions, Severity};
@@ -31,10 +31,11 @@ pub enum Scenario {
     StrictRejectsPlaintext,
     BadCacerts,
     IntermediateRotation,
+    IstioUpgrade,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::PluginCa,
         Scenario::DefaultCa,
         Scenario::MulticlusterSharedRoot,
@@ -42,6 +43,7 @@ impl Scenario {
         Scenario::StrictRejectsPlaintext,
         Scenario::BadCacerts,
         Scenario::IntermediateRotation,
+        Scenario::IstioUpgrade,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +55,7 @@ impl Scenario {
             Scenario::StrictRejectsPlaintext => "strict-rejects-plaintext",
             Scenario::BadCacerts => "bad-cacerts",
             Scenario::IntermediateRotation => "intermediate-rotation",
+            Scenario::IstioUpgrade => "istio-upgrade",
         }
     }
 
@@ -79,6 +82,9 @@ impl Scenario {
             Scenario::IntermediateRotation => {
                 "a new intermediate under the same root is hot-loaded: new workload certificates chain to it, the root is unchanged"
             }
+            Scenario::IstioUpgrade => {
+                "install Istio A with cluster1's cacerts, verify, upgrade to B in place and restart the workloads, verify again: same root, same intermediate, same snapshot"
+            }
         }
     }
 
@@ -87,7 +93,8 @@ impl Scenario {
         match self {
             Scenario::PluginCa
             | Scenario::MulticlusterSharedRoot
-            | Scenario::IntermediateRotation => "conformant",
+            | Scenario::IntermediateRotation
+            | Scenario::IstioUpgrade => "conformant",
             Scenario::DefaultCa => "fails: self-signed-fallback",
             Scenario::MulticlusterDifferentRoots => "fails: cross-cluster mTLS refused",
             Scenario::StrictRejectsPlaintext => "fails: plaintext refused under STRICT",
@@ -109,6 +116,7 @@ impl Scenario {
             Scenario::StrictRejectsPlaintext => strict_rejects_plaintext(target, certs, rec).await,
             Scenario::BadCacerts => bad_cacerts(target, certs, rec).await,
             Scenario::IntermediateRotation => intermediate_rotation(target, certs, rec).await,
+            Scenario::IstioUpgrade => istio_upgrade(target, certs, rec).await,
         }
     }
 }
@@ -207,13 +215,29 @@ async fn capture_and_verify(
     others: &[&Path],
     app: App,
 ) -> Result<Option<(Vec<CertificateDer<'static>>, Verdict)>, TargetError> {
+    let label = server.to_string();
+    capture_and_verify_as(target, rec, &label, client, server, bundle, others, app).await
+}
+
+/// [`capture_and_verify`], recording the chain and the verdict under `label`.
+#[allow(clippy::too_many_arguments)]
+async fn capture_and_verify_as(
+    target: &mut dyn Target,
+    rec: &mut Recorder<'_>,
+    label: &str,
+    client: &WorkloadRef,
+    server: &WorkloadRef,
+    bundle: &Path,
+    others: &[&Path],
+    app: App,
+) -> Result<Option<(Vec<CertificateDer<'static>>, Verdict)>, TargetError> {
     let captured = rec
         .phase(
-            &format!("capture {server}"),
+            &format!("capture {label}"),
             target.capture_chain(client, server),
         )
         .await?;
-    let label = server.to_string();
+    let label = label.to_owned();
     rec.chain(&label, &captured.chain);
     rec.observe(format!(
         "{label}: {} certificate(s) captured from beside {client}, {}",
@@ -652,6 +676,71 @@ async fn intermediate_rotation(
         });
         rec.expect(before.get(1) != chain.get(1), || {
             "the intermediate did not change after the reload".into()
+        });
+    }
+    Ok(())
+}
+
+/// The label of the chain captured after the upgrade.
+pub const AFTER_UPGRADE: &str = "cluster1/foo/httpbin-after-upgrade";
+
+async fn istio_upgrade(
+    target: &mut dyn Target,
+    certs: &RunCerts,
+    rec: &mut Recorder<'_>,
+) -> Result<(), TargetError> {
+    let bundle = certs.cluster("cluster1");
+    let outcome = bring_up(target, rec, "cluster1", Some(&bundle)).await?;
+    expect_ca(rec, "cluster1", &outcome, CaSource::PluggedIn);
+    let (sleep, httpbin) = (
+        workload("cluster1", App::Sleep),
+        workload("cluster1", App::Httpbin),
+    );
+    let before =
+        capture_and_verify(target, rec, &sleep, &httpbin, &bundle, &[], App::Httpbin).await?;
+    if let Some((_, v)) = &before {
+        expect_conformant(rec, "before upgrade", v);
+    }
+    let outcome = rec
+        .phase(
+            "upgrade cluster1",
+            target.upgrade("cluster1", &UpgradeOptions::default()),
+        )
+        .await?;
+    let (InstallOutcome::Installed { log, .. } | InstallOutcome::Refused { log, .. }) = &outcome;
+    for line in log {
+        rec.observe(format!("cluster1 (upgraded): istiod: {line}"));
+    }
+    expect_ca(rec, "cluster1 (upgraded)", &outcome, CaSource::PluggedIn);
+    if matches!(outcome, InstallOutcome::Refused { .. }) {
+        return Ok(());
+    }
+    let after = capture_and_verify_as(
+        target,
+        rec,
+        AFTER_UPGRADE,
+        &sleep,
+        &httpbin,
+        &bundle,
+        &[],
+        App::Httpbin,
+    )
+    .await?;
+    if let Some((_, v)) = &after {
+        expect_conformant(rec, "after upgrade", v);
+    }
+    if let (Some((before, vb)), Some((after, va))) = (&before, &after) {
+        rec.expect(before.last() == after.last(), || {
+            "the root changed across the upgrade".into()
+        });
+        rec.expect(before.get(1) == after.get(1), || {
+            "the intermediate changed across the upgrade".into()
+        });
+        rec.expect(before.first() != after.first(), || {
+            "the workload kept its old leaf: it was not restarted after the upgrade".into()
+        });
+        rec.expect(chain::Snapshot::of(vb) == chain::Snapshot::of(va), || {
+            "the chain's snapshot changed across the upgrade".into()
         });
     }
     Ok(())

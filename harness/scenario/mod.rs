@@ -13,5 +13,5 @@ pub use certs::RunCerts;
 pub use runner::{RunError, RunOptions, RunOutput, run};
 pub use target::{
     App, CaSource, CapturedChain, Handshake, InstallOptions, InstallOutcome, IstioVersion, Mode,
-    Outcome, Target, TargetError, Transport, WorkloadRef,
+    Outcome, Target, TargetError, Transport, UpgradeOptions, WorkloadRef,
 };

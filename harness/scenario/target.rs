@@ -77,6 +77,14 @@ impl Default for InstallOptions {
     }
 }
 
+/// What `upgrade` is given: the version to move to and, for targets that run istioctl, which
+/// one (`None`: the target's configured second istioctl).
+#[derive(Debug, Clone, Default)]
+pub struct UpgradeOptions {
+    pub version: IstioVersion,
+    pub istioctl: Option<std::path::PathBuf>,
+}
+
 /// Where istiod's signing CA came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -315,6 +323,14 @@ pub trait Target: Send + Sync {
 
     /// Replaces the plugged files with those of `dir` while istiod runs (istiod watches them).
     async fn reload_cacerts(&mut self, cluster: &str, dir: &Path) -> Result<(), TargetError>;
+
+    /// Upgrades Istio in place (the same plugged cacerts), then restarts the workloads so that
+    /// they run the new sidecar with freshly issued certificates. A refusal is an outcome.
+    async fn upgrade(
+        &mut self,
+        cluster: &str,
+        options: &UpgradeOptions,
+    ) -> Result<InstallOutcome, TargetError>;
 
     /// Removes everything this target created.
     async fn teardown(&mut self) -> Result<(), TargetError>;

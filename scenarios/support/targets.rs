@@ -8,7 +8,7 @@ use meshtrust::mesh::LocalTarget;
 use meshtrust::pki::KeyAlg;
 use meshtrust::scenario::{
     self, CapturedChain, InstallOptions, InstallOutcome, Mode, Outcome, RunOptions, RunOutput,
-    Scenario, Target, TargetError, Transport, WorkloadRef,
+    Scenario, Target, TargetError, Transport, UpgradeOptions, WorkloadRef,
 };
 use rustls_pki_types::CertificateDer;
 
@@ -73,6 +73,9 @@ pub enum Sabotage {
     IgnoresStrict,
     /// Reloads are dropped on the floor.
     IgnoresReload,
+    /// The upgrade re-plugs cluster2's bundle (same root, another intermediate) before istiod
+    /// restarts: an upgrade procedure that recreated `cacerts` from the wrong directory.
+    UpgradeReplugsAnotherBundle,
     /// The broken bundles are replaced by the good cluster1 bundle.
     FixesBadBundles,
 }
@@ -207,6 +210,18 @@ impl Target for Sabotaged {
             return Ok(());
         }
         self.inner.reload_cacerts(cluster, dir).await
+    }
+
+    async fn upgrade(
+        &mut self,
+        cluster: &str,
+        options: &UpgradeOptions,
+    ) -> Result<InstallOutcome, TargetError> {
+        if self.how == Sabotage::UpgradeReplugsAnotherBundle {
+            let other = self.good_bundle("cluster2");
+            self.inner.plug_in(cluster, Some(&other)).await?;
+        }
+        self.inner.upgrade(cluster, options).await
     }
 
     async fn teardown(&mut self) -> Result<(), TargetError> {
