@@ -36,7 +36,10 @@ fn main() {
         failures += usize::from(!out.report.passed());
     }
     times.sort();
-    println!("meshtrust run (local, all 7 scenarios, RSA 4096 CAs), {runs} runs");
+    println!(
+        "meshtrust run (local, all {} scenarios, RSA 4096 CAs), {runs} runs",
+        meshtrust::scenario::Scenario::ALL.len()
+    );
     println!("  median {:>8.0} ms", times[runs / 2].as_secs_f64() * 1e3);
     println!("  min    {:>8.0} ms", times[0].as_secs_f64() * 1e3);
     println!("  max    {:>8.0} ms", times[runs - 1].as_secs_f64() * 1e3);
