@@ -11,13 +11,11 @@ use std::sync::Arc;
 use meshtrust::kube::target::clusters_for;
 use meshtrust::kube::{KindClusters, KindRun, KindTarget, ToolSearch};
 use meshtrust::pki::KeyAlg;
-use meshtrust::scenario::catalog::AFTER_UPGRADE;
 use meshtrust::scenario::{self, RunOptions, RunOutput, Scenario};
 use serial_test::file_serial;
 
 use super::kube_preflight::{istioctl_phases, require_tools};
-use crate::scenario_plugin_ca::assert_chain_snapshot;
-use crate::support::targets::story;
+use crate::support::expect;
 
 fn manifest(path: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -71,126 +69,56 @@ fn run_kind(scenario: Scenario) -> RunOutput {
         }
         let finishing = shared.clone();
         let _ = tokio::task::spawn_blocking(move || finishing.finish()).await;
-        out.expect("the run's certificates are made")
+        let out = out.expect("the run's certificates are made");
+        assert_eq!(out.report.target, "kind");
+        out
     })
-}
-
-fn passed(out: &RunOutput) {
-    assert!(out.report.scenarios[0].passed, "{}", story(out));
-    assert_eq!(out.report.target, "kind");
 }
 
 #[test]
 #[file_serial(kind)]
 fn kind_plugin_ca_serves_leaf_intermediate_root_root_from_the_plugged_bundle() {
-    let out = run_kind(Scenario::PluginCa);
-    passed(&out);
-    let s = &out.report.scenarios[0];
-    assert!(
-        s.observations
-            .iter()
-            .any(|o| o == "cluster1: istiod: Use local CA certificate"),
-        "{}",
-        story(&out)
-    );
-    assert!(s.observations.iter().any(|o| {
-        o.contains("ConfigMap istio-ca-root-cert in foo equals the plugged root-cert.pem")
-    }));
-    assert!(
-        s.observations
-            .iter()
-            .any(|o| o.contains("the server saw spiffe://cluster.local/ns/foo/sa/sleep"))
-    );
-    assert_chain_snapshot(&out, Scenario::PluginCa, "cluster1/foo/httpbin");
+    expect::plugin_ca(&run_kind(Scenario::PluginCa));
 }
 
 #[test]
 #[file_serial(kind)]
 fn kind_default_ca_fails_the_plugged_root_check_with_the_self_signed_fallback_reason() {
-    let out = run_kind(Scenario::DefaultCa);
-    passed(&out);
-    assert!(
-        out.report.scenarios[0]
-            .observations
-            .iter()
-            .any(|o| o.contains("fails as expected: self-signed-fallback")),
-        "{}",
-        story(&out)
-    );
-    assert_chain_snapshot(&out, Scenario::DefaultCa, "cluster1/foo/httpbin");
+    expect::default_ca(&run_kind(Scenario::DefaultCa));
 }
 
 #[test]
 #[file_serial(kind)]
 fn kind_clusters_sharing_a_root_serve_their_own_intermediates_and_talk_over_mtls() {
-    let out = run_kind(Scenario::MulticlusterSharedRoot);
-    passed(&out);
-    assert_chain_snapshot(
-        &out,
-        Scenario::MulticlusterSharedRoot,
-        "cluster2/foo/httpbin",
-    );
+    expect::shared_root(&run_kind(Scenario::MulticlusterSharedRoot));
 }
 
 #[test]
 #[file_serial(kind)]
 fn kind_clusters_with_different_roots_refuse_each_other() {
-    let out = run_kind(Scenario::MulticlusterDifferentRoots);
-    passed(&out);
-    assert!(
-        out.report.scenarios[0]
-            .observations
-            .iter()
-            .any(|o| o.contains("refused as expected")),
-        "{}",
-        story(&out)
-    );
+    expect::different_roots(&run_kind(Scenario::MulticlusterDifferentRoots));
 }
 
 #[test]
 #[file_serial(kind)]
 fn kind_strict_refuses_plaintext_and_permissive_accepts_it() {
-    let out = run_kind(Scenario::StrictRejectsPlaintext);
-    passed(&out);
+    expect::strict(&run_kind(Scenario::StrictRejectsPlaintext));
 }
 
 #[test]
 #[file_serial(kind)]
 fn kind_istiod_refuses_each_broken_bundle() {
-    let out = run_kind(Scenario::BadCacerts);
-    passed(&out);
-    let s = &out.report.scenarios[0];
-    for cluster in ["bad-incomplete", "bad-not-a-ca", "bad-key-mismatch"] {
-        assert!(
-            s.observations
-                .iter()
-                .any(|o| o.starts_with(&format!("{cluster}: istiod refused to start"))),
-            "{}",
-            story(&out)
-        );
-    }
+    expect::bad_cacerts(&run_kind(Scenario::BadCacerts));
 }
 
 #[test]
 #[file_serial(kind)]
 fn kind_a_new_intermediate_is_hot_loaded() {
-    let out = run_kind(Scenario::IntermediateRotation);
-    passed(&out);
-    assert!(
-        out.snapshot(Scenario::IntermediateRotation, "after rotation")
-            .expect("a verdict after rotation")
-            .conformant
-    );
+    expect::rotation(&run_kind(Scenario::IntermediateRotation));
 }
 
 #[test]
 #[file_serial(kind)]
 fn kind_an_upgrade_keeps_the_plugged_root_and_intermediate_and_the_snapshot() {
-    let out = run_kind(Scenario::IstioUpgrade);
-    passed(&out);
-    assert_eq!(
-        out.snapshot(Scenario::IstioUpgrade, "cluster1/foo/httpbin"),
-        out.snapshot(Scenario::IstioUpgrade, AFTER_UPGRADE)
-    );
-    assert_chain_snapshot(&out, Scenario::IstioUpgrade, "cluster1/foo/httpbin");
+    expect::upgrade(&run_kind(Scenario::IstioUpgrade));
 }

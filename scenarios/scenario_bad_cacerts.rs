@@ -2,31 +2,12 @@
 
 use meshtrust::scenario::Scenario;
 
+use crate::support::expect;
 use crate::support::targets::{Sabotage, run_local, run_sabotaged, story};
 
 #[test]
 fn istiod_refuses_each_broken_bundle_and_check_names_the_reason() {
-    let out = run_local(Scenario::BadCacerts);
-    let s = &out.report.scenarios[0];
-    assert!(s.passed, "{}", story(&out));
-    for id in ["incomplete-bundle", "ca-cert-not-ca", "key-mismatch"] {
-        assert!(
-            s.observations
-                .iter()
-                .any(|o| o.contains(&format!("meshtrust check: error[{id}]"))),
-            "no `{id}` explanation:\n{}",
-            story(&out)
-        );
-    }
-    assert_eq!(
-        s.observations
-            .iter()
-            .filter(|o| o.contains("no workload certificate"))
-            .count(),
-        3,
-        "{}",
-        story(&out)
-    );
+    expect::bad_cacerts(&run_local(Scenario::BadCacerts));
 }
 
 #[test]

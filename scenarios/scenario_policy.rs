@@ -2,27 +2,12 @@
 
 use meshtrust::scenario::Scenario;
 
+use crate::support::expect;
 use crate::support::targets::{Sabotage, run_local, run_sabotaged, story};
 
 #[test]
 fn strict_refuses_plaintext_and_permissive_accepts_it() {
-    let out = run_local(Scenario::StrictRejectsPlaintext);
-    let s = &out.report.scenarios[0];
-    assert!(s.passed, "{}", story(&out));
-    assert!(
-        s.observations
-            .iter()
-            .any(|o| o.starts_with("STRICT: plaintext refused")),
-        "{}",
-        story(&out)
-    );
-    assert!(
-        s.observations
-            .iter()
-            .any(|o| o == "PERMISSIVE: plaintext accepted (200)"),
-        "{}",
-        story(&out)
-    );
+    expect::strict(&run_local(Scenario::StrictRejectsPlaintext));
 }
 
 #[test]

@@ -2,16 +2,12 @@
 
 use meshtrust::scenario::Scenario;
 
+use crate::support::expect;
 use crate::support::targets::{Sabotage, run_local, run_sabotaged, story};
 
 #[test]
 fn a_new_intermediate_under_the_same_root_signs_new_workload_certificates() {
-    let out = run_local(Scenario::IntermediateRotation);
-    assert!(out.report.scenarios[0].passed, "{}", story(&out));
-    let after = out
-        .snapshot(Scenario::IntermediateRotation, "after rotation")
-        .expect("a verdict after rotation");
-    assert!(after.conformant);
+    expect::rotation(&run_local(Scenario::IntermediateRotation));
 }
 
 #[test]
