@@ -6,12 +6,10 @@
 //! Every test creates its clusters under one prefix and deletes them afterwards (unless
 //! `MESHTRUST_KEEP`), so the tests run one at a time across processes: `#[file_serial(kind)]`.
 
-use std::sync::Arc;
-
 use meshtrust::kube::target::clusters_for;
-use meshtrust::kube::{KindClusters, KindRun, KindTarget, ToolSearch};
+use meshtrust::kube::{KindClusters, KindRun, ToolSearch};
 use meshtrust::pki::KeyAlg;
-use meshtrust::scenario::{self, RunOptions, RunOutput, Scenario};
+use meshtrust::scenario::{RunOptions, RunOutput, Scenario};
 use serial_test::file_serial;
 
 use super::kube_preflight::{istioctl_phases, require_tools};
@@ -49,26 +47,16 @@ fn run_kind(scenario: Scenario) -> RunOutput {
     run.keep = meshtrust::kube::kind::keep_from_env();
     let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
     rt.block_on(async {
-        let shared = KindClusters::start(run, &ToolSearch::from_env(istioctl))
+        let clusters = KindClusters::start(run, &ToolSearch::from_env(istioctl))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let shared = Arc::new(shared);
         let opts = RunOptions {
             scenarios: vec![scenario],
             key: KeyAlg::Rsa4096,
-            workdir: None,
-            concurrent: false,
+            ..RunOptions::default()
         };
-        let made = {
-            let shared = shared.clone();
-            move || KindTarget::new(shared.clone())
-        };
-        let out = scenario::run(made, &opts, &|s, p| eprintln!("{s}: {p}")).await;
-        if !out.as_ref().is_ok_and(|o| o.report.passed()) {
-            shared.failed();
-        }
-        let finishing = shared.clone();
-        let _ = tokio::task::spawn_blocking(move || finishing.finish()).await;
+        let (out, _cleanup) =
+            meshtrust::kube::run_scenarios(clusters, &opts, &|s, p| eprintln!("{s}: {p}")).await;
         let out = out.expect("the run's certificates are made");
         assert_eq!(out.report.target, "kind");
         out

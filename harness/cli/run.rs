@@ -164,8 +164,7 @@ fn kind_run(args: &RunArgs, scenarios: &[Scenario]) -> meshtrust::kube::KindRun 
 /// on failure `kind export logs` into the artifacts directory before the clusters go.
 #[cfg(feature = "e2e")]
 fn run_cluster_target(args: &RunArgs, scenarios: &[Scenario]) -> anyhow::Result<Exit> {
-    use meshtrust::kube::{KindClusters, KindTarget, ToolSearch};
-    use std::sync::Arc;
+    use meshtrust::kube::{KindClusters, ToolSearch};
 
     let mut run = kind_run(args, scenarios);
     if args.target == TargetKind::Kubeconfig && args.contexts.is_empty() {
@@ -197,7 +196,7 @@ fn run_cluster_target(args: &RunArgs, scenarios: &[Scenario]) -> anyhow::Result<
             }
         };
         let shared = match started {
-            Ok(shared) => Arc::new(shared),
+            Ok(shared) => shared,
             // A missing tool (preflight) or a cluster that would not come up: exit 2, the fix
             // is in the message.
             Err(e) => {
@@ -223,31 +222,17 @@ fn run_cluster_target(args: &RunArgs, scenarios: &[Scenario]) -> anyhow::Result<
         let opts = RunOptions {
             scenarios: scenarios.to_vec(),
             key: args.key,
-            workdir: None,
-            concurrent: false,
+            ..RunOptions::default()
         };
         let progress = |scenario: &str, phase: &str| eprintln!("{scenario}: {phase}");
-        let made = {
-            let shared = shared.clone();
-            move || KindTarget::new(shared.clone())
-        };
-        let output = scenario::run(made, &opts, &progress).await;
-        let passed = output.as_ref().is_ok_and(|o| o.report.passed());
-        if !passed {
-            shared.failed();
-        }
-        let finish = {
-            let shared = shared.clone();
-            tokio::task::spawn_blocking(move || shared.finish())
-        };
-        let cleanup = finish.await.unwrap_or_default();
+        let (output, cleanup) = meshtrust::kube::run_scenarios(shared, &opts, &progress).await;
         for name in &cleanup.logs_exported {
             eprintln!("kind logs of `{name}` are in the artifacts directory");
         }
         let output = output?;
         write_reports(args, &output.report)?;
         print!("{}", report::render_summary(&output.report));
-        Ok(if passed {
+        Ok(if output.report.passed() {
             Exit::Conformant
         } else {
             Exit::NotConformant
