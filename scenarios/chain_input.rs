@@ -87,7 +87,11 @@ fn one_der_certificate_is_a_chain_of_one() {
 
 #[test]
 fn cert_info_describes_istios_real_workload_leaf() {
-    let pem = std::fs::read("/work/shared/data/istio-issued/workload-chain.pem").unwrap();
+    let pem = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/istio/istio-issued/workload-chain.pem"
+    ))
+    .unwrap();
     let certs = chain::parse_chain(&pem, Path::new("workload-chain.pem")).unwrap();
     let leaf = CertInfo::from_der(&certs[0]).unwrap();
     assert_eq!(leaf.subject, "");
@@ -141,7 +145,10 @@ fn cert_info_describes_istios_real_workload_leaf() {
             "-fingerprint",
             "-sha256",
             "-in",
-            "/work/shared/data/istio-issued/self-signed-root.pem",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/fixtures/istio/istio-issued/self-signed-root.pem"
+            ),
         ])
         .output()
         .unwrap();
@@ -204,7 +211,10 @@ fn bad_chains_are_errors_that_name_the_file_and_the_problem() {
 }
 
 fn sample_pem() -> &'static [u8] {
-    include_bytes!("/work/shared/data/istio-issued/workload-chain.pem")
+    include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/istio/istio-issued/workload-chain.pem"
+    ))
 }
 
 proptest! {

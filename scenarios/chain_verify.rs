@@ -195,7 +195,11 @@ fn a_chain_ending_in_istiods_self_signed_root_fails_with_self_signed_fallback() 
 fn istios_own_self_signed_workload_chain_fails_against_a_meshtrust_bundle_with_self_signed_fallback()
  {
     let mesh = Mesh::new(&["cluster1"]);
-    let pem = std::fs::read("/work/shared/data/istio-issued/workload-chain.pem").unwrap();
+    let pem = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/istio/istio-issued/workload-chain.pem"
+    ))
+    .unwrap();
     let served = chain::parse_chain(&pem, Path::new("workload-chain.pem")).unwrap();
     // While that leaf was valid, so that only the relationship fails.
     let at = OffsetDateTime::parse(
@@ -447,7 +451,10 @@ fn a_leaf_over_istiods_90_day_maximum_fails_leaf_ttl() {
 
 #[test]
 fn istios_sample_bundle_serves_three_certificates_and_they_relate_by_name() {
-    let dir = Path::new("/work/shared/data/istio-samples-certs");
+    let dir = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/istio/istio-samples-certs"
+    ));
     let bundle = Bundle::read(dir).unwrap();
     let ca = meshtrust::pki::Ca::load(&dir.join("ca-cert.pem"), &dir.join("ca-key.pem"))
         .expect("the sample key is PKCS#1 and matches");

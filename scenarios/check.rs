@@ -129,7 +129,11 @@ fn istios_sample_certs_serve_three_certificates_and_load_cleanly() {
         "root-cert.pem",
     ] {
         std::fs::copy(
-            Path::new("../shared/data/istio-samples-certs").join(f),
+            Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/fixtures/istio/istio-samples-certs"
+            ))
+            .join(f),
             d.join(f),
         )
         .unwrap();

@@ -222,7 +222,10 @@ fn an_intermediate_whose_eku_lacks_server_auth_is_refused_as_gos_verify_does() {
 }
 
 fn istio_samples() -> &'static Path {
-    Path::new("/work/shared/data/istio-samples-certs")
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/istio/istio-samples-certs"
+    ))
 }
 
 #[test]
