@@ -8,7 +8,8 @@ use meshtrust::pki::KeyAlg;
 use meshtrust::scenario::{CaSource, InstallOptions, InstallOutcome, Target};
 use tonic::Code;
 
-use crate::support::mesh::{self as support, Certs, NS, der, openssl, pems_to_ders, spiffe, uris};
+use crate::support::mesh::{self as support, Certs, NS, der, pems_to_ders, spiffe, uris};
+use crate::support::openssl::openssl;
 
 /// A running plugged-in cluster, and a CA client for it.
 struct Fixture {
@@ -85,7 +86,7 @@ fn openssl_csr(dir: &std::path::Path, san: &str, extra: &[&str]) -> String {
     for e in extra {
         args.extend(["-addext", e]);
     }
-    openssl(&args)
+    openssl(std::path::Path::new("."), &args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,7 +241,10 @@ fn openssl_text_of_csr(csr: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("req.csr");
     std::fs::write(&path, csr).unwrap();
-    openssl(&["req", "-in", path.to_str().unwrap(), "-noout", "-text"])
+    openssl(
+        std::path::Path::new("."),
+        &["req", "-in", path.to_str().unwrap(), "-noout", "-text"],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,13 +263,16 @@ async fn a_workload_leaf_matches_istiods_profile_under_openssl_x509_text() {
         .unwrap();
     let leaf_path = certs.path().join("leaf.pem");
     std::fs::write(&leaf_path, meshtrust::pki::to_pem(&chain[0])).unwrap();
-    let text = openssl(&[
-        "x509",
-        "-in",
-        leaf_path.to_str().unwrap(),
-        "-noout",
-        "-text",
-    ]);
+    let text = openssl(
+        std::path::Path::new("."),
+        &[
+            "x509",
+            "-in",
+            leaf_path.to_str().unwrap(),
+            "-noout",
+            "-text",
+        ],
+    );
     let after = |marker: &str| -> String {
         let mut lines = text.lines().skip_while(|l| !l.contains(marker));
         lines
@@ -303,7 +310,10 @@ async fn a_workload_leaf_matches_istiods_profile_under_openssl_x509_text() {
         "istiod's leaf has no SKI:\n{text}"
     );
     let ca_path = dir.join("ca-cert.pem");
-    let ca_text = openssl(&["x509", "-in", ca_path.to_str().unwrap(), "-noout", "-text"]);
+    let ca_text = openssl(
+        std::path::Path::new("."),
+        &["x509", "-in", ca_path.to_str().unwrap(), "-noout", "-text"],
+    );
     let ski = ca_text
         .lines()
         .skip_while(|l| !l.contains("X509v3 Subject Key Identifier"))
@@ -312,13 +322,16 @@ async fn a_workload_leaf_matches_istiods_profile_under_openssl_x509_text() {
         .trim()
         .to_owned();
     assert_eq!(after("X509v3 Authority Key Identifier"), ski);
-    let serial = openssl(&[
-        "x509",
-        "-in",
-        leaf_path.to_str().unwrap(),
-        "-noout",
-        "-serial",
-    ]);
+    let serial = openssl(
+        std::path::Path::new("."),
+        &[
+            "x509",
+            "-in",
+            leaf_path.to_str().unwrap(),
+            "-noout",
+            "-serial",
+        ],
+    );
     let hex = serial.trim().trim_start_matches("serial=");
     assert!(hex.len() <= 32, "serial below 2^128: {hex}");
     let leaf = support::parse(&chain[0]);

@@ -119,12 +119,6 @@ impl CertInfo {
     pub fn identify(&self) -> String {
         format!("`{}` (SHA-256 {})", self.display_name(), self.sha256)
     }
-
-    pub fn has_key_usage(&self, usage: &str) -> bool {
-        self.key_usage
-            .as_ref()
-            .is_some_and(|ku| ku.usages.contains(&usage))
-    }
 }
 
 impl fmt::Display for KeyInfo {

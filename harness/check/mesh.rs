@@ -119,9 +119,9 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
                     .message(format!(
                         "`{}` expires in {} (at {}), sooner than the {} workload TTL: istiod clamps leaf certificates to it",
                         path::subject(cert),
-                        human(remaining),
+                        crate::chain::duration::format(remaining),
                         cert.validity().not_after,
-                        human(ttl)
+                        crate::chain::duration::format(ttl)
                     ))
                     .fix("rotate to a new intermediate now"),
             );
@@ -132,7 +132,7 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
                     .message(format!(
                         "`{}` expires in {} (at {})",
                         path::subject(cert),
-                        human(remaining),
+                        crate::chain::duration::format(remaining),
                         cert.validity().not_after
                     ))
                     .fix("rotate before it expires: a new intermediate under the same root is hot-loaded"),
@@ -219,15 +219,5 @@ fn issued_by(child: &[u8], issuer: &[u8]) -> bool {
                 && crate::chain::signature::signed_by(&c, &i)
         }
         _ => false,
-    }
-}
-
-pub(crate) fn human(d: Duration) -> String {
-    let secs = d.whole_seconds().max(0);
-    let (days, hours, mins) = (secs / 86400, secs % 86400 / 3600, secs % 3600 / 60);
-    match (days, hours) {
-        (0, 0) => format!("{mins}m"),
-        (0, h) => format!("{h}h{mins:02}m"),
-        (d, h) => format!("{d}d{h}h"),
     }
 }

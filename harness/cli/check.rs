@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
+
+use crate::output::Format;
 use meshtrust::check::{self, CheckOptions, IstioVersion};
 use meshtrust::exit::Exit;
 
@@ -23,12 +25,6 @@ pub struct CheckArgs {
     strict: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    Text,
-    Json,
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {

@@ -2,6 +2,7 @@
 
 mod certs;
 mod check;
+mod output;
 mod run;
 mod verify;
 

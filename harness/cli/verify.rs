@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
+
+use crate::output::Format;
 use meshtrust::chain::{self, Expectations, SpiffeId, render};
 use meshtrust::exit::Exit;
 use meshtrust::pki::Bundle;
@@ -30,12 +32,6 @@ pub struct Verify {
     trust_domain: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    Text,
-    Json,
 }
 
 fn parse_id(s: &str) -> Result<SpiffeId, String> {

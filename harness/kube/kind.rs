@@ -124,10 +124,6 @@ pub fn internal_kubeconfig_cmd(kind: &Path, name: &str) -> Cmd {
     kubeconfig_cmd(kind, name).arg("--internal")
 }
 
-pub fn get_nodes_cmd(kind: &Path, name: &str) -> Cmd {
-    Cmd::new(kind).args(["get", "nodes", "--name", name])
-}
-
 pub fn export_logs_cmd(kind: &Path, name: &str, dir: &Path) -> Cmd {
     Cmd::new(kind)
         .args(["export", "logs"])

@@ -28,6 +28,7 @@ pub async fn run_scenarios(
     };
     let output = scenario::run(made, &opts, progress).await;
     if !output.as_ref().is_ok_and(|o| o.report.passed()) {
+        shared.dump_pods().await;
         shared.failed();
     }
     // Deleting clusters blocks (kind is a process); keep it off the async threads.

@@ -181,6 +181,30 @@ impl KindClusters {
         self.guard.mark_failed();
     }
 
+    /// After a failure, with kubectl: `<artifacts>/<cluster>-pods-events.txt` per cluster.
+    /// Best effort: a dump that fails is logged, never an error of the run.
+    pub async fn dump_pods(&self) {
+        let Some(kubectl) = &self.tools.kubectl else {
+            return;
+        };
+        for c in &self.clusters {
+            let file = self
+                .run
+                .artifacts
+                .join(format!("{}-pods-events.txt", c.cluster.cluster));
+            let dumped = process::run(&kubectl_dump_cmd(&kubectl.path, &c.cluster)).await;
+            let written = match dumped {
+                Ok(out) => std::fs::create_dir_all(&self.run.artifacts)
+                    .and_then(|()| std::fs::write(&file, out.stdout))
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = written {
+                tracing::warn!(cluster = %c.cluster.cluster, "no pod dump: {e}");
+            }
+        }
+    }
+
     /// Exports logs (after a failure) and deletes the clusters this run created, unless kept.
     /// Blocking.
     pub fn finish(&self) -> Cleanup {
@@ -1144,12 +1168,15 @@ impl Target for KindTarget {
     }
 }
 
-/// The command that would dump a namespace's pods with kubectl, for a failure report when
-/// kubectl is there (optional tool).
-pub fn kubectl_dump_cmd(kubectl: &Path, cluster: &ClusterRef, ns: &str) -> Cmd {
-    Cmd::new(kubectl)
-        .args(cluster.cli_args())
-        .args(["get", "pods,events", "-n", ns, "-o", "wide"])
+/// Every pod and event of a cluster, for the artifacts of a failed run (kubectl is optional).
+pub fn kubectl_dump_cmd(kubectl: &Path, cluster: &ClusterRef) -> Cmd {
+    Cmd::new(kubectl).args(cluster.cli_args()).args([
+        "get",
+        "pods,events",
+        "--all-namespaces",
+        "-o",
+        "wide",
+    ])
 }
 
 /// The physical clusters a set of scenarios needs: two if any of them is multi-cluster.
@@ -1178,6 +1205,19 @@ pub fn placements(logical: &[&str], physical: &[String]) -> BTreeMap<String, Str
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_pod_dump_of_a_failed_run_covers_every_namespace_of_the_cluster() {
+        let cluster = ClusterRef {
+            cluster: "cluster1".into(),
+            kubeconfig: Some("/w/meshtrust-cluster1.kubeconfig".into()),
+            context: Some("kind-meshtrust-cluster1".into()),
+        };
+        assert_eq!(
+            kubectl_dump_cmd(Path::new("kubectl"), &cluster).to_string(),
+            "kubectl --kubeconfig /w/meshtrust-cluster1.kubeconfig --context kind-meshtrust-cluster1 get pods,events --all-namespaces -o wide"
+        );
+    }
+
     use super::*;
     use crate::scenario::Scenario;
 

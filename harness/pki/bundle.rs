@@ -197,33 +197,6 @@ impl Bundle {
             roots,
         })
     }
-
-    /// The signing key, parsed and checked against the signing certificate.
-    pub fn signing_key(&self) -> Result<KeyPair, PkiError> {
-        let key_name = match self.layout {
-            Layout::Istiod => CA_KEY,
-            Layout::KubernetesTls => TLS_KEY,
-        };
-        let key_file = self.ca_key.as_ref().ok_or(PkiError::MissingFile {
-            dir: self.dir.clone(),
-            file: key_name,
-            expected: self.expected_files(),
-        })?;
-        let key = key_file.key()?;
-        let signing = self.signing()?;
-        if !encoding::key_matches_cert(&key, &signing.ca_cert) {
-            let cert = self
-                .ca_cert
-                .as_ref()
-                .map(|f| f.path.clone())
-                .unwrap_or_default();
-            return Err(PkiError::KeyMismatch {
-                cert,
-                key: key_file.path.clone(),
-            });
-        }
-        Ok(key)
-    }
 }
 
 fn read_optional(dir: &Path, name: &'static str) -> Result<Option<BundleFile>, PkiError> {

@@ -102,3 +102,67 @@ pub struct ChainArtifact {
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(name: &str, reasons: &[&str]) -> ScenarioReport {
+        ScenarioReport {
+            name: name.into(),
+            description: String::new(),
+            expectation: "conformant".into(),
+            passed: reasons.is_empty(),
+            reasons: reasons.iter().map(|r| r.to_string()).collect(),
+            observations: vec![format!("{name}: observed")],
+            phases: Vec::new(),
+            chains: Vec::new(),
+            bundles: Vec::new(),
+            duration: Duration::from_millis(250),
+        }
+    }
+
+    fn run(scenarios: Vec<ScenarioReport>) -> RunReport {
+        RunReport {
+            target: "local".into(),
+            started: String::new(),
+            duration: Duration::from_secs(1),
+            scenarios,
+        }
+    }
+
+    #[test]
+    fn a_passing_run_reports_no_failure() {
+        let report = run(vec![scenario("plugin-ca", &[])]);
+        assert!(report.passed());
+        let xml = to_junit(&report);
+        assert!(xml.contains(r#"failures="0""#), "{xml}");
+        assert!(!xml.contains("<failure"), "{xml}");
+        assert!(render_summary(&report).contains("1/1 scenarios passed"));
+    }
+
+    #[test]
+    fn a_failed_scenario_carries_its_reasons_into_junit_and_the_summary() {
+        let report = run(vec![
+            scenario("plugin-ca", &[]),
+            scenario(
+                "default-ca",
+                &["cluster1/foo/httpbin: the chain is conformant"],
+            ),
+        ]);
+        assert!(!report.passed());
+        let xml = to_junit(&report);
+        assert!(xml.contains(r#"failures="1""#), "{xml}");
+        assert!(
+            xml.contains(r#"<failure message="cluster1/foo/httpbin: the chain is conformant" type="conformance"/>"#),
+            "{xml}"
+        );
+        let summary = render_summary(&report);
+        assert!(
+            summary
+                .contains("default-ca failed:\n  - cluster1/foo/httpbin: the chain is conformant"),
+            "{summary}"
+        );
+        assert!(summary.contains("1/2 scenarios passed"), "{summary}");
+    }
+}

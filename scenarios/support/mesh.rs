@@ -2,7 +2,6 @@
 //! in istiod's layout, and the plumbing to read what came back.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use meshtrust::pki::{self, Ca, IntermediateSpec, KeyAlg, RootSpec};
 use rustls_pki_types::CertificateDer;
@@ -78,20 +77,6 @@ pub fn pems_to_ders(pems: &[String]) -> Vec<CertificateDer<'static>> {
 /// The URI SANs of a certificate.
 pub fn uris(der: &[u8]) -> Vec<String> {
     meshtrust::mesh::tls::spiffe_ids(der)
-}
-
-/// Runs openssl and returns its stdout; a missing openssl fails the test and says so.
-pub fn openssl(args: &[&str]) -> String {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl is needed by this test (hint: apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
 pub fn spiffe(sa: &str) -> String {

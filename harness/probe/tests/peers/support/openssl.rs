@@ -29,13 +29,6 @@ impl Tls {
         }
     }
 
-    pub fn probe_flag(self) -> &'static str {
-        match self {
-            Tls::V12 => "--tls12",
-            Tls::V13 => "--tls13",
-        }
-    }
-
     pub fn probe_versions(self) -> meshtrust_probe::TlsVersions {
         match self {
             Tls::V12 => meshtrust_probe::TlsVersions::Tls12Only,
