@@ -197,21 +197,10 @@ pub struct CaSpec<'a> {
 impl CaSpec<'_> {
     pub fn build(&self) -> Ca {
         let key = self.key.generate().expect("CA key");
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        for (ty, value) in self.subject {
-            dn.push(ty.clone(), *value);
-        }
-        params.distinguished_name = dn;
-        let now = now();
-        params.not_before = now - Duration::hours(1);
-        params.not_after = now + Duration::days(3650);
-        params.serial_number = Some(pki::random_serial());
+        // The shared CA shape of the test support, with this spec's key usages and
+        // OpenSSL-style key identifiers (so AKI/SKI links look like the Makefile's).
+        let mut params = super::pki::ca_params(self.subject, self.pathlen);
         params.key_usages = self.key_usages.clone();
-        params.is_ca = IsCa::Ca(match self.pathlen {
-            Some(n) => BasicConstraints::Constrained(n),
-            None => BasicConstraints::Unconstrained,
-        });
         params.key_identifier_method =
             rcgen::KeyIdMethod::PreSpecified(pki::openssl_key_id(key.public_key_raw()));
         let cert = match self.issuer {
