@@ -14,10 +14,29 @@ e2e *ARGS: probe-static
 e2e-plan:
     cargo test --features e2e --lib kube::plan
 
+# Istio's own CA code as an oracle: one `istio-oracle` per Istio release, built from the Go
+# module proxy into target/oracle/ (see oracle/README.md). The first build takes minutes.
+oracle:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    mkdir -p target/oracle
+    for m in oracle/istio-*/; do
+        release=$(basename "$m"); release=${release#istio-}
+        echo "building istio-oracle-$release"
+        (cd "$m" && go build -trimpath -o "../../target/oracle/istio-oracle-$release" .)
+    done
+
+# The oracle tier: meshtrust's model of istiod against Istio's code (needs `just oracle`).
+oracle-test: oracle
+    cargo test --features oracle --test scenarios oracle::
+
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo clippy --workspace --all-targets --features e2e -- -D warnings
+    cargo clippy --workspace --all-targets --features oracle -- -D warnings
+    test -z "$(gofmt -l oracle)"
+    for m in oracle/istio-*/; do (cd "$m" && go vet . meshtrust.dev/oracle/glue); done
 
 bench:
     cargo bench

@@ -6,6 +6,7 @@
 pub mod chain;
 pub mod check;
 pub mod exit;
+pub mod istio;
 #[cfg(feature = "e2e")]
 pub mod kube;
 pub mod mesh;

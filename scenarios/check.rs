@@ -170,15 +170,15 @@ fn an_incomplete_bundle_is_refused_since_1_26_and_falls_back_silently_before() {
         },
     );
     assert_finding(&new, "incomplete-bundle", Severity::Error);
-    let msg = &new
+    let finding = new
         .findings
         .iter()
         .find(|x| x.id == "incomplete-bundle")
-        .unwrap()
-        .message;
-    assert!(
-        msg.contains("incomplete signing CA bundle detected"),
-        "{msg}"
+        .unwrap();
+    // istiod's own text, verbatim, as its log shows it.
+    assert_eq!(
+        finding.istiod_error.as_deref(),
+        Some(meshtrust::istio::load::INCOMPLETE_BUNDLE)
     );
 
     let old = run(
@@ -201,11 +201,11 @@ fn an_incomplete_bundle_is_refused_since_1_26_and_falls_back_silently_before() {
 }
 
 #[test]
-fn an_unparseable_certificate_is_named() {
+fn an_unparseable_signing_certificate_is_named() {
     let f = Fixture::new();
     let d = f.makefile();
     std::fs::write(
-        d.join("root-cert.pem"),
+        d.join("ca-cert.pem"),
         "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
     )
     .unwrap();
@@ -215,8 +215,29 @@ fn an_unparseable_certificate_is_named() {
         .iter()
         .find(|x| x.id == "cert-unparseable")
         .expect("cert-unparseable");
-    assert_eq!(finding.file.as_deref(), Some("root-cert.pem"));
+    assert_eq!(finding.file.as_deref(), Some("ca-cert.pem"));
+    assert_eq!(
+        finding.istiod_error.as_deref(),
+        Some(
+            "failed to create an istiod CA: failed to create CA KeyCertBundle (failed to parse cert PEM: invalid PEM encoded certificate)"
+        )
+    );
     assert!(!run(&[f.makefile()], &opts()).has("cert-unparseable"));
+}
+
+#[test]
+fn an_unparseable_root_block_is_skipped_as_go_skips_it() {
+    // Go's AppendCertsFromPEM drops a block it cannot decode: istiod then has no root.
+    let f = Fixture::new();
+    let d = f.makefile();
+    std::fs::write(
+        d.join("root-cert.pem"),
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let report = run(&[d], &opts());
+    assert!(!report.has("cert-unparseable"), "{:?}", report.findings);
+    assert_finding(&report, "no-path-to-root", Severity::Error);
 }
 
 #[test]

@@ -14,6 +14,8 @@ mod kube_scenarios;
 mod mesh_ca_api;
 mod mesh_istiod_rules;
 mod mesh_traffic;
+#[cfg(feature = "oracle")]
+mod oracle;
 mod run_cli;
 mod scenario_bad_cacerts;
 mod scenario_multicluster;

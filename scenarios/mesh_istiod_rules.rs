@@ -128,7 +128,11 @@ fn a_ca_cert_that_is_not_a_ca_is_refused_by_the_fourth_rule() {
     let root = support::root();
     let not_ca =
         bundle_with_intermediate(&certs, &root, "not-ca", |p| p.is_ca = IsCa::ExplicitNoCa);
-    assert_refused(load(&not_ca), Rule::SigningCertIsCa, "not a CA");
+    assert_refused(
+        load(&not_ca),
+        Rule::SigningCertIsCa,
+        "certificate is not authorized to sign other certificates",
+    );
     let ca = bundle_with_intermediate(&certs, &root, "ca", |_| {});
     assert_plugged_in(load(&ca));
 }
@@ -214,7 +218,11 @@ fn an_intermediate_whose_eku_lacks_server_auth_is_refused_as_gos_verify_does() {
     let client_only = bundle_with_intermediate(&certs, &root, "client-only", |p| {
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     });
-    assert_refused(load(&client_only), Rule::ChainVerifies, "serverAuth");
+    assert_refused(
+        load(&client_only),
+        Rule::ChainVerifies,
+        "x509: certificate specifies an incompatible key usage",
+    );
     let both = bundle_with_intermediate(&certs, &root, "both", |p| {
         p.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,

@@ -165,7 +165,7 @@ fn search<'a, 'c>(
         return false;
     }
     for (step, d, candidate) in anchors.iter() {
-        if issues(candidate, cert) {
+        if issues_under(opts.rules, candidate, cert) {
             path.push((*step, *d, candidate));
             if finish(path, opts, best) {
                 return true;
@@ -177,7 +177,10 @@ fn search<'a, 'c>(
         // A served copy of a trusted root is the anchor itself, never a step past it
         // (servers send the root, Istio even twice: istio/istio#39001).
         let trusted = anchors.iter().any(|(_, a, _)| a == d);
-        if trusted || path.iter().any(|(_, seen, _)| *seen == *d) || !issues(candidate, cert) {
+        if trusted
+            || path.iter().any(|(_, seen, _)| *seen == *d)
+            || !issues_under(opts.rules, candidate, cert)
+        {
             continue;
         }
         path.push((*step, *d, candidate));
@@ -214,10 +217,23 @@ fn search<'a, 'c>(
 /// Whether `issuer` issued `child`: name chaining, key identifiers when both
 /// are present, and the signature itself.
 pub fn issues(issuer: &X509Certificate<'_>, child: &X509Certificate<'_>) -> bool {
+    issues_under(Rules::Peer, issuer, child)
+}
+
+/// [`issues`] as a verifier decides it: OpenSSL and BoringSSL pass over a candidate
+/// whose subjectKeyIdentifier differs from the child's authorityKeyIdentifier; Go only
+/// tries such a candidate last (crypto/x509 cert_pool.go findPotentialParents), so a
+/// good signature still makes it the issuer.
+pub fn issues_under(
+    rules: Rules,
+    issuer: &X509Certificate<'_>,
+    child: &X509Certificate<'_>,
+) -> bool {
     if issuer.subject().as_raw() != child.issuer().as_raw() {
         return false;
     }
-    if let (Some(aki), Some(ski)) = (authority_key_id(child), subject_key_id(issuer))
+    if rules == Rules::Peer
+        && let (Some(aki), Some(ski)) = (authority_key_id(child), subject_key_id(issuer))
         && aki != ski
     {
         return false;
@@ -287,14 +303,24 @@ fn check_path(path: &[Node<'_, '_>], opts: &PathOptions) -> Result<(), PathError
         }
         // Every certificate above the target issues the one below it.
         let bc = basic_constraints(cert);
-        if !bc.is_some_and(|b| b.ca) {
+        let anchor = i == path.len() - 1;
+        // Go lets a version 1 trust anchor (no extensions at all) sign; a version 3 one
+        // needs CA:TRUE like every intermediate (crypto/x509 CheckSignatureFrom).
+        let v1_anchor = anchor
+            && opts.rules == Rules::Go
+            && bc.is_none()
+            && cert.version() == x509_parser::x509::X509Version::V1;
+        if !bc.is_some_and(|b| b.ca) && !v1_anchor {
             return Err(PathError::NotCa { subject });
         }
         // CA certificates between this one and the target (the target itself is not
         // counted), except self-issued ones (RFC 5280 §6.1.4 (l); OpenSSL does the same).
+        // Go counts every one (verify.go: `len(currentChain) - 1`).
         let below = path[1..i]
             .iter()
-            .filter(|(_, _, c)| c.subject().as_raw() != c.issuer().as_raw())
+            .filter(|(_, _, c)| {
+                opts.rules == Rules::Go || c.subject().as_raw() != c.issuer().as_raw()
+            })
             .count();
         if let Some(pathlen) = bc.and_then(|b| b.path_len_constraint)
             && below > pathlen as usize

@@ -267,6 +267,40 @@ fn intermediate_matches_plugged(r: &Related) -> Check {
 
 fn leaf_verifies(r: &Related, expect: &Expectations) -> Check {
     let id = CheckId::LeafVerifies;
+    // A path from a CA to the root proves nothing about a workload: position 1 must be
+    // the end-entity certificate. A root served first, a plugged CA served first, or a
+    // CA that issued another served certificate (a reversed chain) is not one; a leaf
+    // that merely carries CA:TRUE is `leaf-not-ca`'s to fail.
+    let first = &r.certs[0];
+    let issues_a_served_cert = r.certs[1..]
+        .iter()
+        .any(|c| matches!(c.issuer, IssuerLink::Served { position: 1, .. }));
+    let not_end_entity = if first.info.self_issued {
+        Some("a self-issued (root) certificate".to_owned())
+    } else if let Some(plugged) = &first.plugged {
+        Some(format!("the plugged CA certificate {}", plugged.name))
+    } else if first.info.is_ca() && issues_a_served_cert {
+        Some("a CA certificate that issued a later certificate of the chain".to_owned())
+    } else {
+        None
+    };
+    if let Some(what) = not_end_entity {
+        return fail(
+            id,
+            format!(
+                "position 1 is not an end-entity certificate: `{}` is {what}",
+                first.info.display_name()
+            ),
+            vec![format!(
+                "a served chain starts with the workload's own certificate; got {}",
+                r.certs
+                    .iter()
+                    .map(|c| format!("`{}`", c.info.display_name()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )],
+        );
+    }
     let untrusted: Vec<&[u8]> = r.certs[1..].iter().map(|c| c.info.der.as_ref()).collect();
     let roots: Vec<&[u8]> = r.plugged.roots.iter().map(|c| c.der.as_ref()).collect();
     let opts = PathOptions {
@@ -443,7 +477,10 @@ fn leaf_not_ca(r: &Related) -> Check {
         Some(bc) if bc.ca => fail(
             id,
             "the leaf is a CA (basicConstraints CA:TRUE): a workload certificate must not issue certificates",
-            vec![format!("pathlen: {:?}", bc.pathlen)],
+            vec![match bc.pathlen {
+                Some(n) => format!("pathlen: {n}"),
+                None => "no pathlen constraint".to_owned(),
+            }],
         ),
         Some(_) => pass(id, "CA:FALSE"),
         None => pass(id, "no basicConstraints (not a CA)"),

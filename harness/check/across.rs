@@ -37,6 +37,7 @@ pub(crate) fn across_bundles(bundles: &[Bundle]) -> Vec<Finding> {
                     format!("{}: {}", b.name, describe(&r[0])),
                 ],
                 fix: "generate every cluster's intermediate from one root (`meshtrust certs cacerts cluster1 cluster2`)".into(),
+                istiod_error: None,
             });
         }
     }
@@ -72,6 +73,7 @@ pub(crate) fn across_bundles(bundles: &[Bundle]) -> Vec<Finding> {
                     ),
                     evidence: vec![format!("{}: {}", a.name, describe(da)), format!("{}: {}", b.name, describe(db))],
                     fix: "give each cluster its own intermediate (`meshtrust certs cacerts NAME` per cluster)".into(),
+                    istiod_error: None,
                 });
             }
         }

@@ -30,6 +30,9 @@ pub struct Finding {
     pub evidence: Vec<String>,
     /// How to fix it.
     pub fix: String,
+    /// istiod's own error text for a refusal, verbatim (what its log shows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub istiod_error: Option<String>,
 }
 
 impl Finding {
@@ -46,6 +49,7 @@ impl Finding {
             message: String::new(),
             evidence: Vec::new(),
             fix: String::new(),
+            istiod_error: None,
         }
     }
 
@@ -61,6 +65,11 @@ impl Finding {
 
     pub(crate) fn evidence(mut self, e: impl Into<String>) -> Self {
         self.evidence.push(e.into());
+        self
+    }
+
+    pub(crate) fn istiod_error(mut self, e: impl Into<String>) -> Self {
+        self.istiod_error = Some(e.into());
         self
     }
 

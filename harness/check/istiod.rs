@@ -1,11 +1,11 @@
 //! istiod's own load-time rules as findings. The rules themselves are
-//! [`crate::mesh::istiod::evaluate`], the same code istiod's start-up runs; here
+//! [`crate::istio::load::evaluate`], the same code istiod's start-up runs; here
 //! each [`RuleFailure`] gets check's stable id, the file, the consequence, the
 //! evidence and the fix.
 
 use super::{CheckOptions, Finding, Severity};
 use crate::chain::path::{self, PathError};
-use crate::mesh::istiod::{Detail, Evaluation, Incomplete, KeyProblem, RuleFailure};
+use crate::istio::load::{Detail, Evaluation, Incomplete, KeyProblem, RuleFailure};
 use crate::pki::{Bundle, Layout};
 
 /// One finding per failed istiod rule, in istiod's order.
@@ -17,7 +17,17 @@ pub(crate) fn istiod_findings(
     evaluation
         .failures
         .iter()
-        .map(|f| finding(bundle, evaluation, f, opts))
+        .map(|f| {
+            let finding = finding(bundle, evaluation, f, opts);
+            match &f.detail {
+                // Before 1.26.1 istiod says nothing: it self-signs.
+                Detail::Incomplete {
+                    effect: Incomplete::Ignored,
+                    ..
+                } => finding,
+                _ => finding.istiod_error(&f.reason),
+            }
+        })
         .collect()
 }
 
@@ -34,9 +44,7 @@ fn finding(
         Detail::Incomplete { missing, effect } => {
             let version = opts.istio_version;
             let consequence = match effect {
-                Incomplete::Refused => format!(
-                    "istiod {version} refuses to start: \"incomplete signing CA bundle detected\""
-                ),
+                Incomplete::Refused => format!("istiod {version} refuses to start"),
                 Incomplete::Ignored => format!(
                     "istiod {version} silently ignores the bundle and signs with its self-signed root (`O=cluster.local`): workloads will not chain to your root"
                 ),
@@ -84,7 +92,7 @@ fn finding(
             .file(key_file)
             .message(format!("the key does not parse as PKCS#1, SEC1 or PKCS#8 ({reason}); istiod does not start"))
             .fix(format!("replace `{key_file}` with the unencrypted PEM key of the signing certificate")),
-        Detail::KeyMismatch => {
+        Detail::KeyMismatch { .. } => {
             let mut f = error("key-mismatch")
                 .file(key_file)
                 .message(format!("`{key_file}` is not the key of `{cert_file}`; istiod does not start"));
@@ -93,11 +101,48 @@ fn finding(
             }
             f.fix(format!("put the key that `{cert_file}` was issued for in `{key_file}`, or regenerate both"))
         }
+        Detail::Crl { reason } => error("crl-invalid")
+            .file("ca-crl.pem")
+            .message(format!(
+                "`ca-crl.pem` fails istiod's CRL rule ({reason}); istiod {} does not start",
+                opts.istio_version
+            ))
+            .fix("put in ca-crl.pem one CRL signed by each certificate of cert-chain.pem (`openssl ca -gencrl` with each CA's key), or remove the file"),
+        Detail::ChainTtl { reason } if reason == crate::istio::load::CHAIN_EXPIRED => {
+            error("cert-chain-expired")
+                .file(chain_file(bundle))
+                .message(format!(
+                    "the first certificate of `{}` has expired; istiod derives its default workload TTL from it and does not start",
+                    chain_file(bundle)
+                ))
+                .fix(format!(
+                    "put the current signing certificate first in `{}` (`cat ca-cert.pem root-cert.pem > cert-chain.pem`), or reissue it",
+                    chain_file(bundle)
+                ))
+        }
+        Detail::ChainTtl { .. } => error("cert-chain-unparseable")
+            .file(chain_file(bundle))
+            .message(format!(
+                "the first PEM block of `{}` is not a certificate; istiod reads it for its default workload TTL and does not start",
+                chain_file(bundle)
+            ))
+            .fix(format!(
+                "start `{}` with the signing certificate (`cat ca-cert.pem root-cert.pem > cert-chain.pem`)",
+                chain_file(bundle)
+            )),
         Detail::NotCa { subject } => error("ca-cert-not-ca")
             .file(cert_file)
             .message(format!("`{cert_file}` is not a CA certificate (no basicConstraints CA:TRUE); istiod does not start"))
             .evidence(format!("subject: {subject}"))
             .fix("use an intermediate CA certificate (`meshtrust certs cacerts NAME` makes one with CA:TRUE, pathlen:0)"),
+    }
+}
+
+/// The file istiod takes its certificate chain from, in the bundle's layout.
+fn chain_file(bundle: &Bundle) -> &'static str {
+    match bundle.layout {
+        Layout::Istiod => "cert-chain.pem",
+        Layout::KubernetesTls => "tls.crt",
     }
 }
 

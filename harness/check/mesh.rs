@@ -9,7 +9,7 @@ use x509_parser::public_key::PublicKey;
 use super::istiod::describe;
 use super::{CheckOptions, Finding, Severity};
 use crate::chain::path::{self, Step};
-use crate::mesh::istiod::Evaluation;
+use crate::istio::load::Evaluation;
 use crate::pki::{Bundle, Layout};
 
 const EXPIRY_WARNING: Duration = Duration::days(30);

@@ -2,7 +2,7 @@
 //! before anything is installed. Every finding has a stable id, a severity, the
 //! file, the evidence and the fix.
 //!
-//! istiod's own rules are [`crate::mesh::istiod::evaluate`], the code the embedded
+//! istiod's own rules are [`crate::istio::load::evaluate`], the code the embedded
 //! istiod starts with; this module maps its failures to findings and adds the
 //! mesh's rules. Built on [`crate::pki`] (reading) and [`crate::chain::path`]
 //! (verifying): no second parser, no second verifier, no second copy of istiod's rules.
@@ -62,7 +62,7 @@ pub fn check(dirs: &[PathBuf], opts: &CheckOptions) -> Result<Report, PkiError> 
 
 /// Every finding for one bundle: istiod's rules in istiod's order, then the mesh's.
 pub fn check_bundle(bundle: &Bundle, opts: &CheckOptions) -> Vec<Finding> {
-    let evaluation = crate::mesh::istiod::evaluate(bundle, opts.now, opts.istio_version);
+    let evaluation = crate::istio::load::evaluate(bundle, opts.now, opts.istio_version);
     let mut findings = istiod::istiod_findings(bundle, &evaluation, opts);
     findings.extend(mesh::mesh_rules(bundle, &evaluation, opts));
     findings

@@ -37,6 +37,9 @@ pub fn render_text(report: &Report) -> String {
                 .map(|f| format!(" [{f}]"))
                 .unwrap_or_default();
             let _ = writeln!(out, "  {tag}[{}]{file}: {}", f.id, f.message);
+            if let Some(e) = &f.istiod_error {
+                let _ = writeln!(out, "      istiod: {e}");
+            }
             for e in &f.evidence {
                 let _ = writeln!(out, "      {e}");
             }

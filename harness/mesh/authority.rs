@@ -104,14 +104,17 @@ impl Authority {
         validity_seconds: i64,
     ) -> Result<Vec<String>, CallError> {
         let identity = self.authenticate(authorization)?;
-        let chain = self.signer().issue(
+        let elements = self.signer().issue_elements(
             csr_pem,
             &identity,
             &self.trust_domain,
             Duration::seconds(validity_seconds),
             OffsetDateTime::now_utc(),
         )?;
-        Ok(super::ca::to_pem_list(&chain))
+        Ok(elements
+            .into_iter()
+            .map(|e| String::from_utf8_lossy(&e).into_owned())
+            .collect())
     }
 
     /// istiod's reaction to changed files under `/etc/cacerts`.

@@ -15,6 +15,7 @@ use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::FromDer;
 
+use crate::istio::served;
 use crate::pki::to_pem;
 use crate::scenario::target::CaSource;
 
@@ -65,6 +66,9 @@ pub enum IssueError {
     TtlTooLong { requested: Duration, max: Duration },
     #[error("failed to sign the certificate: {0}")]
     Sign(#[from] rcgen::Error),
+    /// istiod's text (security/pkg/pki/util generate_cert.go, with the clamp: 1.28.7+).
+    #[error("signing certificate has expired at {0}")]
+    SignerExpired(String),
 }
 
 /// Go's `time.Duration.String()` for whole seconds (`2160h0m1s`), as istiod prints TTLs.
@@ -80,8 +84,14 @@ pub struct Signer {
     ca_cert: CertificateDer<'static>,
     cert_chain: Vec<CertificateDer<'static>>,
     roots: Vec<CertificateDer<'static>>,
+    chain_pem: Vec<u8>,
     root_pem: Vec<u8>,
     not_after: OffsetDateTime,
+    /// The signing certificate carries a subjectKeyIdentifier: Go then writes it as the
+    /// leaf's authorityKeyIdentifier, and writes none otherwise.
+    signer_has_key_id: bool,
+    default_ttl: Duration,
+    clamp_to_signer: bool,
 }
 
 impl fmt::Debug for Signer {
@@ -96,22 +106,31 @@ impl fmt::Debug for Signer {
 }
 
 impl Signer {
-    /// `ca_cert` signs with `key`; `cert_chain` then `roots` follow every leaf it issues;
-    /// `root_pem` is the raw `root-cert.pem` that the ConfigMap distributes.
+    /// `ca_cert` signs with `key`. `chain_pem` and `root_pem` are the bytes istiod holds
+    /// (the chain files, `root-cert.pem`): they follow every leaf in the CA API's
+    /// response ([`crate::istio::served`]); `root_pem` is also what the ConfigMap
+    /// distributes. `cert_chain` and `roots` are their certificates as Go reads them.
+    /// `default_ttl` is istiod's TTL for a request without one (`None`: 24 h).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         source: CaSource,
         key: KeyPair,
         ca_cert: CertificateDer<'static>,
         cert_chain: Vec<CertificateDer<'static>>,
         roots: Vec<CertificateDer<'static>>,
+        chain_pem: Vec<u8>,
         root_pem: Vec<u8>,
+        default_ttl: Option<Duration>,
     ) -> Result<Signer, rcgen::Error> {
-        let not_after = x509_parser::parse_x509_certificate(&ca_cert)
-            .map_err(|_| rcgen::Error::CouldNotParseCertificate)?
-            .1
-            .validity()
-            .not_after
-            .to_datetime();
+        let (_, parsed) = x509_parser::parse_x509_certificate(&ca_cert)
+            .map_err(|_| rcgen::Error::CouldNotParseCertificate)?;
+        let not_after = parsed.validity().not_after.to_datetime();
+        let signer_has_key_id = parsed.extensions().iter().any(|e| {
+            matches!(
+                e.parsed_extension(),
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(_)
+            )
+        });
         let issuer = Issuer::from_ca_cert_der(&ca_cert, key)?;
         Ok(Signer {
             source,
@@ -119,9 +138,25 @@ impl Signer {
             ca_cert,
             cert_chain,
             roots,
+            chain_pem,
             root_pem,
             not_after,
+            signer_has_key_id,
+            default_ttl: default_ttl.unwrap_or(DEFAULT_TTL),
+            clamp_to_signer: true,
         })
+    }
+
+    /// Whether leaves are clamped to the signer's NotAfter (istiod 1.28.7, 1.29.3,
+    /// 1.30.0 and later: [`crate::istio::IstioVersion::clamps_leaf_to_signer`]).
+    pub fn clamp_to_signer(mut self, clamp: bool) -> Self {
+        self.clamp_to_signer = clamp;
+        self
+    }
+
+    /// The bytes istiod holds as its certificate chain.
+    pub fn chain_pem(&self) -> &[u8] {
+        &self.chain_pem
     }
 
     pub fn source(&self) -> CaSource {
@@ -156,26 +191,51 @@ impl Signer {
         requested_ttl: Duration,
         now: OffsetDateTime,
     ) -> Result<Vec<CertificateDer<'static>>, IssueError> {
-        let ttl = if requested_ttl <= Duration::ZERO {
-            DEFAULT_TTL
-        } else {
-            requested_ttl
-        };
-        if ttl > MAX_TTL {
+        Ok(self
+            .issue_elements(csr_pem, identity, trust_domain, requested_ttl, now)
+            .map(|elements| served::served_certificates(&served::agent_chain(&elements)))?)
+    }
+
+    /// The CreateCertificate response's `cert_chain` for a CSR, as istiod builds it
+    /// ([`crate::istio::served::response_elements`]): the leaf, the chain split per
+    /// block, then the raw root bundle as one element.
+    pub fn issue_elements(
+        &self,
+        csr_pem: &str,
+        identity: &Identity,
+        trust_domain: &str,
+        requested_ttl: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Vec<u8>>, IssueError> {
+        // istiod checks the requested TTL against the max, then applies its default.
+        if requested_ttl > MAX_TTL {
             return Err(IssueError::TtlTooLong {
-                requested: ttl,
+                requested: requested_ttl,
                 max: MAX_TTL,
             });
         }
-        let public_key = csr_public_key(csr_pem)?;
+        let ttl = if requested_ttl <= Duration::ZERO {
+            self.default_ttl
+        } else {
+            requested_ttl
+        };
+        let (public_key, has_cn) = csr_public_key(csr_pem)?;
+        let spiffe_id = identity.spiffe_id(trust_domain);
         let san = SanType::URI(
-            identity
-                .spiffe_id(trust_domain)
+            spiffe_id
+                .clone()
                 .try_into()
                 .map_err(|e| IssueError::BadCsr(format!("identity `{identity}`: {e}")))?,
         );
-        let leaf = self.sign(&public_key, san, ttl, now)?;
-        Ok(self.with_chain(leaf))
+        // Dual use: a CSR with a CN gets CN = the SPIFFE id (up to 64 characters),
+        // security/pkg/pki/util dual_use.go.
+        let cn = (has_cn && spiffe_id.len() <= 64).then_some(spiffe_id);
+        let leaf = self.sign(&public_key, san, cn, ttl, now)?;
+        Ok(served::response_elements(
+            to_pem(&leaf).as_bytes(),
+            &self.chain_pem,
+            &self.root_pem,
+        ))
     }
 
     /// istiod's own serving certificate (`istiod.istio-system.svc`), for the CA's TLS port.
@@ -190,7 +250,7 @@ impl Signer {
                 .try_into()
                 .map_err(|e| IssueError::BadCsr(format!("DNS name `{dns_name}`: {e}")))?,
         );
-        let leaf = self.sign(key, san, DEFAULT_TTL, now)?;
+        let leaf = self.sign(key, san, None, DEFAULT_TTL, now)?;
         Ok(self.with_chain(leaf))
     }
 
@@ -207,13 +267,22 @@ impl Signer {
         &self,
         public_key: &impl PublicKeyData,
         san: SanType,
+        common_name: Option<String>,
         ttl: Duration,
         now: OffsetDateTime,
     ) -> Result<CertificateDer<'static>, IssueError> {
         let now = now.replace_nanosecond(0).expect("0 ns is valid");
+        if self.clamp_to_signer && now >= self.not_after {
+            return Err(IssueError::SignerExpired(self.not_after.to_string()));
+        }
         let mut params = CertificateParams::default();
         // Empty subject: rcgen then marks the SAN critical, as RFC 5280 §4.2.1.6 and istiod do.
         params.distinguished_name = DistinguishedName::new();
+        if let Some(cn) = common_name {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, cn);
+        }
         params.subject_alt_names = vec![san];
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
@@ -229,19 +298,24 @@ impl Signer {
         let mut bc = CustomExtension::from_oid_content(OID_BASIC_CONSTRAINTS, vec![0x30, 0x00]);
         bc.set_criticality(true);
         params.custom_extensions = vec![bc];
-        params.use_authority_key_identifier_extension = true;
+        params.use_authority_key_identifier_extension = self.signer_has_key_id;
         params.serial_number = Some(workload_serial());
         params.not_before = now - BACKDATE;
-        // Clamped to the signer (1.28+): a leaf never outlives its intermediate.
-        params.not_after = std::cmp::min(now + ttl, self.not_after);
+        // Clamped to the signer where istiod clamps: a leaf never outlives its intermediate.
+        params.not_after = if self.clamp_to_signer {
+            std::cmp::min(now + ttl, self.not_after)
+        } else {
+            now + ttl
+        };
         let cert = params.signed_by(public_key, &self.issuer)?;
         Ok(cert.der().clone())
     }
 }
 
-/// The CSR's public key, after checking the CSR's own signature. Everything else in it
-/// (subject, SANs, basicConstraints, key usages) is ignored, as istiod ignores it.
-fn csr_public_key(csr_pem: &str) -> Result<SubjectPublicKeyInfo, IssueError> {
+/// The CSR's public key, after checking the CSR's own signature, and whether its subject
+/// has a CN. Everything else in it (SANs, basicConstraints, key usages) is ignored, as
+/// istiod ignores it.
+fn csr_public_key(csr_pem: &str) -> Result<(SubjectPublicKeyInfo, bool), IssueError> {
     let block = pem::parse(csr_pem).map_err(|e| IssueError::BadCsr(format!("not PEM ({e})")))?;
     if block.tag() != "CERTIFICATE REQUEST" && block.tag() != "NEW CERTIFICATE REQUEST" {
         return Err(IssueError::BadCsr(format!(
@@ -254,7 +328,13 @@ fn csr_public_key(csr_pem: &str) -> Result<SubjectPublicKeyInfo, IssueError> {
             .map_err(|e| IssueError::BadCsr(format!("not a PKCS#10 request ({e})")))?;
     csr.verify_signature()
         .map_err(|e| IssueError::BadCsr(format!("its signature does not verify ({e})")))?;
+    let has_cn = csr
+        .certification_request_info
+        .subject
+        .iter_common_name()
+        .any(|cn| cn.as_str().is_ok_and(|s| !s.is_empty()));
     SubjectPublicKeyInfo::from_der(csr.certification_request_info.subject_pki.raw)
+        .map(|spki| (spki, has_cn))
         .map_err(|e| IssueError::BadCsr(format!("unsupported public key ({e})")))
 }
 

@@ -57,7 +57,7 @@ impl From<CallError> for Status {
             CallError::Issue(IssueError::BadCsr(_) | IssueError::TtlTooLong { .. }) => {
                 Code::InvalidArgument
             }
-            CallError::Issue(IssueError::Sign(_)) => Code::Internal,
+            CallError::Issue(IssueError::Sign(_) | IssueError::SignerExpired(_)) => Code::Internal,
         };
         Status::new(code, e.to_string())
     }

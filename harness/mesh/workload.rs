@@ -25,6 +25,7 @@ use super::ca::Identity;
 use super::grpc::{self, CaClient};
 use super::policy::Policies;
 use super::tls::{self, MeshServerVerifier};
+use crate::istio::served;
 use crate::pki::{KeyAlg, PkiError};
 use crate::scenario::target::{App, Handshake, Mode, Outcome, Transport, WorkloadRef};
 
@@ -127,13 +128,20 @@ pub async fn request_certificate(
             workload: workload.clone(),
             status,
         })?;
-    let joined = pems.concat();
-    crate::pki::parse_certs(joined.as_bytes(), std::path::Path::new("<CA response>")).map_err(|e| {
-        WorkloadError::BadCertificate {
+    // As Istio's agent: every element concatenated is the chain Envoy serves.
+    let elements: Vec<Vec<u8>> = pems.into_iter().map(String::into_bytes).collect();
+    let chain = served::served_certificates(&served::agent_chain(&elements));
+    if elements.len() <= 1 || chain.is_empty() {
+        return Err(WorkloadError::BadCertificate {
             workload: workload.clone(),
-            reason: e.to_string(),
-        }
-    })
+            reason: format!(
+                "invalid empty CertChain: the CA returned {} element(s) and {} certificate(s)",
+                elements.len(),
+                chain.len()
+            ),
+        });
+    }
+    Ok(chain)
 }
 
 impl Workload {

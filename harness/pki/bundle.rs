@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use rcgen::KeyPair;
 use rustls_pki_types::CertificateDer;
 
-use super::layout::{CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT};
+use super::layout::{CA_CERT, CA_CRL, CA_KEY, CERT_CHAIN, ROOT_CERT};
 use super::{PkiError, encoding};
 
 pub const TLS_CRT: &str = "tls.crt";
@@ -65,6 +65,8 @@ pub struct Bundle {
     pub cert_chain: Option<BundleFile>,
     /// The trust anchor(s): `root-cert.pem` or `ca.crt`.
     pub root_cert: Option<BundleFile>,
+    /// `ca-crl.pem`, istiod layout only (istiod ignores it in the `kubernetes.io/tls` layout).
+    pub crl: Option<BundleFile>,
 }
 
 /// The complete, parsed view of a bundle that signs workload certificates.
@@ -102,6 +104,7 @@ impl Bundle {
                 ca_key: read(TLS_KEY)?,
                 cert_chain: None,
                 root_cert: read(TLS_CA)?,
+                crl: None,
             }
         } else {
             Bundle {
@@ -112,6 +115,7 @@ impl Bundle {
                 ca_key: read(CA_KEY)?,
                 cert_chain: read(CERT_CHAIN)?,
                 root_cert: read(ROOT_CERT)?,
+                crl: read(CA_CRL)?,
             }
         };
         if bundle.files().next().is_none() {

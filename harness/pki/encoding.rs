@@ -16,8 +16,20 @@ pub fn parse_certs(bytes: &[u8], path: &Path) -> Result<Vec<CertificateDer<'stat
     };
     let mut certs = Vec::new();
     let mut other = Vec::new();
-    for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes) {
-        let (kind, der) = item.map_err(|e| bad(format!("malformed PEM ({e})")))?;
+    let mut first_key = None;
+    for (index, item) in <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes).enumerate() {
+        let (kind, der) = item.map_err(|e| bad(format!("malformed PEM ({})", pem_error(&e))))?;
+        if is_private_key(kind) {
+            first_key.get_or_insert(index + 1);
+        }
+        if is_private_key(kind) && !certs.is_empty() {
+            // Key material never belongs in a certificate file; say where, never what.
+            return Err(bad(format!(
+                "PEM block {} is a private key (after certificate {}): remove it; a certificate file must hold no key material, and the key should be treated as exposed",
+                index + 1,
+                certs.len()
+            )));
+        }
         match kind {
             SectionKind::Certificate => {
                 let n = certs.len() + 1;
@@ -32,12 +44,7 @@ pub fn parse_certs(bytes: &[u8], path: &Path) -> Result<Vec<CertificateDer<'stat
         }
     }
     if certs.is_empty() {
-        let reason = if other.iter().any(|k| {
-            matches!(
-                k,
-                SectionKind::PrivateKey | SectionKind::RsaPrivateKey | SectionKind::EcPrivateKey
-            )
-        }) {
+        let reason = if other.iter().copied().any(is_private_key) {
             "it holds a private key, not a certificate".to_string()
         } else if bytes.iter().all(u8::is_ascii_whitespace) {
             "the file is empty".to_string()
@@ -46,7 +53,37 @@ pub fn parse_certs(bytes: &[u8], path: &Path) -> Result<Vec<CertificateDer<'stat
         };
         return Err(bad(reason));
     }
+    if let Some(n) = first_key {
+        // A key block before the first certificate (caught above only after one).
+        return Err(bad(format!(
+            "it holds a private key (PEM block {n}) beside its certificates: remove it; a certificate file must hold no key material, and the key should be treated as exposed"
+        )));
+    }
     Ok(certs)
+}
+
+fn is_private_key(kind: SectionKind) -> bool {
+    matches!(
+        kind,
+        SectionKind::PrivateKey | SectionKind::RsaPrivateKey | SectionKind::EcPrivateKey
+    )
+}
+
+/// A PEM framing error in words (the library's own `Display` prints markers as byte arrays).
+pub fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
+    use rustls_pki_types::pem::Error as E;
+    match e {
+        E::MissingSectionEnd { end_marker } => format!(
+            "`{}` is missing: the file is truncated",
+            String::from_utf8_lossy(end_marker)
+        ),
+        E::IllegalSectionStart { line } => format!(
+            "bad BEGIN line `{}`",
+            String::from_utf8_lossy(line).trim_end()
+        ),
+        E::Base64Decode(reason) => format!("bad base64 inside a block: {reason}"),
+        other => other.to_string(),
+    }
 }
 
 /// Certificates from PEM, or from one DER certificate when the bytes are not PEM.

@@ -17,6 +17,8 @@ pub const ROOT_KEY: &str = "root-key.pem";
 pub const CA_CERT: &str = "ca-cert.pem";
 pub const CA_KEY: &str = "ca-key.pem";
 pub const CERT_CHAIN: &str = "cert-chain.pem";
+/// The optional CRL file of the istiod layout (read by istiod 1.27+).
+pub const CA_CRL: &str = "ca-crl.pem";
 /// The four files of a cluster's cacerts directory, in the order `kubectl create secret` lists them.
 pub const CACERTS_FILES: [&str; 4] = [CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT];
 

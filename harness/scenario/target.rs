@@ -6,56 +6,11 @@
 
 use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
 
 use async_trait::async_trait;
 use rustls_pki_types::CertificateDer;
 
-/// An Istio minor version; the load rules of istiod changed in 1.26.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct IstioVersion {
-    pub major: u16,
-    pub minor: u16,
-}
-
-impl IstioVersion {
-    pub const fn new(major: u16, minor: u16) -> Self {
-        IstioVersion { major, minor }
-    }
-
-    /// The version the harness models when none is given.
-    pub const LATEST: IstioVersion = IstioVersion::new(1, 28);
-
-    /// Since 1.26 a partial cacerts bundle stops istiod instead of being ignored.
-    pub fn refuses_incomplete_bundle(self) -> bool {
-        self >= IstioVersion::new(1, 26)
-    }
-}
-
-impl Default for IstioVersion {
-    fn default() -> Self {
-        IstioVersion::LATEST
-    }
-}
-
-impl fmt::Display for IstioVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.major, self.minor)
-    }
-}
-
-impl FromStr for IstioVersion {
-    type Err = String;
-
-    /// `1.26`, `1.26.3` or `1.26.3-distroless`: the patch is irrelevant to the rules.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("`{s}` is not an Istio version (expected MAJOR.MINOR, as in `1.26`)");
-        let mut parts = s.trim_start_matches('v').split(['.', '-']);
-        let major = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-        let minor = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-        Ok(IstioVersion { major, minor })
-    }
-}
+pub use crate::istio::IstioVersion;
 
 /// What `install` is given.
 #[derive(Debug, Clone)]
@@ -334,21 +289,4 @@ pub trait Target: Send + Sync {
 
     /// Removes everything this target created.
     async fn teardown(&mut self) -> Result<(), TargetError>;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn istio_versions_parse_with_or_without_patch_and_compare_by_minor() {
-        assert_eq!("1.26".parse::<IstioVersion>(), Ok(IstioVersion::new(1, 26)));
-        assert_eq!(
-            "v1.25.3-distroless".parse::<IstioVersion>(),
-            Ok(IstioVersion::new(1, 25))
-        );
-        assert!("latest".parse::<IstioVersion>().is_err());
-        assert!(IstioVersion::new(1, 26).refuses_incomplete_bundle());
-        assert!(!IstioVersion::new(1, 25).refuses_incomplete_bundle());
-    }
 }

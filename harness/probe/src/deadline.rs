@@ -22,6 +22,11 @@ impl DeadlineStream {
         }
     }
 
+    /// Brings the deadline forward to `deadline` if that is sooner; never extends it.
+    pub fn shorten(&mut self, deadline: Instant) {
+        self.deadline = self.deadline.min(deadline);
+    }
+
     pub fn first_bytes(&self) -> &[u8] {
         &self.first_bytes
     }

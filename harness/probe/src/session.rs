@@ -53,7 +53,7 @@ pub fn probe(opts: &ProbeOptions) -> Result<Capture, ProbeError> {
         ));
     };
     let ending = match handshake {
-        Ok(()) => round_trip(&mut tls, opts.request.as_deref()),
+        Ok(()) => round_trip(&mut tls, opts.request.as_deref(), client_auth.requested()),
         Err(error) => Ending::from_handshake_error(error),
     };
     let requested = client_auth.requested();
@@ -251,12 +251,31 @@ impl Ending {
     }
 }
 
-/// TLS 1.3 servers send their verdict on our certificate only after our Finished, so the
-/// client sees a complete handshake either way; one read tells accept from refuse.
+/// How long to wait, without a request to send, for a TLS 1.3 server's verdict on our
+/// certificate. A refusal is an alert sent as soon as the server has read our Finished (one
+/// round trip, milliseconds even across a cluster network); a server that accepts sends
+/// nothing until it gets a request, so waiting any longer only delays the capture.
+pub(crate) const VERDICT_WINDOW: Duration = Duration::from_millis(300);
+
+/// The chain is captured once the handshake completes. What follows only tells whether the
+/// server refuses us: with a request, its answer (or alert) tells; without one, TLS 1.3
+/// servers send their verdict on our certificate after our Finished, so one short read
+/// ([`VERDICT_WINDOW`]) tells accept from refuse. A server that asked for no certificate, or
+/// a TLS 1.2 server (its verdict is part of the handshake), has nothing more to say: return.
 fn round_trip(
     tls: &mut StreamOwned<ClientConnection, DeadlineStream>,
     request: Option<&[u8]>,
+    client_cert_requested: bool,
 ) -> Ending {
+    if request.is_none() {
+        let tls13 = tls.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+        if !client_cert_requested || !tls13 {
+            tls.conn.send_close_notify();
+            let _ = tls.conn.write_tls(&mut tls.sock);
+            return Ending::KeptOpen;
+        }
+        tls.sock.shorten(Instant::now() + VERDICT_WINDOW);
+    }
     if let Some(request) = request {
         // A failed write (the server already hung up) is explained by the read below, which
         // still holds the alert the server sent before closing.

@@ -176,3 +176,64 @@ fn binary_with_cert_and_key_completes_mtls_and_shows_the_response() {
         "{run}"
     );
 }
+
+/// Probes `server` with the default 5 s timeout and returns the capture and how long it took.
+fn timed_probe(
+    server: &SServer,
+    tls: Tls,
+    identity: Option<ClientIdentity>,
+) -> (Capture, Duration) {
+    let options = ProbeOptions {
+        versions: tls.probe_versions(),
+        client_identity: identity,
+        ..ProbeOptions::new(server.addr())
+    };
+    assert_eq!(
+        options.timeout,
+        Duration::from_secs(5),
+        "the default timeout changed"
+    );
+    let started = std::time::Instant::now();
+    let capture = probe(&options).unwrap_or_else(|e| panic!("{tls:?}: {e}\n{}", server.output()));
+    (capture, started.elapsed())
+}
+
+#[test]
+fn a_server_that_does_not_speak_first_is_probed_as_soon_as_the_handshake_completes() {
+    // `s_server -www` waits for a request; the chain is ours once the handshake is done.
+    let pki = Pki::new(KeyType::P256);
+    let server = SServer::start(
+        &pki,
+        &ServerOptions {
+            www: true,
+            ..ServerOptions::default()
+        },
+    );
+    for tls in [Tls::V12, Tls::V13] {
+        let (capture, took) = timed_probe(&server, tls, None);
+        assert_eq!(capture.chain.len(), 4, "{tls:?}");
+        assert_eq!(
+            capture.client_auth,
+            ClientAuthOutcome::NotRequested,
+            "{tls:?}"
+        );
+        assert!(took < Duration::from_secs(1), "{tls:?}: took {took:?}");
+    }
+}
+
+#[test]
+fn a_strict_server_that_accepts_us_costs_at_most_the_verdict_window() {
+    // TLS 1.3: the verdict on our certificate would come after our Finished; a server that
+    // accepts says nothing, so the probe waits the short verdict window, not its timeout.
+    let pki = Pki::new(KeyType::P256);
+    let server = SServer::start(&pki, &ServerOptions::strict());
+    for tls in [Tls::V12, Tls::V13] {
+        let (capture, took) = timed_probe(&server, tls, Some(sleep_identity(&pki)));
+        assert_eq!(capture.client_auth, ClientAuthOutcome::Accepted, "{tls:?}");
+        assert!(took < Duration::from_secs(2), "{tls:?}: took {took:?}");
+    }
+    // ... and the window is long enough to hear a refusal (the negative twin).
+    let (capture, took) = timed_probe(&server, Tls::V13, None);
+    assert_eq!(capture.client_auth, refused("certificate required"));
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}

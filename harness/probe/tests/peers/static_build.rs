@@ -51,31 +51,61 @@ fn build_static() -> PathBuf {
         .join("meshtrust-probe")
 }
 
-fn tool_output(tool: &str, binary: &Path) -> String {
-    let out = Command::new(tool)
-        .arg(binary)
-        .output()
-        .unwrap_or_else(|e| panic!("this test needs `{tool}` on PATH: {e}"));
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// How an ELF executable is linked, read from its program headers: the dynamic
+/// loader it names (`PT_INTERP`) and the libraries it needs (`DT_NEEDED`).
+#[derive(Debug, PartialEq, Eq)]
+struct Linkage {
+    interpreter: bool,
+    needed: usize,
+}
+
+impl Linkage {
+    fn of(binary: &Path) -> Linkage {
+        use object::elf;
+        use object::read::elf::{Dyn, FileHeader, ProgramHeader};
+        let data = std::fs::read(binary)
+            .unwrap_or_else(|e| panic!("cannot read `{}`: {e}", binary.display()));
+        let header = elf::FileHeader64::<object::Endianness>::parse(&*data)
+            .unwrap_or_else(|e| panic!("`{}` is not a 64-bit ELF file: {e}", binary.display()));
+        let endian = header.endian().expect("ELF endianness");
+        let phdrs = header
+            .program_headers(endian, &*data)
+            .expect("ELF program headers");
+        let interpreter = phdrs.iter().any(|p| p.p_type(endian) == elf::PT_INTERP);
+        let mut needed = 0;
+        for p in phdrs {
+            if let Some(dynamic) = p.dynamic(endian, &*data).expect("ELF dynamic section") {
+                needed += dynamic
+                    .iter()
+                    .filter(|d| d.tag32(endian) == Some(elf::DT_NEEDED))
+                    .count();
+            }
+        }
+        Linkage {
+            interpreter,
+            needed,
+        }
+    }
+
+    fn is_static(&self) -> bool {
+        !self.interpreter && self.needed == 0
+    }
+}
+
+#[test]
+fn a_dynamically_linked_executable_is_not_taken_for_static() {
+    // The test binary itself is linked the ordinary way (glibc, dynamic loader).
+    let me = std::env::current_exe().expect("current_exe");
+    let linkage = Linkage::of(&me);
+    assert!(!linkage.is_static(), "{linkage:?}");
+    assert!(linkage.interpreter && linkage.needed > 0, "{linkage:?}");
 }
 
 #[test]
 fn the_static_build_is_statically_linked_and_captures_a_chain() {
     let binary = build_static();
-    let file = tool_output("file", &binary);
-    assert!(
-        file.contains("statically linked") || file.contains("static-pie linked"),
-        "file says: {file}"
-    );
-    let ldd = tool_output("ldd", &binary);
-    assert!(
-        ldd.contains("not a dynamic executable") || ldd.contains("statically linked"),
-        "ldd says: {ldd}"
-    );
+    let linkage = Linkage::of(&binary);
+    assert!(linkage.is_static(), "the probe is not static: {linkage:?}");
 
     let pki = Pki::new(KeyType::P256);
     let server = SServer::start(&pki, &ServerOptions::strict());

@@ -1,0 +1,252 @@
+//! PEM as Go's `encoding/pem` reads it, and the few ways istiod uses it.
+//!
+//! istiod reads every `cacerts` file through Go: `pem.Decode` decides what a block
+//! is (where it starts and ends, which framing mistakes skip it), `ca-cert.pem` and
+//! `ca-key.pem` are read from their FIRST block only, and `root-cert.pem` /
+//! `cert-chain.pem` go through `x509.CertPool.AppendCertsFromPEM`, which silently
+//! skips blocks that are not headerless `CERTIFICATE` blocks or do not parse. A
+//! lenient reader would recover certificates istiod never sees, so the model reads
+//! with these rules (Go 1.26 `encoding/pem`, the Go of Istio 1.31), and the oracle
+//! tier (`scenarios/oracle.rs`) holds them to Go's own behaviour.
+
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+/// One PEM block as `pem.Decode` returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    /// The label between `BEGIN ` and `-----`.
+    pub label: String,
+    /// Whether any `Key: value` header line preceded the base64 body.
+    pub has_headers: bool,
+    /// The decoded body.
+    pub bytes: Vec<u8>,
+}
+
+const BEGIN: &[u8] = b"\n-----BEGIN ";
+const END: &[u8] = b"\n-----END ";
+const DASHES: &[u8] = b"-----";
+
+/// Go's standard base64: padding required, non-zero trailing bits accepted.
+const GO_STD_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
+);
+
+/// `getLine`: up to the first `\n` (a `\r` before it dropped), trailing spaces and tabs
+/// trimmed; returns (line, rest, bytes consumed).
+fn get_line(data: &[u8]) -> (&[u8], &[u8], usize) {
+    let (mut i, j) = match data.iter().position(|&b| b == b'\n') {
+        None => (data.len(), data.len()),
+        Some(i) => (i, i + 1),
+    };
+    if j > i && i > 0 && data[i - 1] == b'\r' {
+        i -= 1;
+    }
+    let mut line = &data[..i];
+    while let [head @ .., b' ' | b'\t'] = line {
+        line = head;
+    }
+    (line, &data[j..], j)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|w| w == needle)
+}
+
+/// Go's `base64.StdEncoding.Decode` of a PEM body: `\r` and `\n` are ignored, spaces
+/// and tabs were removed before (`removeSpacesAndTabs`).
+fn decode_body(body: &[u8]) -> Option<Vec<u8>> {
+    let clean: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .collect();
+    GO_STD_BASE64.decode(clean).ok()
+}
+
+/// `pem.Decode`: the next block of `data` and what follows it, or `None` when no
+/// further block is found (Go then returns all of `data` as the rest).
+pub fn decode(data: &[u8]) -> Option<(Block, &[u8])> {
+    // Signed offsets into `rest`, moved along with it exactly as Go moves them: a header
+    // run that reads past the END line leaves `end_trailer` negative, and Go then gives up.
+    let mut rest = data;
+    let mut end_trailer: isize = 0;
+    loop {
+        if end_trailer < 0 || end_trailer as usize > rest.len() {
+            return None;
+        }
+        rest = &rest[end_trailer as usize..];
+        // The first END line, then the last BEGIN line before it.
+        let mut end_index = find(rest, END)? as isize;
+        end_trailer = end_index + END.len() as isize;
+        let Some(begin) = rfind(&rest[..end_index as usize], &BEGIN[1..]) else {
+            continue;
+        };
+        if begin > 0 && rest[begin - 1] != b'\n' {
+            continue;
+        }
+        let skip = begin + BEGIN.len() - 1;
+        rest = &rest[skip..];
+        end_index -= skip as isize;
+        end_trailer -= skip as isize;
+
+        let (type_line, after, consumed) = get_line(rest);
+        rest = after;
+        end_index -= consumed as isize;
+        end_trailer -= consumed as isize;
+        let Some(label) = type_line.strip_suffix(DASHES) else {
+            continue;
+        };
+        let mut has_headers = false;
+        loop {
+            if rest.is_empty() {
+                return None;
+            }
+            let (line, next, consumed) = get_line(rest);
+            if !line.contains(&b':') {
+                break;
+            }
+            has_headers = true;
+            rest = next;
+            end_index -= consumed as isize;
+            end_trailer -= consumed as isize;
+        }
+        if has_headers && end_index < 0 {
+            continue;
+        }
+        if end_trailer < 0 || end_trailer as usize > rest.len() {
+            // Go slices here and would panic on a negative index; it cannot happen after
+            // the check above, which is why Go needs no guard. Stay total anyway.
+            continue;
+        }
+        let end_line_and_after = &rest[end_trailer as usize..];
+        let trailer_len = label.len() + DASHES.len();
+        if end_line_and_after.len() < trailer_len {
+            continue;
+        }
+        let (end_line, rest_of_end_line) = end_line_and_after.split_at(trailer_len);
+        if !end_line.starts_with(label) || !end_line.ends_with(DASHES) {
+            continue;
+        }
+        if !get_line(rest_of_end_line).0.is_empty() {
+            continue;
+        }
+        let bytes = if end_index > 0 {
+            match decode_body(&rest[..end_index as usize]) {
+                Some(bytes) => bytes,
+                None => continue,
+            }
+        } else {
+            Vec::new()
+        };
+        let after_end = (end_index + END.len() as isize - 1) as usize;
+        let (_, rest_after, _) = get_line(&rest[after_end..]);
+        return Some((
+            Block {
+                label: String::from_utf8_lossy(label).into_owned(),
+                has_headers,
+                bytes,
+            },
+            rest_after,
+        ));
+    }
+}
+
+/// Every block `pem.Decode` finds, in order, as a loop over it does.
+pub fn blocks(mut data: &[u8]) -> Vec<Block> {
+    let mut out = Vec::new();
+    while let Some((block, rest)) = decode(data) {
+        out.push(block);
+        data = rest;
+    }
+    out
+}
+
+/// The first block, as istiod reads `ca-cert.pem` and `ca-key.pem`.
+pub fn first_block(data: &[u8]) -> Option<Block> {
+    decode(data).map(|(block, _)| block)
+}
+
+/// Go's `x509.ParseCertificate` acceptance, approximated by x509-parser: the DER parses
+/// as one certificate with nothing after it.
+pub fn parses_as_certificate(der: &[u8]) -> bool {
+    matches!(x509_parser::parse_x509_certificate(der), Ok((rest, _)) if rest.is_empty())
+}
+
+/// `x509.CertPool.AppendCertsFromPEM`: the DER of every headerless `CERTIFICATE` block
+/// that parses, in order; every other block is skipped without a word.
+pub fn append_certs_from_pem(data: &[u8]) -> Vec<Vec<u8>> {
+    blocks(data)
+        .into_iter()
+        .filter(|b| b.label == "CERTIFICATE" && !b.has_headers && parses_as_certificate(&b.bytes))
+        .map(|b| b.bytes)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pem(label: &str, body: &str) -> String {
+        format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n")
+    }
+
+    #[test]
+    fn reads_consecutive_blocks_and_the_text_around_them() {
+        let data = format!("hello\n{}between\n{}", pem("A", "AAEC"), pem("B", "AwQF"));
+        let got = blocks(data.as_bytes());
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].label.as_str(), got[0].bytes.as_slice()),
+            ("A", &[0, 1, 2][..])
+        );
+        assert_eq!(
+            (got[1].label.as_str(), got[1].bytes.as_slice()),
+            ("B", &[3, 4, 5][..])
+        );
+    }
+
+    #[test]
+    fn a_begin_line_glued_to_the_previous_end_line_is_not_a_block() {
+        // `-----END A----------BEGIN B-----`: B's BEGIN does not start a line.
+        let glued =
+            "-----BEGIN A-----\nAAEC\n-----END A----------BEGIN B-----\nAwQF\n-----END B-----\n";
+        let got = blocks(glued.as_bytes());
+        assert!(got.iter().all(|b| b.label != "B"), "{got:?}");
+    }
+
+    #[test]
+    fn crlf_and_missing_final_newline_still_frame_a_block() {
+        let crlf = "-----BEGIN A-----\r\nAAEC\r\n-----END A-----";
+        assert_eq!(blocks(crlf.as_bytes()).len(), 1);
+    }
+
+    #[test]
+    fn a_mismatched_end_label_or_bad_base64_is_skipped() {
+        assert!(blocks(b"-----BEGIN A-----\nAAEC\n-----END B-----\n").is_empty());
+        assert!(blocks(b"-----BEGIN A-----\nA*EC\n-----END A-----\n").is_empty());
+        assert!(blocks(b"-----BEGIN A-----\nAAE\n-----END A-----\n").is_empty());
+    }
+
+    #[test]
+    fn headers_are_noticed_and_make_append_skip_the_block() {
+        let with_header = "-----BEGIN A-----\nProc-Type: 4,ENCRYPTED\n\nAAEC\n-----END A-----\n";
+        let got = blocks(with_header.as_bytes());
+        assert_eq!(got.len(), 1);
+        assert!(got[0].has_headers);
+        assert!(!blocks(pem("A", "AAEC").as_bytes())[0].has_headers);
+    }
+
+    #[test]
+    fn get_line_trims_trailing_blanks_and_a_carriage_return() {
+        assert_eq!(get_line(b"ab \t\r\ncd"), (&b"ab"[..], &b"cd"[..], 6));
+        assert_eq!(get_line(b"ab"), (&b"ab"[..], &b""[..], 2));
+    }
+}

@@ -1,0 +1,227 @@
+//! istiod's private-key rules: `ParsePemEncodedKey` (Istio's security/pkg/pki/util
+//! crypto.go) on the first PEM block of the key file, then Go's `tls.X509KeyPair` to
+//! match it with the signing certificate. Keys are read whatever their size, as Go
+//! reads them; Go refuses RSA keys under 1024 bits (crypto/rsa, Go 1.24+).
+
+use aws_lc_rs::signature::{self as sig, KeyPair as _};
+use pkcs1::der::Decode as _;
+use x509_parser::public_key::PublicKey;
+
+use super::gopem::{self, Block};
+
+/// A parsed signing key, as far as matching it with a certificate needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicHalf {
+    /// RSA modulus (big-endian, no leading zeros) and public exponent; the size in bits.
+    Rsa { n: Vec<u8>, e: Vec<u8>, bits: usize },
+    /// EC curve OID (dotted) and the uncompressed public point.
+    Ec { curve: String, point: Vec<u8> },
+    /// Ed25519 public key.
+    Ed25519(Vec<u8>),
+}
+
+impl PublicHalf {
+    /// `RSA 2048`, `EC P-256`, `Ed25519`.
+    pub fn describe(&self) -> String {
+        match self {
+            PublicHalf::Rsa { bits, .. } => format!("RSA {bits}"),
+            PublicHalf::Ec { curve, .. } => match curve.as_str() {
+                "1.2.840.10045.3.1.7" => "EC P-256".into(),
+                "1.3.132.0.34" => "EC P-384".into(),
+                "1.3.132.0.35" => "EC P-521".into(),
+                other => format!("EC {other}"),
+            },
+            PublicHalf::Ed25519(_) => "Ed25519".into(),
+        }
+    }
+}
+
+/// Why the key file fails istiod's key rule, with the text Istio's code returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyError {
+    /// The first block's label, if there is a block.
+    pub label: Option<String>,
+    /// Istio's error text (after "failed to parse private key PEM: ").
+    pub text: String,
+}
+
+fn trim(bytes: &[u8]) -> Vec<u8> {
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    bytes[start..].to_vec()
+}
+
+fn bit_len(n: &[u8]) -> usize {
+    match n.first() {
+        None => 0,
+        Some(&b) => (n.len() - 1) * 8 + (8 - b.leading_zeros() as usize),
+    }
+}
+
+fn rsa_from_pkcs1(der: &[u8]) -> Result<PublicHalf, String> {
+    let key = pkcs1::RsaPrivateKey::from_der(der)
+        .map_err(|e| format!("x509: failed to parse private key ({e})"))?;
+    let n = trim(key.modulus.as_bytes());
+    let bits = bit_len(&n);
+    if bits < 1024 {
+        return Err(format!(
+            "crypto/rsa: {bits}-bit keys are insecure (see https://go.dev/pkg/crypto/rsa#hdr-Minimum_key_size)"
+        ));
+    }
+    Ok(PublicHalf::Rsa {
+        n,
+        e: trim(key.public_exponent.as_bytes()),
+        bits,
+    })
+}
+
+fn ec_alg(curve: &str) -> Option<&'static sig::EcdsaSigningAlgorithm> {
+    match curve {
+        "1.2.840.10045.3.1.7" => Some(&sig::ECDSA_P256_SHA256_ASN1_SIGNING),
+        "1.3.132.0.34" => Some(&sig::ECDSA_P384_SHA384_ASN1_SIGNING),
+        "1.3.132.0.35" => Some(&sig::ECDSA_P521_SHA512_ASN1_SIGNING),
+        _ => None,
+    }
+}
+
+fn ec_from_sec1(der: &[u8], curve_hint: Option<String>) -> Result<PublicHalf, String> {
+    let key = sec1::EcPrivateKey::from_der(der)
+        .map_err(|e| format!("x509: failed to parse EC private key: {e}"))?;
+    let curve = key
+        .parameters
+        .and_then(|p| p.named_curve())
+        .map(|oid| oid.to_string())
+        .or(curve_hint)
+        .ok_or("x509: failed to parse EC private key embedded in PKCS#8: missing named curve")?;
+    let alg = ec_alg(&curve).ok_or_else(|| format!("x509: unknown elliptic curve {curve}"))?;
+    // The public point from the private scalar (SEC1 makes the public key optional).
+    let pair = sig::EcdsaKeyPair::from_private_key_der(alg, der)
+        .map_err(|e| format!("x509: invalid elliptic curve private key value ({e})"))?;
+    Ok(PublicHalf::Ec {
+        curve,
+        point: pair.public_key().as_ref().to_vec(),
+    })
+}
+
+fn from_pkcs8(der: &[u8]) -> Result<PublicHalf, String> {
+    let info = pkcs8::PrivateKeyInfo::try_from(der)
+        .map_err(|e| format!("x509: failed to parse private key ({e})"))?;
+    match info.algorithm.oid.to_string().as_str() {
+        "1.2.840.113549.1.1.1" => rsa_from_pkcs1(info.private_key)
+            .map_err(|e| format!("x509: failed to parse RSA private key embedded in PKCS#8: {e}")),
+        "1.2.840.10045.2.1" => {
+            let curve = info.algorithm.parameters_oid().ok().map(|o| o.to_string());
+            ec_from_sec1(info.private_key, curve)
+        }
+        "1.3.101.112" => {
+            let pair = sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+                .map_err(|e| format!("x509: invalid Ed25519 private key ({e})"))?;
+            Ok(PublicHalf::Ed25519(pair.public_key().as_ref().to_vec()))
+        }
+        other => Err(format!(
+            "x509: PKCS#8 wrapping contained private key with unknown algorithm: {other}"
+        )),
+    }
+}
+
+/// `ParsePemEncodedKey`: the first PEM block must be `EC PRIVATE KEY` (SEC1),
+/// `RSA PRIVATE KEY` (PKCS#1) or `PRIVATE KEY` (PKCS#8), and parse as such.
+pub fn parse_first_block(bytes: &[u8]) -> Result<PublicHalf, KeyError> {
+    let Some(Block { label, bytes, .. }) = gopem::first_block(bytes) else {
+        return Err(KeyError {
+            label: None,
+            text: "invalid PEM-encoded key".into(),
+        });
+    };
+    let err = |text: String| KeyError {
+        label: Some(label.clone()),
+        text,
+    };
+    match label.as_str() {
+        "EC PRIVATE KEY" => ec_from_sec1(&bytes, None)
+            .map_err(|e| err(format!("failed to parse the ECDSA private key: {e}"))),
+        "RSA PRIVATE KEY" => rsa_from_pkcs1(&bytes)
+            .map_err(|e| err(format!("failed to parse the RSA private key: {e}"))),
+        "PRIVATE KEY" => from_pkcs8(&bytes)
+            .map_err(|e| err(format!("failed to parse the PKCS8 private key: {e}"))),
+        other => Err(err(format!(
+            "unsupported PEM block type for a private key: {other}"
+        ))),
+    }
+}
+
+/// The public half of a certificate's key, if it is a kind Go's `tls.X509KeyPair` knows.
+pub fn certificate_public_half(der: &[u8]) -> Option<PublicHalf> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let spki = cert.public_key();
+    match spki.parsed().ok()? {
+        PublicKey::RSA(rsa) => {
+            let n = trim(rsa.modulus);
+            let bits = bit_len(&n);
+            Some(PublicHalf::Rsa {
+                n,
+                e: trim(rsa.exponent),
+                bits,
+            })
+        }
+        PublicKey::EC(point) => Some(PublicHalf::Ec {
+            curve: spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| o.to_id_string())?,
+            point: point.data().to_vec(),
+        }),
+        _ if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => {
+            Some(PublicHalf::Ed25519(spki.subject_public_key.data.to_vec()))
+        }
+        _ => None,
+    }
+}
+
+/// `tls.X509KeyPair(certPEM, keyPEM)` once the key parsed: the first `CERTIFICATE`
+/// block of the certificate file against the key. `Err` holds Go's text.
+pub fn x509_key_pair(cert_pem: &[u8], key: &PublicHalf) -> Result<(), String> {
+    let blocks = gopem::blocks(cert_pem);
+    let Some(cert) = blocks.iter().find(|b| b.label == "CERTIFICATE") else {
+        // Go (1.23+) names the block types it skipped (crypto/tls X509KeyPair).
+        return Err(if blocks.is_empty() {
+            "tls: failed to find any PEM data in certificate input".into()
+        } else {
+            let skipped: Vec<&str> = blocks.iter().map(|b| b.label.as_str()).collect();
+            format!(
+                "tls: failed to find \"CERTIFICATE\" PEM block in certificate input after skipping PEM blocks of the following types: [{}]",
+                skipped.join(" ")
+            )
+        });
+    };
+    if x509_parser::parse_x509_certificate(&cert.bytes).is_err() {
+        return Err("x509: malformed certificate".into());
+    }
+    let Some(public) = certificate_public_half(&cert.bytes) else {
+        return Err("tls: unknown public key algorithm".into());
+    };
+    let same_kind = matches!(
+        (&public, key),
+        (PublicHalf::Rsa { .. }, PublicHalf::Rsa { .. })
+            | (PublicHalf::Ec { .. }, PublicHalf::Ec { .. })
+            | (PublicHalf::Ed25519(_), PublicHalf::Ed25519(_))
+    );
+    if !same_kind {
+        return Err("tls: private key type does not match public key type".into());
+    }
+    if let (PublicHalf::Rsa { n: a, e: ea, .. }, PublicHalf::Rsa { n: b, e: eb, .. }) =
+        (&public, key)
+    {
+        return if a == b && ea == eb {
+            Ok(())
+        } else {
+            Err("tls: private key does not match public key".into())
+        };
+    }
+    if public == *key {
+        Ok(())
+    } else {
+        Err("tls: private key does not match public key".into())
+    }
+}
