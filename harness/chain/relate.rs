@@ -49,6 +49,9 @@ pub struct Plugged {
     pub roots: Vec<CertInfo>,
     /// Every distinct certificate of every bundle, expected bundle first.
     pub files: Vec<PluggedCert>,
+    /// How many certificates a sidecar serves after its leaf for the expected bundle, as
+    /// istiod assembles them ([`crate::istio::served::served_after_leaf`]).
+    pub served_after_leaf: usize,
 }
 
 /// How a served certificate's issuer was found: the issuer's name chains, its
@@ -111,7 +114,7 @@ impl Related {
     /// The number of certificates istiod serves for the expected bundle: the leaf,
     /// every certificate of `cert-chain.pem`, then `root-cert.pem` (ISTIO-FACTS §3).
     pub fn expected_length(&self) -> usize {
-        1 + self.plugged.cert_chain.len() + self.plugged.roots.len()
+        1 + self.plugged.served_after_leaf
     }
 
     /// The plugged name of a DER certificate, if any bundle holds it.
@@ -221,6 +224,7 @@ fn issuer_link(
 fn plugged(bundle: &Bundle, others: &[Bundle]) -> Result<Plugged, ChainError> {
     let mut files: Vec<PluggedCert> = Vec::new();
     let mut expected = None;
+    let mut served = 0;
     for (k, b) in std::iter::once(bundle).chain(others).enumerate() {
         let signing = b.signing()?;
         let (ca_file, root_file, chain_file) = match b.layout {
@@ -267,6 +271,8 @@ fn plugged(bundle: &Bundle, others: &[Bundle]) -> Result<Plugged, ChainError> {
             add(c, chain_file, index, false)?;
         }
         if is_expected {
+            let (chain_pem, root_pem) = crate::istio::load::held_bytes(b);
+            served = crate::istio::served::served_after_leaf(&chain_pem, &root_pem).len();
             expected = Some(signing);
         }
     }
@@ -283,5 +289,6 @@ fn plugged(bundle: &Bundle, others: &[Bundle]) -> Result<Plugged, ChainError> {
             .collect::<Result<_, _>>()?,
         roots: signing.roots.iter().map(info).collect::<Result<_, _>>()?,
         files,
+        served_after_leaf: served,
     })
 }

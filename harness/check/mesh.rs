@@ -20,6 +20,14 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
     let Some(ca_cert) = &eval.ca_cert else {
         return out;
     };
+    // Rules about what the mesh does with a bundle presuppose that istiod loaded it:
+    // after a refusal they would contradict it (a non-CA ca-cert.pem "breaks workloads"
+    // only if istiod ran), so only the file-level warnings remain.
+    let loads = eval.refusal().is_none() && !eval.ignored();
+    let (chain_file, root_file) = match bundle.layout {
+        Layout::Istiod => ("cert-chain.pem", "root-cert.pem"),
+        Layout::KubernetesTls => ("tls.crt", "ca.crt"),
+    };
     let mut roots = eval.roots.clone();
     if bundle.layout == Layout::KubernetesTls {
         // cert-manager's ca.crt may carry more than the root; istiod trusts all of it.
@@ -45,7 +53,7 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
         .filter_map(|d| x509_parser::parse_x509_certificate(d).ok().map(|(_, c)| c))
         .collect();
 
-    if verified.is_some() {
+    if loads && verified.is_some() {
         // A workload leaf sits below ca-cert.pem: the CA at position i of the path
         // then has i CA certificates below it (ca-cert.pem included).
         for (i, cert) in parsed_path.iter().enumerate().skip(1) {
@@ -65,7 +73,7 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
             }
         }
     }
-    for cert in &parsed_path {
+    for cert in parsed_path.iter().filter(|_| loads) {
         if let Some(ku) = path::key_usage(cert)
             && !ku.key_cert_sign()
         {
@@ -81,7 +89,7 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
                 );
         }
     }
-    if bundle.layout == Layout::KubernetesTls {
+    if loads && bundle.layout == Layout::KubernetesTls {
         for root in &roots {
             let Ok((_, r)) = x509_parser::parse_x509_certificate(root) else {
                 continue;
@@ -101,13 +109,25 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
     }
 
     // Warnings.
-    for (cert, der) in parsed_path.iter().zip(&path_certs) {
+    for (cert, der) in parsed_path.iter().zip(&path_certs).filter(|_| loads) {
         let remaining = cert.validity().not_after.to_datetime() - opts.now;
         let ttl = Duration::try_from(opts.workload_ttl).unwrap_or(Duration::MAX);
         let role = if **der == *ca_cert {
             cert_file
+        } else if roots.contains(der) {
+            root_file
         } else {
-            "root-cert.pem / cert-chain.pem"
+            chain_file
+        };
+        let version = opts.istio_version;
+        let consequence = if version.clamps_leaf_to_signer() {
+            format!(
+                "istiod {version} clamps leaf certificates to it, so workloads get shorter certificates and rotate more often"
+            )
+        } else {
+            format!(
+                "istiod {version} does not clamp leaf certificates to it: workload certificates outlive it and fail verification once it expires (the clamp is in 1.28.7, 1.29.3 and 1.30.0+)"
+            )
         };
         if remaining.is_negative() {
             continue; // istiod's rules already report it expired
@@ -117,7 +137,7 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
                 Finding::new("expires-before-workload-ttl", Severity::Warning, bundle)
                     .file(role)
                     .message(format!(
-                        "`{}` expires in {} (at {}), sooner than the {} workload TTL: istiod clamps leaf certificates to it",
+                        "`{}` expires in {} (at {}), sooner than the {} workload TTL: {consequence}",
                         path::subject(cert),
                         crate::chain::duration::format(remaining),
                         cert.validity().not_after,
@@ -139,7 +159,7 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
             );
         }
     }
-    if bundle.layout == Layout::Istiod && !eval.cert_chain.is_empty() {
+    if loads && bundle.layout == Layout::Istiod && !eval.cert_chain.is_empty() {
         let first_is_ca_cert = eval.cert_chain.first() == Some(ca_cert);
         let in_order = eval.cert_chain.windows(2).all(|w| issued_by(&w[0], &w[1]));
         if !first_is_ca_cert || !in_order {
@@ -192,21 +212,40 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
         );
     }
 
-    // Notes: what istiod will serve.
-    if bundle.missing().is_empty() && !roots.is_empty() {
-        let served = 1 + eval.cert_chain.len() + roots.len();
-        let dup_root = roots.iter().any(|r| eval.cert_chain.contains(r));
+    // Notes: what istiod will serve, once it has loaded the bundle.
+    if loads {
+        let chain_file = match bundle.layout {
+            Layout::Istiod => chain_file,
+            Layout::KubernetesTls => "tls.crt + ca.crt",
+        };
+        let after_leaf = crate::istio::served::served_after_leaf(&eval.chain_pem, &eval.root_pem);
+        let served = 1 + after_leaf.len();
+        let dup = after_leaf
+            .iter()
+            .enumerate()
+            .any(|(i, c)| after_leaf[..i].contains(c));
         let mut note = Finding::new("served-chain", Severity::Note, bundle).message(format!(
-            "istiod serves leaf + cert-chain ({}) + root-cert ({}): peers see {served} certificates",
-            eval.cert_chain.len(),
-            roots.len()
+            "istiod serves the leaf, the {} of {chain_file}, then {root_file} as is ({}): peers see {served} certificates",
+            plural(eval.cert_chain.len(), "certificate"),
+            plural(eval.roots.len(), "root"),
         ));
-        if dup_root {
-            note = note.evidence("the root is in both cert-chain.pem and root-cert.pem, so it is served twice (istio/istio#39001); harmless");
+        if dup {
+            note = note.evidence(format!(
+                "a certificate is in both {chain_file} and {root_file}, so it is served twice (istio/istio#39001); harmless"
+            ));
         }
         out.push(note.fix("nothing to fix"));
     }
     out
+}
+
+/// `1 certificate`, `2 certificates`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 fn issued_by(child: &[u8], issuer: &[u8]) -> bool {

@@ -195,6 +195,22 @@ impl Evaluation {
     }
 }
 
+/// The bytes istiod holds for a bundle: its certificate chain (the chain files
+/// concatenated as read: `cert-chain.pem`, or `tls.crt` then `ca.crt`, with no separator,
+/// so a `tls.crt` without a final newline glues its last block to `ca.crt`'s) and its
+/// root bundle (`root-cert.pem` / `ca.crt`). Missing files read as empty.
+pub fn held_bytes(bundle: &Bundle) -> (Vec<u8>, Vec<u8>) {
+    let bytes = |f: &Option<crate::pki::BundleFile>| {
+        f.as_ref().map(|f| f.bytes.clone()).unwrap_or_default()
+    };
+    let root_pem = bytes(&bundle.root_cert);
+    let chain_pem = match bundle.layout {
+        Layout::Istiod => bytes(&bundle.cert_chain),
+        Layout::KubernetesTls => [bytes(&bundle.ca_cert), root_pem.clone()].concat(),
+    };
+    (chain_pem, root_pem)
+}
+
 fn keybundle_error(inner: impl fmt::Display) -> String {
     format!("{CA_ERROR_PREFIX}failed to create CA KeyCertBundle ({inner})")
 }
@@ -289,15 +305,8 @@ pub fn evaluate(bundle: &Bundle, now: OffsetDateTime, version: IstioVersion) -> 
         );
     }
 
-    let bytes = |f: &Option<crate::pki::BundleFile>| f.as_ref().map(|f| f.bytes.clone());
-    let cert_pem = bytes(&bundle.ca_cert);
-    let root_pem = bytes(&bundle.root_cert).unwrap_or_default();
-    // The chain files, concatenated as read: cert-chain.pem, or tls.crt then ca.crt (no
-    // separator: a tls.crt without a final newline glues its last block to ca.crt's).
-    let chain_pem = match bundle.layout {
-        Layout::Istiod => bytes(&bundle.cert_chain).unwrap_or_default(),
-        Layout::KubernetesTls => [cert_pem.clone().unwrap_or_default(), root_pem.clone()].concat(),
-    };
+    let cert_pem = bundle.ca_cert.as_ref().map(|f| f.bytes.clone());
+    let (chain_pem, root_pem) = held_bytes(bundle);
     let to_der = |v: Vec<Vec<u8>>| v.into_iter().map(CertificateDer::from).collect::<Vec<_>>();
     let roots = to_der(gopem::append_certs_from_pem(&root_pem));
     let cert_chain = to_der(gopem::append_certs_from_pem(&chain_pem));

@@ -8,8 +8,8 @@
 use std::fmt;
 
 use rcgen::{
-    CertificateParams, CustomExtension, DistinguishedName, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber, SubjectPublicKeyInfo,
+    CertificateParams, CustomExtension, DistinguishedName, IsCa, Issuer, KeyPair, PublicKeyData,
+    SanType, SerialNumber, SubjectPublicKeyInfo,
 };
 use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
@@ -89,7 +89,7 @@ pub struct Signer {
     not_after: OffsetDateTime,
     /// The signing certificate carries a subjectKeyIdentifier: Go then writes it as the
     /// leaf's authorityKeyIdentifier, and writes none otherwise.
-    signer_has_key_id: bool,
+    signer_key_id: Option<Vec<u8>>,
     default_ttl: Duration,
     clamp_to_signer: bool,
 }
@@ -125,12 +125,15 @@ impl Signer {
         let (_, parsed) = x509_parser::parse_x509_certificate(&ca_cert)
             .map_err(|_| rcgen::Error::CouldNotParseCertificate)?;
         let not_after = parsed.validity().not_after.to_datetime();
-        let signer_has_key_id = parsed.extensions().iter().any(|e| {
-            matches!(
-                e.parsed_extension(),
-                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(_)
-            )
-        });
+        let signer_key_id = parsed
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => {
+                    Some(k.0.to_vec())
+                }
+                _ => None,
+            });
         let issuer = Issuer::from_ca_cert_der(&ca_cert, key)?;
         Ok(Signer {
             source,
@@ -141,7 +144,7 @@ impl Signer {
             chain_pem,
             root_pem,
             not_after,
-            signer_has_key_id,
+            signer_key_id,
             default_ttl: default_ttl.unwrap_or(DEFAULT_TTL),
             clamp_to_signer: true,
         })
@@ -276,29 +279,23 @@ impl Signer {
             return Err(IssueError::SignerExpired(self.not_after.to_string()));
         }
         let mut params = CertificateParams::default();
-        // Empty subject: rcgen then marks the SAN critical, as RFC 5280 §4.2.1.6 and istiod do.
         params.distinguished_name = DistinguishedName::new();
         if let Some(cn) = common_name {
             params
                 .distinguished_name
                 .push(rcgen::DnType::CommonName, cn);
         }
-        params.subject_alt_names = vec![san];
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        // IsCa::ExplicitNoCa would also add a subjectKeyIdentifier, which istiod's leaf lacks:
-        // write the critical, empty basicConstraints (CA:FALSE) ourselves.
+        // Go's x509.CreateCertificate as istiod calls it (security/pkg/pki/util
+        // generate_cert.go): keyUsage (critical), extendedKeyUsage, basicConstraints
+        // (critical, CA:FALSE), authorityKeyIdentifier only when the signer has a
+        // subjectKeyIdentifier, then Istio's own SAN extension, always critical; in that
+        // order (checked against Istio's CA by the oracle tier). rcgen's own extensions stay
+        // off so that none is added or reordered.
         params.is_ca = IsCa::NoCa;
-        let mut bc = CustomExtension::from_oid_content(OID_BASIC_CONSTRAINTS, vec![0x30, 0x00]);
-        bc.set_criticality(true);
-        params.custom_extensions = vec![bc];
-        params.use_authority_key_identifier_extension = self.signer_has_key_id;
+        params.key_usages = Vec::new();
+        params.extended_key_usages = Vec::new();
+        params.use_authority_key_identifier_extension = false;
+        params.custom_extensions = leaf_extensions(&san, self.signer_key_id.as_deref());
         params.serial_number = Some(workload_serial());
         params.not_before = now - BACKDATE;
         // Clamped to the signer where istiod clamps: a leaf never outlives its intermediate.
@@ -310,6 +307,64 @@ impl Signer {
         let cert = params.signed_by(public_key, &self.issuer)?;
         Ok(cert.der().clone())
     }
+}
+
+const OID_KEY_USAGE: &[u64] = &[2, 5, 29, 15];
+const OID_EXT_KEY_USAGE: &[u64] = &[2, 5, 29, 37];
+const OID_AUTHORITY_KEY_ID: &[u64] = &[2, 5, 29, 35];
+const OID_SUBJECT_ALT_NAME: &[u64] = &[2, 5, 29, 17];
+const OID_SERVER_AUTH: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 3, 1];
+const OID_CLIENT_AUTH: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 3, 2];
+
+fn extension(oid: &[u64], critical: bool, der: Vec<u8>) -> CustomExtension {
+    let mut e = CustomExtension::from_oid_content(oid, der);
+    e.set_criticality(critical);
+    e
+}
+
+/// A workload leaf's extensions, DER-encoded with yasna (rcgen's own DER writer).
+fn leaf_extensions(san: &SanType, authority_key_id: Option<&[u8]>) -> Vec<CustomExtension> {
+    use yasna::Tag;
+    use yasna::models::ObjectIdentifier;
+    // digitalSignature (bit 0) and keyEncipherment (bit 2).
+    let key_usage = yasna::construct_der(|w| {
+        w.write_bitvec_bytes(&[0b1010_0000], 3);
+    });
+    let ext_key_usage = yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next()
+                .write_oid(&ObjectIdentifier::from_slice(OID_SERVER_AUTH));
+            w.next()
+                .write_oid(&ObjectIdentifier::from_slice(OID_CLIENT_AUTH));
+        })
+    });
+    let subject_alt_name = yasna::construct_der(|w| {
+        w.write_sequence(|w| match san {
+            SanType::URI(uri) => w
+                .next()
+                .write_tagged_implicit(Tag::context(6), |w| w.write_ia5_string(uri.as_str())),
+            SanType::DnsName(dns) => w
+                .next()
+                .write_tagged_implicit(Tag::context(2), |w| w.write_ia5_string(dns.as_str())),
+            other => unreachable!("workload SANs are URIs or DNS names, not {other:?}"),
+        })
+    });
+    let mut out = vec![
+        extension(OID_KEY_USAGE, true, key_usage),
+        extension(OID_EXT_KEY_USAGE, false, ext_key_usage),
+        extension(OID_BASIC_CONSTRAINTS, true, vec![0x30, 0x00]),
+    ];
+    if let Some(id) = authority_key_id {
+        let aki = yasna::construct_der(|w| {
+            w.write_sequence(|w| {
+                w.next()
+                    .write_tagged_implicit(Tag::context(0), |w| w.write_bytes(id))
+            })
+        });
+        out.push(extension(OID_AUTHORITY_KEY_ID, false, aki));
+    }
+    out.push(extension(OID_SUBJECT_ALT_NAME, true, subject_alt_name));
+    out
 }
 
 /// The CSR's public key, after checking the CSR's own signature, and whether its subject

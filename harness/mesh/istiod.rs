@@ -98,6 +98,7 @@ pub fn load(
         evaluation.root_pem,
         evaluation.default_ttl,
     )
+    .map(|s| s.clamp_to_signer(version.clamps_leaf_to_signer()))
     .map(|s| Loaded::PluggedIn(Box::new(s)))
     .map_err(|e| Refusal {
         rule: Rule::ChainVerifies,

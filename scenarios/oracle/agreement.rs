@@ -230,6 +230,25 @@ fn the_model_of_istiod_loads_and_refuses_every_bundle_as_istios_own_code_does() 
         for (case, answer) in corpus.cases.iter().zip(&answers) {
             let theirs = oracle_outcome(answer);
             let (ours, evaluation) = model_outcome(&case.dir, oracle.version, now);
+            // The layout istiod chose, and its mode line, as the model names them.
+            let layout = match Bundle::read(&case.dir) {
+                Ok(b) if b.layout == meshtrust::pki::Layout::KubernetesTls => "kubernetes.io/tls",
+                _ => "istiod",
+            };
+            assert_eq!(answer.layout, layout, "{}", case.recipe);
+            let mode_line = match &theirs {
+                Outcome::SelfSigned => Some(istio::load::LOG_SELF_SIGNED),
+                Outcome::Plugged { .. } => Some(istio::load::LOG_PLUGGED_IN),
+                Outcome::Refused { .. } => None,
+            };
+            if let Some(line) = mode_line {
+                assert!(
+                    answer.log.iter().any(|l| l == line),
+                    "{}: {:?}",
+                    case.recipe,
+                    answer.log
+                );
+            }
             match &theirs {
                 Outcome::SelfSigned => self_signed += 1,
                 Outcome::Plugged { .. } => loads += 1,
@@ -298,6 +317,7 @@ fn served_chains_agree(
     let signed = oracle.sign(&dirs, &csr, "spiffe://cluster.local/ns/foo/sa/httpbin");
     let mut bad = 0;
     for ((case, evaluation), answer) in loadable.iter().zip(signed) {
+        assert!(answer.load.loads, "{}", case.recipe);
         let Some(sign) = answer.sign else {
             bad += 1;
             let _ = writeln!(
@@ -328,7 +348,11 @@ fn served_chains_agree(
         let count_ok = istio::served::served_certificates(sign.served_pem.as_bytes()).len()
             == 1 + istio::served::served_after_leaf(&evaluation.chain_pem, &evaluation.root_pem)
                 .len();
-        if ours.as_deref() != Some(theirs.as_slice())
+        // The agent's trust bundle is the last element: the raw root-cert.pem.
+        let trust_ok = sign.trust_bundle_pem.as_bytes()
+            == istio::served::trust_bundle(ours.as_deref().unwrap_or_default());
+        if !trust_ok
+            || ours.as_deref() != Some(theirs.as_slice())
             || !served_ok
             || !count_ok
             || !sign.error.is_empty()
@@ -336,7 +360,7 @@ fn served_chains_agree(
             bad += 1;
             let _ = writeln!(
                 report,
-                "istio {}: {}: served chain differs (elements equal: {}, agent chain suffix: {served_ok}, count: {count_ok}, error: `{}`)",
+                "istio {}: {}: served chain differs (elements equal: {}, agent chain suffix: {served_ok}, count: {count_ok}, trust bundle: {trust_ok}, error: `{}`)",
                 oracle.version,
                 case.recipe,
                 ours.as_deref() == Some(theirs.as_slice()),

@@ -497,7 +497,13 @@ pub fn build(dir: &Path, keys: &Keys, index: usize, mutations: &[Mutation]) {
     if let (Some(crl), false) = (crl, tls) {
         std::fs::write(dir.join("ca-crl.pem"), crl).unwrap();
     }
+    // The root's key, for tests that issue another intermediate under the same root
+    // (istiod reads no file of that name).
+    std::fs::write(dir.join(ROOT_KEY_FILE), root.key.serialize_pem()).unwrap();
 }
+
+/// Where [`build`] leaves the root's key.
+pub const ROOT_KEY_FILE: &str = ".root-key.pem";
 
 fn eku(which: &str) -> Vec<ExtendedKeyUsagePurpose> {
     match which {

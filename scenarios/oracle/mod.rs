@@ -6,6 +6,8 @@
 
 mod agreement;
 mod corpus;
+mod leaf;
+mod reload;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
