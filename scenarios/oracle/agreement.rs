@@ -417,3 +417,71 @@ fn the_classifier_names_every_istiod_refusal_and_nothing_else() {
         }
     ));
 }
+
+/// The README's table of what the oracle taught the model, case by case: each claim is
+/// the oracle's answer, and the model's.
+#[test]
+fn the_readmes_examples_are_what_istio_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = Keys::new();
+    let fixed = corpus::fixed();
+    let expect: &[(&str, Option<Rule>)] = &[
+        ("root-cert unparseable extra block", None),
+        ("cert-chain empty", None),
+        ("key file starts with a certificate", Some(Rule::KeyParses)),
+        (
+            "ca-cert first block not a certificate",
+            Some(Rule::ChainVerifies),
+        ),
+        ("root without basicConstraints", Some(Rule::ChainVerifies)),
+        ("intermediate RSA 1024 (weak-rsa; Go reads it)", None),
+        (
+            "intermediate signed with SHA-1 (weak-signature)",
+            Some(Rule::ChainVerifies),
+        ),
+        ("crl valid", None),
+        ("crl missing the root's", Some(Rule::CrlSigned)),
+        (
+            "cert-chain starts with an expired certificate",
+            Some(Rule::ChainNotExpired),
+        ),
+        (
+            "cert-chain starts with a non-certificate block",
+            Some(Rule::ChainNotExpired),
+        ),
+        ("intermediate without keyCertSign (Go ignores KU)", None),
+        ("ca-cert not a CA", Some(Rule::SigningCertIsCa)),
+        (
+            "missing cert-chain (incomplete)",
+            Some(Rule::CompleteBundle),
+        ),
+    ];
+    for oracle in Oracle::all() {
+        for (name, rule) in expect {
+            let (i, (_, ms)) = fixed
+                .iter()
+                .enumerate()
+                .find(|(_, (n, _))| n == name)
+                .unwrap_or_else(|| panic!("no fixed case `{name}`"));
+            let dir = tmp.path().join(format!("{}-{i}", oracle.version));
+            corpus::build(&dir, &keys, i, ms);
+            let theirs = oracle_outcome(&oracle.load(std::slice::from_ref(&dir))[0]);
+            let (ours, _) = model_outcome(&dir, oracle.version, OffsetDateTime::now_utc());
+            let want_ok = |o: &Outcome| match (o, rule) {
+                (Outcome::Plugged { .. }, None) => true,
+                (Outcome::Refused { rule: r, .. }, Some(want)) => r.as_ref() == Some(want),
+                _ => false,
+            };
+            assert!(
+                want_ok(&theirs),
+                "istio {}: {name}: {theirs:?}",
+                oracle.version
+            );
+            assert!(
+                want_ok(&ours),
+                "meshtrust for {}: {name}: {ours:?}",
+                oracle.version
+            );
+        }
+    }
+}

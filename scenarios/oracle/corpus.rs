@@ -68,7 +68,9 @@ impl Keys {
 pub enum Mutation {
     // Layout and shape.
     TlsLayout,
-    ThreeLevels { mid_pathlen: Option<u8> },
+    ThreeLevels {
+        mid_pathlen: Option<u8>,
+    },
     // The signing certificate's fields.
     IntNotCa,
     IntNoBasicConstraints,
@@ -81,6 +83,12 @@ pub enum Mutation {
     IntExpiresSoon,
     IntNoKeyId,
     IntAlg(AlgName),
+    /// The intermediate made by openssl instead: an RSA key of `bits` (rcgen cannot make
+    /// RSA under 2048) signed by the root with `digest` (`sha1`: a weak signature).
+    OpensslInt {
+        bits: u32,
+        digest: &'static str,
+    },
     // The root's fields.
     RootNoBasicConstraints,
     RootExpired,
@@ -91,7 +99,10 @@ pub enum Mutation {
     Roots(RootShape),
     CaCert(CaCertShape),
     Key(KeyShape),
-    Framing { file: FileName, how: Framing },
+    Framing {
+        file: FileName,
+        how: Framing,
+    },
     Crl(CrlShape),
     Delete(FileName),
 }
@@ -497,6 +508,12 @@ pub fn build(dir: &Path, keys: &Keys, index: usize, mutations: &[Mutation]) {
     if let (Some(crl), false) = (crl, tls) {
         std::fs::write(dir.join("ca-crl.pem"), crl).unwrap();
     }
+    if let Some((bits, digest)) = mutations.iter().find_map(|m| match m {
+        Mutation::OpensslInt { bits, digest } => Some((*bits, *digest)),
+        _ => None,
+    }) {
+        openssl_intermediate(dir, &root, bits, digest, tls);
+    }
     // The root's key, for tests that issue another intermediate under the same root
     // (istiod reads no file of that name).
     std::fs::write(dir.join(ROOT_KEY_FILE), root.key.serialize_pem()).unwrap();
@@ -618,6 +635,80 @@ fn no_key_id(dir: &Path, made: Made, issuer: &Made) -> Made {
     }
 }
 
+/// Replaces the signing certificate, its key and the chain with an intermediate openssl
+/// makes under `root`: RSA `bits`, signed with `digest`, the Makefile's extensions.
+fn openssl_intermediate(dir: &Path, root: &Made, bits: u32, digest: &str, tls: bool) {
+    let path = |n: &str| dir.join(n).to_str().unwrap().to_owned();
+    std::fs::write(dir.join(".root.tmp"), &root.pem).unwrap();
+    std::fs::write(dir.join(".rootkey.tmp"), root.key.serialize_pem()).unwrap();
+    std::fs::write(
+        dir.join(".ext.tmp"),
+        "[v3]\nbasicConstraints = critical, CA:TRUE, pathlen:0\nkeyUsage = critical, digitalSignature, nonRepudiation, keyEncipherment, keyCertSign\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n",
+    )
+    .unwrap();
+    let bits = bits.to_string();
+    openssl(dir, &["genrsa", "-out", &path(".intkey.tmp"), &bits]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-key",
+            &path(".intkey.tmp"),
+            "-subj",
+            "/O=Istio/CN=Intermediate CA/L=cluster1",
+            "-out",
+            &path(".csr.tmp"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &path(".csr.tmp"),
+            "-CA",
+            &path(".root.tmp"),
+            "-CAkey",
+            &path(".rootkey.tmp"),
+            "-set_serial",
+            "4096",
+            "-days",
+            "3650",
+            &format!("-{digest}"),
+            "-extfile",
+            &path(".ext.tmp"),
+            "-extensions",
+            "v3",
+            "-out",
+            &path(".int.tmp"),
+        ],
+    );
+    let cert = std::fs::read_to_string(dir.join(".int.tmp")).unwrap();
+    let key = std::fs::read_to_string(dir.join(".intkey.tmp")).unwrap();
+    let (cert_file, key_file) = if tls {
+        ("tls.crt", "tls.key")
+    } else {
+        ("ca-cert.pem", "ca-key.pem")
+    };
+    std::fs::write(dir.join(cert_file), &cert).unwrap();
+    std::fs::write(dir.join(key_file), key).unwrap();
+    if !tls {
+        std::fs::write(dir.join("cert-chain.pem"), format!("{cert}{}", root.pem)).unwrap();
+    }
+    for f in [
+        ".root.tmp",
+        ".rootkey.tmp",
+        ".ext.tmp",
+        ".intkey.tmp",
+        ".csr.tmp",
+        ".int.tmp",
+    ] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+}
+
 fn frame(text: &str, how: Framing) -> String {
     match how {
         Framing::Glued => text.replace("-----\n-----BEGIN", "----------BEGIN"),
@@ -720,6 +811,37 @@ pub fn fixed() -> Vec<(&'static str, Vec<Mutation>)> {
         ("intermediate without key id", vec![M::IntNoKeyId]),
         ("intermediate RSA 2048", vec![M::IntAlg(AlgName::Rsa2048)]),
         ("intermediate P-384", vec![M::IntAlg(AlgName::P384)]),
+        (
+            "intermediate RSA 1024 (weak-rsa; Go reads it)",
+            vec![M::OpensslInt {
+                bits: 1024,
+                digest: "sha256",
+            }],
+        ),
+        (
+            "intermediate RSA 2048 by openssl (near miss)",
+            vec![M::OpensslInt {
+                bits: 2048,
+                digest: "sha256",
+            }],
+        ),
+        (
+            "intermediate signed with SHA-1 (weak-signature)",
+            vec![M::OpensslInt {
+                bits: 2048,
+                digest: "sha1",
+            }],
+        ),
+        (
+            "intermediate RSA 1024, tls layout",
+            vec![
+                M::OpensslInt {
+                    bits: 1024,
+                    digest: "sha256",
+                },
+                M::TlsLayout,
+            ],
+        ),
         (
             "key PKCS#1 RSA",
             vec![M::IntAlg(AlgName::Rsa2048), M::Key(KeyShape::Native)],
