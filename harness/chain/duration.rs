@@ -1,39 +1,18 @@
-//! Durations as people write them for certificate lifetimes: `24h`, `90m`,
-//! `2160h`, `1h30m`, `3650d`. Small enough not to need a crate.
+//! Durations as people write them for certificate lifetimes: `24h`, `90m`, `2160h`,
+//! `1h30m`, `3650d`. The grammar is the one of every meshtrust flag (jiff's friendly format,
+//! shared with the probe's `--timeout`): see `meshtrust_probe::cli::DURATION_GRAMMAR`.
 
 use time::Duration;
 
 use super::ChainError;
 
-/// Parses a sequence of `<number><unit>` with units `d`, `h`, `m`, `s`.
+/// Parses `value` in meshtrust's duration grammar; zero and negative durations parse.
 pub fn parse(value: &str) -> Result<Duration, ChainError> {
     let bad = || ChainError::BadDuration {
         value: value.to_owned(),
     };
-    let mut total = Duration::ZERO;
-    let mut rest = value.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
-        let unit = rest[digits..].chars().next().ok_or_else(bad)?;
-        let seconds_per = match unit {
-            'd' => 86_400,
-            'h' => 3_600,
-            'm' => 60,
-            's' => 1,
-            _ => return Err(bad()),
-        };
-        let part = n.checked_mul(seconds_per).ok_or_else(bad)?;
-        total = total.checked_add(Duration::seconds(part)).ok_or_else(bad)?;
-        rest = &rest[digits + 1..];
-    }
-    Ok(total)
+    let d = meshtrust_probe::cli::parse_duration(value).map_err(|_| bad())?;
+    Ok(Duration::new(d.as_secs(), d.subsec_nanos()))
 }
 
 /// The inverse of [`parse`], in whole seconds: days only from two days up, so
@@ -74,8 +53,15 @@ mod tests {
     }
 
     #[test]
+    fn the_probes_units_parse_here_too() {
+        assert_eq!(parse("500ms").unwrap(), Duration::milliseconds(500));
+        assert_eq!(parse("1.5s").unwrap(), Duration::milliseconds(1500));
+        assert_eq!(parse("-1h").unwrap(), -Duration::hours(1));
+    }
+
+    #[test]
     fn words_bare_numbers_and_unknown_units_are_rejected() {
-        for bad in ["", "24", "h", "24x", "1.5h", "-1h", "99999999999999999999d"] {
+        for bad in ["", "24", "h", "24x", "1mo", "99999999999999999999d"] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }
     }

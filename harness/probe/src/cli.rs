@@ -7,6 +7,11 @@ use std::time::Duration;
 
 use crate::{Capture, ClientAuthOutcome, ClientIdentity, ProbeError, ProbeOptions, TlsVersions};
 
+/// The one duration grammar of every meshtrust flag, for `meshtrust`'s own flags too.
+pub use crate::duration::{
+    GRAMMAR as DURATION_GRAMMAR, Human, parse as parse_duration, parse_positive,
+};
+
 /// Exit codes, as in the rest of meshtrust (1, a conformance failure, is never the probe's).
 pub mod exit {
     /// A chain was captured, whatever the server thought of us afterwards.
@@ -46,8 +51,9 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub key: Option<PathBuf>,
 
-    /// Budget for connect, handshake and first read together (`500ms`, `5s`, `1m`).
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::duration::parse)]
+    /// Budget for connect, handshake and first read together: above zero, at most `1h`
+    /// (`500ms`, `1.5s`, `5s`, `1m`).
+    #[arg(long, value_name = "DURATION", default_value = "5s", allow_hyphen_values = true, value_parser = crate::duration::parse_timeout)]
     pub timeout: Duration,
 
     /// Offer TLS 1.2 only.
@@ -160,9 +166,10 @@ fn summary(capture: &Capture) -> String {
         .alpn
         .as_deref()
         .map_or_else(String::new, |p| format!(", alpn `{p}`"));
+    let count = capture.chain.len();
     let mut lines = vec![format!(
-        "captured {} certificates from `{}` ({}, {}{alpn})",
-        capture.chain.len(),
+        "captured {count} certificate{} from `{}` ({}, {}{alpn})",
+        if count == 1 { "" } else { "s" },
         capture.peer,
         capture.tls_version,
         capture.cipher_suite
@@ -201,6 +208,53 @@ mod tests {
         assert!(http_get("headers", "h").is_err());
         assert!(http_get("/a b", "h").is_err());
         assert!(http_get("/a\r\nX: y", "h").is_err());
+    }
+
+    fn capture(certs: usize) -> Capture {
+        Capture {
+            peer: "127.0.0.1:443".into(),
+            sni: None,
+            chain: vec![rustls_pki_types::CertificateDer::from(vec![0x30, 0]); certs],
+            tls_version: "TLSv1.3".into(),
+            cipher_suite: "TLS13_AES_128_GCM_SHA256".into(),
+            alpn: None,
+            client_cert_requested: false,
+            client_auth: ClientAuthOutcome::NotRequested,
+            response: None,
+            error_after_chain: None,
+        }
+    }
+
+    #[test]
+    fn the_summary_counts_one_certificate_in_the_singular_and_more_in_the_plural() {
+        let first = |n| summary(&capture(n)).lines().next().unwrap().to_owned();
+        assert_eq!(
+            first(1),
+            "captured 1 certificate from `127.0.0.1:443` (TLSv1.3, TLS13_AES_128_GCM_SHA256)"
+        );
+        assert_eq!(
+            first(2),
+            "captured 2 certificates from `127.0.0.1:443` (TLSv1.3, TLS13_AES_128_GCM_SHA256)"
+        );
+    }
+
+    #[test]
+    fn a_negative_timeout_is_a_value_refused_with_the_valid_range() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            probe: ProbeArgs,
+        }
+        let err = Cli::try_parse_from(["probe", "127.0.0.1:1", "--timeout", "-5s"])
+            .err()
+            .expect("a negative timeout is refused");
+        assert!(
+            err.to_string().contains(
+                "invalid value '-5s' for '--timeout <DURATION>': `-5s` is out of range: it must be above zero and at most `1h`"
+            ),
+            "{err}"
+        );
     }
 
     #[test]
