@@ -544,3 +544,79 @@ fn plug(
     crate::support::chains::write_pem(dir, "root-cert.pem", &[root.cert_der().clone()]);
     std::fs::write(dir.join("ca-key.pem"), ca.key_pem()).unwrap();
 }
+
+#[test]
+fn leaf_verifies_fails_when_position_one_is_the_plugged_root_or_a_reversed_chain() {
+    let mesh = Mesh::new(&["cluster1"]);
+    let bundle = mesh.bundle("cluster1");
+    let served = mesh.served("cluster1", &mesh.leaf("cluster1", &Leaf::default()));
+    // The plugged root alone: it "verifies" to itself, but it is no workload's certificate.
+    let root_alone = verify(&bundle, vec![served[2].clone()], at_now());
+    root_alone.says(
+        CheckId::LeafVerifies,
+        "position 1 is not an end-entity certificate: `O=Istio, CN=Root CA` is a self-issued (root) certificate",
+    );
+    assert_eq!(
+        root_alone.verdict.check(CheckId::LeafVerifies).status,
+        Status::Fail
+    );
+    // Reversed: root, root, intermediate, leaf.
+    let mut reversed = served.clone();
+    reversed.reverse();
+    let case = verify(&bundle, reversed, at_now());
+    assert_eq!(
+        case.verdict.check(CheckId::LeafVerifies).status,
+        Status::Fail
+    );
+    // The plugged intermediate first, then the rest.
+    let intermediate_first = vec![served[1].clone(), served[2].clone()];
+    verify(&bundle, intermediate_first, at_now()).says(
+        CheckId::LeafVerifies,
+        "is the plugged CA certificate cluster1/ca-cert.pem",
+    );
+    // Twin: the chain in served order passes leaf-verifies.
+    let case = verify(&bundle, served, at_now());
+    assert_eq!(
+        case.verdict.check(CheckId::LeafVerifies).status,
+        Status::Pass
+    );
+}
+
+#[test]
+fn a_private_key_inside_a_chain_file_is_refused_naming_where_and_never_echoed() {
+    let mesh = Mesh::new(&["cluster1"]);
+    let served = mesh.served("cluster1", &mesh.leaf("cluster1", &Leaf::default()));
+    let pems: Vec<String> = served.iter().map(meshtrust::pki::to_pem).collect();
+    let key = KeyAlg::P256.generate().unwrap().serialize_pem();
+    let body = key.lines().nth(1).unwrap().to_owned();
+    for (at, text) in [
+        (
+            "after certificate 1",
+            format!("{}{key}{}", pems[0], pems[1..].concat()),
+        ),
+        ("first", format!("{key}{}", pems.concat())),
+    ] {
+        let err = chain::parse_chain(text.as_bytes(), Path::new("chain.pem"))
+            .expect_err(at)
+            .to_string();
+        assert!(
+            err.contains("chain.pem") && err.contains("private key"),
+            "{at}: {err}"
+        );
+        assert!(
+            err.contains("PEM block"),
+            "{at}: the message says where: {err}"
+        );
+        assert!(
+            !err.contains(&body),
+            "{at}: the key leaked into the message"
+        );
+    }
+    // Twin: the same certificates without the key parse.
+    assert_eq!(
+        chain::parse_chain(pems.concat().as_bytes(), Path::new("chain.pem"))
+            .unwrap()
+            .len(),
+        4
+    );
+}

@@ -716,3 +716,54 @@ fn the_text_report_of_a_broken_bundle_reads_as_expected() {
         insta::assert_snapshot!("check_broken_bundle_text", text);
     });
 }
+
+#[test]
+fn a_kubernetes_tls_bundle_is_described_with_its_own_file_names() {
+    // tls.crt, tls.key, ca.crt: no message may name cert-chain.pem or root-cert.pem.
+    let f = Fixture::new();
+    let d = f.makefile();
+    let tls = d.parent().unwrap().join("tls-layout");
+    std::fs::create_dir_all(&tls).unwrap();
+    std::fs::copy(d.join("ca-cert.pem"), tls.join("tls.crt")).unwrap();
+    std::fs::copy(d.join("ca-key.pem"), tls.join("tls.key")).unwrap();
+    std::fs::copy(d.join("root-cert.pem"), tls.join("ca.crt")).unwrap();
+    let report = run(&[tls], &opts());
+    let text = meshtrust::check::render_text(&report);
+    assert!(report.has("served-chain"), "{text}");
+    for wrong in ["cert-chain.pem", "root-cert.pem", "ca-cert.pem"] {
+        assert!(
+            !text.contains(wrong),
+            "`{wrong}` named for a kubernetes.io/tls bundle:\n{text}"
+        );
+    }
+    assert!(text.contains("ca.crt"), "{text}");
+    // Twin: the istiod layout names its own files.
+    let istiod = meshtrust::check::render_text(&run(&[d], &opts()));
+    assert!(istiod.contains("cert-chain.pem"), "{istiod}");
+}
+
+#[test]
+fn findings_that_presuppose_istiod_loaded_the_bundle_are_not_reported_after_a_refusal() {
+    // A non-CA ca-cert.pem with a pathlen-breaking, keyCertSign-less profile: istiod refuses
+    // it, so "istiod loads the bundle, but..." findings would contradict the refusal.
+    let f = Fixture::new();
+    let d = f.makefile();
+    let report = run(&[d.clone()], &opts());
+    assert!(report.has("served-chain"));
+    std::fs::copy(d.join("root-cert.pem"), d.join("ca-cert.pem")).unwrap();
+    let report = run(&[d], &opts());
+    assert!(report.has("key-mismatch"), "{:?}", report.findings);
+    for presupposing in [
+        "served-chain",
+        "pathlen-breaks-workloads",
+        "no-key-cert-sign",
+        "chain-order",
+        "expires-soon",
+    ] {
+        assert!(
+            !report.has(presupposing),
+            "{presupposing} after a refusal: {:?}",
+            report.findings
+        );
+    }
+}

@@ -12,8 +12,8 @@ use std::sync::{Arc, RwLock};
 use time::{Duration, OffsetDateTime};
 
 use super::ca::{Identity, IssueError, Signer};
-use super::istiod::{self, Loaded, Refusal};
 use crate::pki::Bundle;
+use crate::scenario::target::CaSource;
 use crate::scenario::target::IstioVersion;
 
 /// Why a `CreateCertificate` call failed, in gRPC's terms.
@@ -26,16 +26,7 @@ pub enum CallError {
     Issue(#[from] IssueError),
 }
 
-/// What a hot reload of the cacerts files did.
-#[derive(Debug)]
-pub enum Reload {
-    /// The new intermediate signs from now on.
-    Applied,
-    /// Ignored, as istiod ignores it (a different root without multi-root); istiod's reason.
-    Ignored(String),
-    /// The new files fail istiod's checks; the old signer stays.
-    Refused(Refusal),
-}
+pub use crate::istio::reload::Reload;
 
 pub struct Authority {
     trust_domain: String,
@@ -117,26 +108,56 @@ impl Authority {
             .collect())
     }
 
-    /// istiod's reaction to changed files under `/etc/cacerts`.
+    /// istiod's reaction to changed files under `/etc/cacerts`, as the model of istiod
+    /// decides it ([`crate::istio::reload`]): the root compared by bytes, multi-root by
+    /// containment, then only the key-cert bundle checks (no CA-flag, completeness or TTL
+    /// rule: a reload takes what start-up would refuse).
     pub fn reload(&self, bundle: &Bundle, version: IstioVersion, multi_root: bool) -> Reload {
-        let signer = match istiod::load(bundle, OffsetDateTime::now_utc(), version) {
-            Ok(Loaded::PluggedIn(s)) => *s,
-            Ok(Loaded::Ignored) => {
-                return Reload::Ignored("the new files do not select plug-in mode".into());
-            }
-            Err(refusal) => return Reload::Refused(refusal),
-        };
-        let mut current = self.signer.write().expect("signer lock");
-        if signer.roots() != current.roots() {
-            // Multi-root only accepts a bundle that contains, or is contained in, the old one.
-            let contains = |a: &Signer, b: &Signer| b.roots().iter().all(|r| a.roots().contains(r));
-            if !(multi_root && (contains(&signer, &current) || contains(&current, &signer))) {
-                return Reload::Ignored(
-                    "root certificate changed; ignoring the new CA files (hint: set ISTIO_MULTIROOT_MESH=true and rotate in phases)".into(),
-                );
-            }
+        let now = OffsetDateTime::now_utc();
+        let current_root = self.signer().root_pem().to_vec();
+        let decision =
+            crate::istio::reload::reload(&current_root, bundle, now, version, multi_root);
+        if decision != Reload::Applied {
+            return decision;
         }
-        *current = Arc::new(signer);
-        Reload::Applied
+        let evaluation = crate::istio::evaluate(bundle, now, version);
+        let signer = evaluation
+            .ca_cert
+            .clone()
+            .ok_or_else(|| "no signing certificate".to_owned())
+            .and_then(|ca_cert| {
+                let key = bundle
+                    .ca_key
+                    .as_ref()
+                    .ok_or_else(|| "no key file".to_owned())?
+                    .key()
+                    .map_err(|e| {
+                        format!(
+                            "meshtrust's embedded CA cannot sign with this key (istiod can): {e}"
+                        )
+                    })?;
+                Signer::new(
+                    CaSource::PluggedIn,
+                    key,
+                    ca_cert,
+                    evaluation.cert_chain,
+                    evaluation.roots,
+                    evaluation.chain_pem,
+                    evaluation.root_pem,
+                    evaluation.default_ttl,
+                )
+                .map(|s| s.clamp_to_signer(version.clamps_leaf_to_signer()))
+                .map_err(|e| e.to_string())
+            });
+        match signer {
+            Ok(signer) => {
+                *self.signer.write().expect("signer lock") = Arc::new(signer);
+                Reload::Applied
+            }
+            Err(reason) => Reload::Failed {
+                rule: crate::istio::Rule::KeyParses,
+                reason,
+            },
+        }
     }
 }

@@ -265,14 +265,9 @@ impl Cluster {
             istiod
                 .authority
                 .reload(&bundle, istiod.options.version, istiod.options.multi_root);
-        let line = match &reload {
-            Reload::Applied => {
-                "Update CA certificate: the new signing certificate is in use".into()
-            }
-            Reload::Ignored(why) => why.clone(),
-            Reload::Refused(r) => format!("failed to reload the CA certificates: {}", r.reason),
-        };
-        self.log.push(line);
+        // istiod's own lines (pilot/pkg/bootstrap istio_ca.go handleEvent).
+        self.log.push(crate::istio::reload::LOG_UPDATE.to_owned());
+        self.log.push(reload.log_line());
         self.cacerts = Some(dir.to_owned());
         Ok(reload)
     }
