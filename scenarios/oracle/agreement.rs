@@ -14,6 +14,15 @@ use super::{LoadResult, Oracle};
 /// Bundles generated per run beyond the fixed corpus (the issue asks for at least 500).
 const GENERATED: usize = 520;
 
+/// `MESHTRUST_ORACLE_GENERATED` lowers the count for quick local loops (mutation runs);
+/// CI runs the full 520.
+fn generated_count() -> usize {
+    std::env::var("MESHTRUST_ORACLE_GENERATED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(GENERATED)
+}
+
 fn seed() -> u64 {
     std::env::var("MESHTRUST_ORACLE_SEED")
         .ok()
@@ -163,7 +172,7 @@ struct Corpus {
 fn corpus() -> Corpus {
     let tmp = tempfile::tempdir().unwrap();
     let keys = Keys::new();
-    let mut cases = corpus::write_all(tmp.path(), &keys, seed(), GENERATED);
+    let mut cases = corpus::write_all(tmp.path(), &keys, seed(), generated_count());
     // Istio's own sample certificates (samples/certs), as a bundle of its own.
     let samples = tmp.path().join("istio-samples");
     std::fs::create_dir_all(&samples).unwrap();
@@ -214,7 +223,7 @@ fn corpus() -> Corpus {
 fn the_model_of_istiod_loads_and_refuses_every_bundle_as_istios_own_code_does() {
     let corpus = corpus();
     assert!(
-        corpus.cases.len() >= 500 + corpus::fixed().len(),
+        corpus.cases.len() >= generated_count() + corpus::fixed().len(),
         "{}",
         corpus.cases.len()
     );
@@ -275,7 +284,7 @@ fn the_model_of_istiod_loads_and_refuses_every_bundle_as_istios_own_code_does() 
         );
         // The positive and negative halves must both be well represented.
         assert!(
-            loads >= 50 && refuses >= 150,
+            loads * 8 >= dirs.len() && refuses * 3 >= dirs.len(),
             "a lopsided corpus proves little: {loads} load, {refuses} refused"
         );
         disagreements += served_chains_agree(&oracle, &loadable, &mut report);
