@@ -197,7 +197,7 @@ impl Evaluation {
 
 /// The bytes istiod holds for a bundle: its certificate chain (the chain files
 /// concatenated as read: `cert-chain.pem`, or `tls.crt` then `ca.crt`, with no separator,
-/// so a `tls.crt` without a final newline glues its last block to `ca.crt`'s) and its
+/// so a `tls.crt` without a final newline glues its last block to `ca.crt`'s first, and Go reads neither) and its
 /// root bundle (`root-cert.pem` / `ca.crt`). Missing files read as empty.
 pub fn held_bytes(bundle: &Bundle) -> (Vec<u8>, Vec<u8>) {
     let bytes = |f: &Option<crate::pki::BundleFile>| {

@@ -18,3 +18,6 @@ pub mod version;
 
 pub use load::{Detail, Evaluation, Incomplete, KeyProblem, Rule, RuleFailure, evaluate};
 pub use version::IstioVersion;
+
+#[cfg(test)]
+mod tests;
