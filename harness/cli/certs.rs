@@ -1,13 +1,16 @@
 //! `meshtrust certs ...`: Istio's `tools/certs` Makefile targets.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Args, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, Subcommand};
 use meshtrust::exit::Exit;
 use meshtrust::pki::{self, IntermediateSpec, KeyAlg, RootSpec, layout::RootOrigin};
+
+use crate::output::{self, dir_flag, shell_word};
 
 #[derive(Subcommand)]
 pub enum Certs {
@@ -18,7 +21,7 @@ pub enum Certs {
         #[command(flatten)]
         root: RootArgs,
         /// Key type of the root.
-        #[arg(long, default_value = "rsa4096", value_parser = parse_key)]
+        #[arg(long, default_value = "rsa4096", value_parser = output::key_alg())]
         key: KeyAlg,
     },
     /// Generate <CLUSTER>/{ca-cert,ca-key,cert-chain,root-cert}.pem for each cluster (`make <cluster>-cacerts`).
@@ -35,10 +38,10 @@ pub enum Certs {
         #[command(flatten)]
         intermediate: IntermediateArgs,
         /// Key type of the intermediates.
-        #[arg(long, default_value = "rsa4096", value_parser = parse_key)]
+        #[arg(long, default_value = "rsa4096", value_parser = output::key_alg())]
         key: KeyAlg,
         /// Key type of the root, when it has to be generated.
-        #[arg(long, default_value = "rsa4096", value_parser = parse_key)]
+        #[arg(long, default_value = "rsa4096", value_parser = output::key_alg())]
         root_key: KeyAlg,
         /// Also regenerate the root (implies --force for the clusters).
         #[arg(long)]
@@ -78,8 +81,8 @@ pub struct RootArgs {
     /// Root subject CN=.
     #[arg(long, env = "ROOTCA_CN", default_value = "Root CA")]
     root_cn: String,
-    /// Root validity in days.
-    #[arg(long, env = "ROOTCA_DAYS", default_value_t = 3650, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Root validity in days, from 1 to 36500.
+    #[arg(long, env = "ROOTCA_DAYS", value_name = "DAYS", default_value_t = 3650, value_parser = output::parse_days, allow_negative_numbers = true)]
     root_days: u32,
 }
 
@@ -91,8 +94,8 @@ pub struct IntermediateArgs {
     /// Intermediate subject CN=.
     #[arg(long, env = "INTERMEDIATE_CN", default_value = "Intermediate CA")]
     intermediate_cn: String,
-    /// Intermediate validity in days.
-    #[arg(long, env = "INTERMEDIATE_DAYS", default_value_t = 3650, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Intermediate validity in days, from 1 to 36500; it ends with the root's at the latest.
+    #[arg(long, env = "INTERMEDIATE_DAYS", value_name = "DAYS", default_value_t = 3650, value_parser = output::parse_days, allow_negative_numbers = true)]
     intermediate_days: u32,
     /// DNS name in the intermediate's subjectAltName.
     #[arg(
@@ -101,10 +104,6 @@ pub struct IntermediateArgs {
         default_value = "istiod.istio-system.svc"
     )]
     intermediate_san_dns: String,
-}
-
-fn parse_key(s: &str) -> Result<KeyAlg, String> {
-    s.parse()
 }
 
 impl RootArgs {
@@ -118,20 +117,43 @@ impl RootArgs {
     }
 }
 
-pub fn run(cmd: Certs) -> anyhow::Result<Exit> {
+pub fn run(cmd: Certs, matches: &ArgMatches) -> anyhow::Result<Exit> {
+    let given = |flags: &[(&'static str, &'static str)]| -> Vec<&'static str> {
+        let Some((_, m)) = matches.subcommand() else {
+            return Vec::new();
+        };
+        flags
+            .iter()
+            .filter(|(id, _)| m.value_source(id) == Some(ValueSource::CommandLine))
+            .map(|(_, flag)| *flag)
+            .collect()
+    };
     match cmd {
         Certs::RootCa { out, root, key } => {
             let spinner = spinner(format!("generating a {key} root in {}", out.dir.display()));
-            let (_, origin) = pki::make::root_ca(&out.dir, &root.spec(key), out.force)?;
+            let (made, origin) = pki::make::root_ca(&out.dir, &root.spec(key), out.force)?;
             spinner.finish_and_clear();
             let cert = out.dir.join(pki::layout::ROOT_CERT);
             match origin {
                 RootOrigin::Generated => eprintln!("generated {} and its key", cert.display()),
-                RootOrigin::Reused => eprintln!(
-                    "kept the existing root {} (pass --force to regenerate it)",
-                    cert.display()
-                ),
+                RootOrigin::Reused => {
+                    eprintln!(
+                        "kept the existing root {} (pass --force to regenerate it)",
+                        cert.display()
+                    );
+                    warn_ignored(
+                        &given(&[
+                            ("key", "--key"),
+                            ("root_days", "--root-days"),
+                            ("root_org", "--root-org"),
+                            ("root_cn", "--root-cn"),
+                        ]),
+                        &cert,
+                        "`--force` regenerates it",
+                    );
+                }
             }
+            warn_other_roots(&out.dir, &made, &[]);
             Ok(Exit::Conformant)
         }
         Certs::Cacerts {
@@ -155,8 +177,9 @@ pub fn run(cmd: Certs) -> anyhow::Result<Exit> {
                 })
                 .collect();
             let spinner = spinner(format!(
-                "generating {} {key} intermediate(s) in {}",
+                "generating {} {key} intermediate{} in {}",
                 specs.len(),
+                if specs.len() == 1 { "" } else { "s" },
                 out.dir.display()
             ));
             let made = pki::make::cacerts(
@@ -165,12 +188,25 @@ pub fn run(cmd: Certs) -> anyhow::Result<Exit> {
                 &specs,
                 force_root,
                 out.force || force_root,
-            )?;
+            );
             spinner.finish_and_clear();
+            let made = made?;
             let root_cert = out.dir.join(pki::layout::ROOT_CERT);
             match made.root_origin {
                 RootOrigin::Generated => eprintln!("generated root {}", root_cert.display()),
-                RootOrigin::Reused => eprintln!("using existing root {}", root_cert.display()),
+                RootOrigin::Reused => {
+                    eprintln!("using existing root {}", root_cert.display());
+                    warn_ignored(
+                        &given(&[
+                            ("root_key", "--root-key"),
+                            ("root_days", "--root-days"),
+                            ("root_org", "--root-org"),
+                            ("root_cn", "--root-cn"),
+                        ]),
+                        &root_cert,
+                        "`--force-root` regenerates it",
+                    );
+                }
             }
             for (cluster, dir) in &made.clusters {
                 eprintln!(
@@ -178,6 +214,15 @@ pub fn run(cmd: Certs) -> anyhow::Result<Exit> {
                     dir.display()
                 );
             }
+            for clamped in &made.clamped {
+                eprintln!(
+                    "note: the intermediate of `{}` ends with its root on {}, not in {} days as asked: an intermediate cannot outlive its root",
+                    clamped.cluster,
+                    clamped.until.date(),
+                    clamped.asked_days
+                );
+            }
+            warn_other_roots(&out.dir, &made.root, &clusters);
             Ok(Exit::Conformant)
         }
         Certs::Secret {
@@ -194,8 +239,9 @@ pub fn run(cmd: Certs) -> anyhow::Result<Exit> {
                 }
                 None => {
                     if std::io::stdout().is_terminal() {
+                        let dir = dir_flag(&dir);
                         bail!(
-                            "refusing to print a Secret holding the CA key to a terminal (hint: pipe it, `meshtrust certs secret {cluster} | kubectl apply -f -`, or pass `--output FILE`)"
+                            "refusing to print a Secret holding the CA key to a terminal (hint: pipe it, `meshtrust certs secret {cluster}{dir} | kubectl apply -f -`, or pass `--output FILE`)"
                         );
                     }
                     use std::io::Write;
@@ -207,6 +253,52 @@ pub fn run(cmd: Certs) -> anyhow::Result<Exit> {
             Ok(Exit::Conformant)
         }
     }
+}
+
+/// Root flags given on the command line that an existing root makes moot.
+fn warn_ignored(flags: &[&str], root_cert: &Path, hint: &str) {
+    if flags.is_empty() {
+        return;
+    }
+    let names: Vec<_> = flags.iter().map(|f| format!("`{f}`")).collect();
+    eprintln!(
+        "warning: {} {} ignored: the root `{}` already exists (hint: {hint})",
+        names.join(", "),
+        if flags.len() == 1 { "is" } else { "are" },
+        root_cert.display()
+    );
+}
+
+/// Cluster directories under `dir` (other than those just made) that hold another root than
+/// `dir`'s: a cluster made now cannot talk to them.
+fn warn_other_roots(dir: &Path, root: &pki::Ca, just_made: &[String]) {
+    let stale: Vec<PathBuf> = pki::layout::clusters_with_other_root(dir, root)
+        .into_iter()
+        .filter(|p| {
+            !just_made
+                .iter()
+                .any(|c| p.file_name() == Some(std::ffi::OsStr::new(c)))
+        })
+        .collect();
+    if stale.is_empty() {
+        return;
+    }
+    let dirs: Vec<_> = stale.iter().map(|p| format!("`{}`", p.display())).collect();
+    let names: Vec<_> = stale
+        .iter()
+        .filter_map(|p| p.file_name())
+        .map(|n| shell_word(Path::new(n)))
+        .collect();
+    eprintln!(
+        "warning: {} {} another root than `{}`: clusters made under it cannot talk to {} (hint: `meshtrust certs cacerts {} --force{}` regenerates {} under it)",
+        dirs.join(", "),
+        if stale.len() == 1 { "holds" } else { "hold" },
+        dir.join(pki::layout::ROOT_CERT).display(),
+        if stale.len() == 1 { "it" } else { "them" },
+        names.join(" "),
+        dir_flag(dir),
+        if stale.len() == 1 { "it" } else { "them" },
+    );
 }
 
 fn spinner(msg: String) -> indicatif::ProgressBar {

@@ -8,13 +8,17 @@ mod verify;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use meshtrust::exit::Exit;
 
 /// Conformance harness for Istio's plug-in CA certificates.
 ///
 /// Generates the root and per-cluster intermediates the way Istio's
 /// tools/certs Makefile does, and checks that the mesh really serves them.
+///
+/// Exit codes: 0 ok (conformant), 1 a conformance check failed, 2 bad input (a flag,
+/// a file) or a missing tool. Durations (`--workload-ttl`, `--expect-ttl`, `--timeout`)
+/// are a number and a unit: `500ms`, `1.5s`, `90m`, `24h`, `1h30m`, `3650d`.
 #[derive(Parser)]
 #[command(
     name = "meshtrust",
@@ -43,22 +47,48 @@ enum Command {
     Run(run::RunArgs),
     /// Check a served chain against the plugged cacerts (exit 0 conformant, 1 not, 2 bad input).
     Verify(verify::Verify),
+    /// Print a shell completion script, e.g. `meshtrust completions bash > /etc/bash_completion.d/meshtrust`.
+    ///
+    /// bash: `source <(meshtrust completions bash)`; zsh: `meshtrust completions zsh >
+    /// "${fpath[1]}/_meshtrust"`; fish: `meshtrust completions fish >
+    /// ~/.config/fish/completions/meshtrust.fish`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_tracing(cli.verbose);
+    // Which flags were given on the command line (not defaults): some are refused or
+    // warned about when they would be ignored.
+    let sub = matches
+        .subcommand()
+        .map(|(_, m)| m.clone())
+        .unwrap_or_default();
     let result = match cli.command {
-        Command::Certs(c) => certs::run(c),
+        Command::Certs(c) => certs::run(c, &sub),
         Command::Check(c) => check::run(c),
-        Command::Run(r) => run::run(r),
+        Command::Run(r) => run::run(r, &sub),
         Command::Probe(p) => return ExitCode::from(meshtrust_probe::cli::run(p)),
         Command::Verify(v) => verify::run(v),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "meshtrust",
+                &mut std::io::stdout(),
+            );
+            Ok(Exit::Conformant)
+        }
     };
     match result {
         Ok(exit) => exit.into(),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", output::render_error(&err));
             Exit::BadInput.into()
         }
     }

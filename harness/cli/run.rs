@@ -4,12 +4,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Args, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, ValueEnum};
 use meshtrust::exit::Exit;
 use meshtrust::mesh::LocalTarget;
 use meshtrust::pki::KeyAlg;
 use meshtrust::report;
 use meshtrust::scenario::{self, RunOptions, Scenario};
+
+use crate::output;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -17,7 +20,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = TargetKind::Local)]
     target: TargetKind,
     /// A scenario to run; repeat for several. Default: all of them.
-    #[arg(long = "scenario", value_name = "NAME", value_parser = |s: &str| s.parse::<Scenario>())]
+    #[arg(long = "scenario", value_name = "NAME", value_parser = output::scenario())]
     scenarios: Vec<Scenario>,
     /// Write a JUnit XML report (one test case per scenario).
     #[arg(long, value_name = "FILE")]
@@ -35,7 +38,7 @@ pub struct RunArgs {
     #[arg(long)]
     dry_run: bool,
     /// Key type of the generated roots and intermediates.
-    #[arg(long, default_value = "rsa4096", value_parser = |s: &str| s.parse::<KeyAlg>())]
+    #[arg(long, default_value = "rsa4096", value_parser = output::key_alg())]
     key: KeyAlg,
     /// kind/kubeconfig: istioctl to use, once per phase (install, then upgrade). Default:
     /// `ISTIOCTL`, then PATH.
@@ -66,7 +69,79 @@ enum TargetKind {
     Kubeconfig,
 }
 
-pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
+impl TargetKind {
+    fn name(self) -> &'static str {
+        match self {
+            TargetKind::Local => "local",
+            TargetKind::Kind => "kind",
+            TargetKind::Kubeconfig => "kubeconfig",
+        }
+    }
+}
+
+/// The flags that apply to some targets only: `(argument id, flag, targets)`.
+const TARGET_FLAGS: [(&str, &str, &[TargetKind]); 6] = [
+    ("contexts", "--context", &[TargetKind::Kubeconfig]),
+    ("kubeconfig", "--kubeconfig", &[TargetKind::Kubeconfig]),
+    ("prefix", "--prefix", &[TargetKind::Kind]),
+    (
+        "istioctl",
+        "--istioctl",
+        &[TargetKind::Kind, TargetKind::Kubeconfig],
+    ),
+    (
+        "istio_version",
+        "--istio-version",
+        &[TargetKind::Kind, TargetKind::Kubeconfig],
+    ),
+    (
+        "probe",
+        "--probe",
+        &[TargetKind::Kind, TargetKind::Kubeconfig],
+    ),
+];
+
+/// Refuses what would be silently ignored: a flag of another target, a scenario named twice.
+fn check_flags(args: &RunArgs, matches: &ArgMatches) -> anyhow::Result<()> {
+    for (id, flag, targets) in TARGET_FLAGS {
+        if matches.value_source(id) == Some(ValueSource::CommandLine)
+            && !targets.contains(&args.target)
+        {
+            let names: Vec<_> = targets
+                .iter()
+                .map(|t| format!("`--target {}`", t.name()))
+                .collect();
+            bail!(
+                "`{flag}` applies to {} only, and this run is `--target {}` (hint: drop `{flag}`, or pass {})",
+                names.join(" and "),
+                args.target.name(),
+                names.join(" or ")
+            );
+        }
+    }
+    let mut seen = Vec::new();
+    for s in &args.scenarios {
+        if seen.contains(s) {
+            bail!("scenario `{s}` is given twice (hint: name each scenario once)");
+        }
+        seen.push(*s);
+    }
+    Ok(())
+}
+
+/// Every output path is checked before any scenario runs (a run takes minutes).
+fn check_outputs(args: &RunArgs) -> anyhow::Result<()> {
+    for path in [&args.junit, &args.json].into_iter().flatten() {
+        meshtrust::pki::layout::check_output_file(path)?;
+    }
+    if let Some(dir) = &args.artifacts {
+        meshtrust::pki::layout::check_output_dir(dir)?;
+    }
+    Ok(())
+}
+
+pub fn run(args: RunArgs, matches: &ArgMatches) -> anyhow::Result<Exit> {
+    check_flags(&args, matches)?;
     let scenarios = if args.scenarios.is_empty() {
         Scenario::ALL.to_vec()
     } else {
@@ -80,21 +155,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             "`--dry-run` plans a cluster run; the local target touches nothing outside this process (hint: `--target kind --dry-run`)"
         );
     }
-    let workdir = if args.keep {
-        let dir = tempfile::Builder::new()
-            .prefix("meshtrust-run.")
-            .tempdir()
-            .context("cannot create the run directory")?
-            .keep();
-        eprintln!("certificates are kept in {}", dir.display());
-        Some(dir)
-    } else {
-        None
-    };
+    check_outputs(&args)?;
+    // The run's certificates, keys included: 0700, removed at the end unless --keep.
+    let workdir = tempfile::Builder::new()
+        .prefix("meshtrust-run.")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(
+            meshtrust::pki::layout::KEY_DIR_MODE,
+        ))
+        .tempdir()
+        .context("cannot create the run directory")?;
+    if args.keep {
+        eprintln!("certificates are kept in {}", workdir.path().display());
+    }
     let opts = RunOptions {
         scenarios,
         key: args.key,
-        workdir,
+        workdir: Some(workdir.path().to_owned()),
         ..RunOptions::default()
     };
     let bar =
@@ -109,11 +185,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let output = runtime.block_on(scenario::run(LocalTarget::new, &opts, &progress))?;
+    let output = runtime.block_on(scenario::run(LocalTarget::new, &opts, &progress));
     bar.finish_and_clear();
-    write_reports(&args, &output.report)?;
-    print!("{}", report::render_summary(&output.report));
-    Ok(if output.report.passed() {
+    if args.keep {
+        let _ = workdir.keep();
+    }
+    let output = output?;
+    finish(&args, &output.report)
+}
+
+/// The summary first (it is never lost), then the report files.
+fn finish(args: &RunArgs, report: &report::RunReport) -> anyhow::Result<Exit> {
+    print!("{}", report::render_summary(report));
+    write_reports(args, report)?;
+    Ok(if report.passed() {
         Exit::Conformant
     } else {
         Exit::NotConformant
@@ -176,6 +261,7 @@ fn run_cluster_target(args: &RunArgs, scenarios: &[Scenario]) -> anyhow::Result<
         print!("{}", meshtrust::kube::dry_run_plan(&run));
         return Ok(Exit::Conformant);
     }
+    check_outputs(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -200,8 +286,9 @@ fn run_cluster_target(args: &RunArgs, scenarios: &[Scenario]) -> anyhow::Result<
             // A missing tool (preflight) or a cluster that would not come up: exit 2, the fix
             // is in the message.
             Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(e.exit());
+                let exit = e.exit();
+                eprintln!("error: {}", output::render_error(&anyhow::Error::new(e)));
+                return Ok(exit);
             }
         };
         if let Some(want) = &args.istio_version
@@ -230,12 +317,6 @@ fn run_cluster_target(args: &RunArgs, scenarios: &[Scenario]) -> anyhow::Result<
             eprintln!("kind logs of `{name}` are in the artifacts directory");
         }
         let output = output?;
-        write_reports(args, &output.report)?;
-        print!("{}", report::render_summary(&output.report));
-        Ok(if output.report.passed() {
-            Exit::Conformant
-        } else {
-            Exit::NotConformant
-        })
+        finish(args, &output.report)
     })
 }

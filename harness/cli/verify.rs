@@ -24,12 +24,13 @@ pub struct Verify {
     /// The workload identity the leaf must carry.
     #[arg(long, value_name = "SPIFFE_ID", value_parser = parse_id)]
     expect_id: Option<SpiffeId>,
-    /// The TTL the workload asked for (istiod backdates NotBefore by 2m on top).
-    #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+    /// The TTL the workload asked for, above zero, e.g. `24h` (istiod backdates NotBefore by 2m on top).
+    #[arg(long, value_name = "DURATION", value_parser = parse_ttl, allow_hyphen_values = true)]
     expect_ttl: Option<time::Duration>,
     /// The mesh's trust domain [default: that of --expect-id, else cluster.local].
     #[arg(long, value_name = "DOMAIN")]
     trust_domain: Option<String>,
+    /// How to print the verdict.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
 }
@@ -39,7 +40,8 @@ fn parse_id(s: &str) -> Result<SpiffeId, String> {
 }
 
 fn parse_ttl(s: &str) -> Result<time::Duration, String> {
-    chain::duration::parse(s).map_err(|e| e.to_string())
+    let ttl = crate::output::parse_positive_duration(s)?;
+    time::Duration::try_from(ttl).map_err(|_| format!("`{s}` is out of range"))
 }
 
 pub fn run(args: Verify) -> anyhow::Result<Exit> {

@@ -84,9 +84,13 @@ impl Bundle {
     pub fn read(dir: &Path) -> Result<Bundle, PkiError> {
         let meta = fs::metadata(dir).map_err(PkiError::io("read", dir))?;
         if !meta.is_dir() {
-            return Err(PkiError::NotABundle {
-                dir: dir.to_owned(),
-                expected: "ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem (or tls.crt, tls.key, ca.crt); it is a file, not a directory",
+            let parent = match dir.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+                _ => PathBuf::from("."),
+            };
+            return Err(PkiError::NotADirectory {
+                path: dir.to_owned(),
+                parent,
             });
         }
         let name = dir

@@ -86,6 +86,13 @@ impl Ca {
         &self.key
     }
 
+    /// The end of the certificate's validity (NotAfter).
+    pub fn not_after(&self) -> OffsetDateTime {
+        x509_parser::parse_x509_certificate(&self.cert_der)
+            .map(|(_, x509)| x509.validity().not_after.to_datetime())
+            .expect("a Ca holds a certificate that parses")
+    }
+
     /// PKCS#8 PEM of the private key. Write it only to 0600 files.
     pub fn key_pem(&self) -> String {
         self.key.serialize_pem()
@@ -162,7 +169,8 @@ pub fn generate_root_with_key(spec: &RootSpec, key: KeyPair) -> Result<Ca, PkiEr
 }
 
 /// `make <cluster>-cacerts`: an intermediate `O=<org>, CN=<cn>, L=<cluster>` with
-/// pathlen:0 and `DNS:<san_dns>`, signed by `root`.
+/// pathlen:0 and `DNS:<san_dns>`, signed by `root`. It never outlives `root`: its
+/// NotAfter is at most the root's (the Makefile's openssl would not clamp).
 pub fn generate_intermediate(root: &Ca, spec: &IntermediateSpec) -> Result<Ca, PkiError> {
     generate_intermediate_with_key(root, spec, spec.key.generate()?)
 }
@@ -174,6 +182,7 @@ pub fn generate_intermediate_with_key(
     key: KeyPair,
 ) -> Result<Ca, PkiError> {
     let mut params = ca_params(spec.days, &key);
+    params.not_after = params.not_after.min(root.not_after());
     params.distinguished_name = dn(&[
         (DnType::OrganizationName, &spec.org),
         (DnType::CommonName, &spec.cn),

@@ -74,7 +74,7 @@ pub fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
     use rustls_pki_types::pem::Error as E;
     match e {
         E::MissingSectionEnd { end_marker } => format!(
-            "`{}` is missing: the file is truncated",
+            "`-----END {}-----` is missing: the file is truncated",
             String::from_utf8_lossy(end_marker)
         ),
         E::IllegalSectionStart { line } => format!(

@@ -4,13 +4,17 @@
 //! Every file is written to a temporary name and renamed into place, and a
 //! cluster directory is built aside and renamed whole: an interrupted run leaves
 //! the previous state, never half of a new one.
+//!
+//! Directories that hold keys (the cluster directories, and the output directory when
+//! meshtrust creates it) are 0700: the keys are 0600, and so is the list of them.
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{Ca, IntermediateSpec, PkiError, RootSpec, ca};
+use super::error::without_temp_name;
+use super::{Ca, IntermediateSpec, PkiError, RootSpec, ca, encoding};
 
 pub const ROOT_CERT: &str = "root-cert.pem";
 pub const ROOT_KEY: &str = "root-key.pem";
@@ -24,6 +28,8 @@ pub const CACERTS_FILES: [&str; 4] = [CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT];
 
 const KEY_MODE: u32 = 0o600;
 const CERT_MODE: u32 = 0o644;
+/// The mode of a directory that holds keys.
+pub const KEY_DIR_MODE: u32 = 0o700;
 
 /// Whether the root was made now or found on disk (make's "nothing to be done").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +62,7 @@ pub fn existing_root(dir: &Path) -> Result<Option<Ca>, PkiError> {
 
 /// Writes a root's certificate and key into `dir` (created if needed).
 pub fn write_root(dir: &Path, root: &Ca) -> Result<(), PkiError> {
-    fs::create_dir_all(dir).map_err(PkiError::io("create directory", dir))?;
+    create_key_dir(dir)?;
     let (cert, key) = root_paths(dir);
     write_atomic(&key, root.key_pem().as_bytes(), KEY_MODE)?;
     write_atomic(&cert, root.cert_pem().as_bytes(), CERT_MODE)
@@ -71,6 +77,39 @@ pub fn ensure_root(dir: &Path, spec: &RootSpec, force: bool) -> Result<(Ca, Root
     let root = ca::generate_root(spec)?;
     write_root(dir, &root)?;
     Ok((root, RootOrigin::Generated))
+}
+
+/// Creates `dir` and any missing parents with mode 0700 (a directory that exists keeps its mode).
+pub fn create_key_dir(dir: &Path) -> Result<(), PkiError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(KEY_DIR_MODE)
+        .create(dir)
+        .map_err(PkiError::io("create directory", dir))
+}
+
+/// The cluster directories under `dir` (as `certs cacerts` lays them out) whose
+/// `root-cert.pem` does not hold `root`: clusters made under `root` cannot talk to them.
+/// A directory whose `root-cert.pem` cannot be read or parsed counts as different.
+pub fn clusters_with_other_root(dir: &Path, root: &Ca) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut stale: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p.join(ROOT_CERT).is_file())
+        .filter(|p| {
+            let path = p.join(ROOT_CERT);
+            let holds_root = fs::read(&path)
+                .ok()
+                .and_then(|bytes| encoding::parse_certs(&bytes, &path).ok())
+                .is_some_and(|roots| roots.iter().any(|r| r == root.cert_der()));
+            !holds_root
+        })
+        .collect();
+    stale.sort();
+    stale
 }
 
 /// Checks that a cluster name is a single, harmless path component.
@@ -114,8 +153,9 @@ pub fn write_cacerts(
     let target = dir.join(&spec.cluster);
     let staging = tempfile::Builder::new()
         .prefix(&format!(".{}.", spec.cluster))
+        .permissions(fs::Permissions::from_mode(KEY_DIR_MODE))
         .tempdir_in(dir)
-        .map_err(PkiError::io("create a staging directory in", dir))?;
+        .map_err(PkiError::io("create a directory in", dir))?;
     let key_pem = intermediate.key_pem();
     let chain = format!("{}{}", intermediate.cert_pem(), root.cert_pem());
     let files: [(&str, &[u8], u32); 4] = [
@@ -127,15 +167,16 @@ pub fn write_cacerts(
     for (name, bytes, mode) in files {
         write_atomic(&staging.path().join(name), bytes, mode)?;
     }
-    fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o755))
-        .map_err(PkiError::io("set permissions of", staging.path()))?;
+    // The directory holds ca-key.pem: 0700 whatever the umask.
+    fs::set_permissions(staging.path(), fs::Permissions::from_mode(KEY_DIR_MODE))
+        .map_err(PkiError::io("set permissions of", &target))?;
     let staged = staging.keep();
     if target.exists() {
         // --force: move the old directory aside first so that a failure keeps one complete copy.
         let old = tempfile::Builder::new()
             .prefix(&format!(".{}.old.", spec.cluster))
             .tempdir_in(dir)
-            .map_err(PkiError::io("create a staging directory in", dir))?;
+            .map_err(PkiError::io("create a directory in", dir))?;
         let aside = old.path().join(&spec.cluster);
         fs::rename(&target, &aside).map_err(PkiError::io("move aside", &target))?;
         fs::rename(&staged, &target).map_err(PkiError::io("create", &target))?;
@@ -148,34 +189,106 @@ pub fn write_cacerts(
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory, with `mode`.
+/// Errors name `path`, never the temporary file.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let parent = check_output_file(path)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".meshtrust.")
         .permissions(fs::Permissions::from_mode(mode))
-        .tempfile_in(parent)
-        .map_err(PkiError::io("write into", parent))?;
-    tmp.write_all(bytes).map_err(PkiError::io("write", path))?;
+        .tempfile_in(&parent)
+        .map_err(PkiError::io("write", path))?;
+    tmp.as_file_mut()
+        .write_all(bytes)
+        .map_err(PkiError::io("write", path))?;
     tmp.as_file()
         .sync_all()
         .map_err(PkiError::io("write", path))?;
     tmp.persist(path).map_err(|e| PkiError::Io {
         action: "write",
         path: path.to_owned(),
-        source: e.error,
+        source: without_temp_name(e.error),
     })?;
     Ok(())
 }
 
-/// Creates `dir` if needed and checks that files can be made in it, before any slow work.
-pub fn check_writable(dir: &Path) -> Result<(), PkiError> {
+/// Checks, before any slow work, that `path` can be written: its directory exists and
+/// takes new files, and `path` is not a directory. Returns that directory.
+pub fn check_output_file(path: &Path) -> Result<PathBuf, PkiError> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    match fs::metadata(&parent) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(PkiError::NoDirectory {
+                path: path.to_owned(),
+                dir: parent,
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(PkiError::NoDirectory {
+                path: path.to_owned(),
+                dir: parent,
+            });
+        }
+        Err(e) => return Err(PkiError::io("write", path)(e)),
+    }
+    if path.is_dir() {
+        return Err(PkiError::IsADirectory {
+            path: path.to_owned(),
+        });
+    }
+    tempfile::Builder::new()
+        .prefix(".meshtrust.")
+        .tempfile_in(&parent)
+        .map(drop)
+        .map_err(PkiError::io("write", path))?;
+    Ok(parent)
+}
+
+/// Creates the output directory `dir` if needed and checks that files can be made in it.
+pub fn check_output_dir(dir: &Path) -> Result<(), PkiError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(PkiError::Io {
+            action: "write into",
+            path: dir.to_owned(),
+            source: std::io::Error::from_raw_os_error(20), // ENOTDIR
+        });
+    }
     fs::create_dir_all(dir).map_err(PkiError::io("create directory", dir))?;
     tempfile::Builder::new()
         .prefix(".meshtrust.")
         .tempfile_in(dir)
         .map(drop)
         .map_err(PkiError::io("write into", dir))
+}
+
+/// Creates `dir` if needed (0700: it will hold keys) and checks that files can be made in
+/// it, before any slow work.
+pub fn check_writable(dir: &Path) -> Result<(), PkiError> {
+    create_key_dir(dir)?;
+    tempfile::Builder::new()
+        .prefix(".meshtrust.")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(PkiError::io("write into", dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_temporary_file_name_never_reaches_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = tempfile::Builder::new()
+            .prefix(".meshtrust.")
+            .tempfile_in(tmp.path().join("missing"))
+            .unwrap_err();
+        assert!(err.to_string().contains(".meshtrust."), "{err}");
+        let plain = without_temp_name(err);
+        assert_eq!(plain.to_string(), "No such file or directory (os error 2)");
+        assert_eq!(plain.kind(), std::io::ErrorKind::NotFound);
+    }
 }

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use time::{Duration, OffsetDateTime};
+
 use super::layout::{self, RootOrigin};
 use super::{Ca, IntermediateSpec, PkiError, RootSpec, ca};
 
@@ -13,6 +15,37 @@ pub struct Made {
     pub root_origin: RootOrigin,
     /// `(cluster, directory)` for each cluster, in the order asked.
     pub clusters: Vec<(String, PathBuf)>,
+    /// The intermediates whose validity was cut to end with the root's.
+    pub clamped: Vec<Clamped>,
+}
+
+/// An intermediate asked to outlive its root, made to end with it instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clamped {
+    pub cluster: String,
+    /// The `--intermediate-days` asked for.
+    pub asked_days: u32,
+    /// The root's NotAfter, now also the intermediate's.
+    pub until: OffsetDateTime,
+}
+
+/// How far past the root an intermediate may be asked to end before it is worth a word:
+/// a root and intermediates made in one run with the same days differ by seconds.
+const CLAMP_SLACK: Duration = Duration::hours(1);
+
+/// The intermediates of `specs` that would outlive `root` (by more than the slack of one run).
+pub fn would_outlive(root: &Ca, specs: &[IntermediateSpec]) -> Vec<Clamped> {
+    let until = root.not_after();
+    let now = OffsetDateTime::now_utc();
+    specs
+        .iter()
+        .filter(|s| now + Duration::days(s.days.into()) > until + CLAMP_SLACK)
+        .map(|s| Clamped {
+            cluster: s.cluster.clone(),
+            asked_days: s.days,
+            until,
+        })
+        .collect()
 }
 
 /// `make root-ca`.
@@ -35,12 +68,15 @@ pub fn cacerts(
 ) -> Result<Made, PkiError> {
     let mut seen = std::collections::HashSet::new();
     for spec in clusters {
-        layout::check_cluster_free(dir, &spec.cluster, force)?;
+        layout::validate_cluster_name(&spec.cluster)?;
         if !seen.insert(spec.cluster.as_str()) {
-            return Err(PkiError::BadName {
-                name: format!("{} (given twice)", spec.cluster),
+            return Err(PkiError::DuplicateCluster {
+                name: spec.cluster.clone(),
             });
         }
+    }
+    for spec in clusters {
+        layout::check_cluster_free(dir, &spec.cluster, force)?;
     }
     let existing = if force_root {
         None
@@ -65,6 +101,7 @@ pub fn cacerts(
         root.and_then(|(root, origin)| Ok((root, origin, keys?)))
     })?;
 
+    let clamped = would_outlive(&root, clusters);
     let intermediates = clusters
         .iter()
         .zip(keys)
@@ -83,5 +120,6 @@ pub fn cacerts(
         root,
         root_origin,
         clusters: made,
+        clamped,
     })
 }
