@@ -748,7 +748,7 @@ fn findings_that_presuppose_istiod_loaded_the_bundle_are_not_reported_after_a_re
     // it, so "istiod loads the bundle, but..." findings would contradict the refusal.
     let f = Fixture::new();
     let d = f.makefile();
-    let report = run(&[d.clone()], &opts());
+    let report = run(std::slice::from_ref(&d), &opts());
     assert!(report.has("served-chain"));
     std::fs::copy(d.join("root-cert.pem"), d.join("ca-cert.pem")).unwrap();
     let report = run(&[d], &opts());

@@ -486,14 +486,14 @@ pub fn crl_rule(chain_pem: &[u8], crl_pem: &[u8]) -> Result<(), String> {
     let mut signers = Vec::new();
     for block in gopem::blocks(chain_pem) {
         match x509_parser::parse_x509_certificate(&block.bytes) {
-            Ok((rest, _)) if rest.is_empty() => signers.push(block.bytes),
+            Ok(([], _)) => signers.push(block.bytes),
             _ => return Err("failed to parse cert chain: x509: malformed certificate".into()),
         }
     }
     let mut crls = Vec::new();
     for block in gopem::blocks(crl_pem) {
         match x509_parser::revocation_list::CertificateRevocationList::from_der(&block.bytes) {
-            Ok((rest, _)) if rest.is_empty() => crls.push(block.bytes),
+            Ok(([], _)) => crls.push(block.bytes),
             _ => return Err("failed to parse CRL PEM: x509: malformed crl".into()),
         }
     }

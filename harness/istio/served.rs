@@ -129,7 +129,7 @@ mod tests {
         let pieces = split_blocks(chain.as_bytes());
         assert_eq!(pieces, vec![format!("junk\n{}", A.trim_end()).into_bytes()]);
         // The last block's piece keeps what follows it only when no block follows at all.
-        let last = format!("{A}");
+        let last = A.to_string();
         assert_eq!(
             split_blocks(last.as_bytes()),
             vec![A.trim_end().as_bytes().to_vec()]

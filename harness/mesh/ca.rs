@@ -194,9 +194,8 @@ impl Signer {
         requested_ttl: Duration,
         now: OffsetDateTime,
     ) -> Result<Vec<CertificateDer<'static>>, IssueError> {
-        Ok(self
-            .issue_elements(csr_pem, identity, trust_domain, requested_ttl, now)
-            .map(|elements| served::served_certificates(&served::agent_chain(&elements)))?)
+        self.issue_elements(csr_pem, identity, trust_domain, requested_ttl, now)
+            .map(|elements| served::served_certificates(&served::agent_chain(&elements)))
     }
 
     /// The CreateCertificate response's `cert_chain` for a CSR, as istiod builds it
