@@ -671,3 +671,216 @@ fn the_secret_of_an_incomplete_directory_names_the_missing_file() {
         .stdout(predicate::str::is_empty())
         .stderr(predicate::str::contains("has no `cert-chain.pem`"));
 }
+
+#[test]
+fn a_regenerated_root_names_the_clusters_that_still_hold_the_old_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    generate(
+        tmp.path(),
+        &[
+            "cluster1",
+            "cluster2",
+            "--key",
+            "p256",
+            "--root-key",
+            "p256",
+        ],
+    );
+    let dir = tmp.path().display().to_string();
+    meshtrust()
+        .args(["certs", "root-ca", "--key", "p256", "--force", "--dir"])
+        .arg(tmp.path())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(format!(
+            "warning: `{dir}/cluster1`, `{dir}/cluster2` hold another root than `{dir}/root-cert.pem`: clusters made under it cannot talk to them (hint: `meshtrust certs cacerts cluster1 cluster2 --force --dir {dir}` regenerates them under it)"
+        )));
+    // The next cluster made under the new root is warned about the same two.
+    meshtrust()
+        .args(["certs", "cacerts", "cluster3", "--key", "p256", "--dir"])
+        .arg(tmp.path())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(format!(
+            "`{dir}/cluster1`, `{dir}/cluster2` hold another root"
+        )));
+    // Twin: once they are regenerated (as the hint says), nothing is said.
+    meshtrust()
+        .args(["certs", "cacerts", "cluster1", "cluster2", "--force"])
+        .args(["--key", "p256", "--dir"])
+        .arg(tmp.path())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("warning").not());
+    meshtrust()
+        .args(["certs", "root-ca", "--dir"])
+        .arg(tmp.path())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("warning").not());
+}
+
+fn end_date(dir: &Path, file: &str) -> String {
+    openssl(dir, &["x509", "-in", file, "-noout", "-enddate"])
+        .trim()
+        .trim_start_matches("notAfter=")
+        .to_owned()
+}
+
+#[test]
+fn an_intermediate_asked_to_outlive_its_root_ends_with_it_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    meshtrust()
+        .args([
+            "certs",
+            "cacerts",
+            "cluster1",
+            "--key",
+            "p256",
+            "--root-key",
+            "p256",
+        ])
+        .args(["--root-days", "10", "--intermediate-days", "30", "--dir"])
+        .arg(tmp.path())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "note: the intermediate of `cluster1` ends with its root on ",
+        ))
+        .stderr(predicate::str::contains(
+            ", not in 30 days as asked: an intermediate cannot outlive its root",
+        ));
+    assert_eq!(
+        end_date(tmp.path(), "cluster1/ca-cert.pem"),
+        end_date(tmp.path(), "root-cert.pem")
+    );
+    // Twin: an intermediate within the root's life keeps its days, without a note.
+    meshtrust()
+        .args(["certs", "cacerts", "cluster2", "--key", "p256"])
+        .args(["--intermediate-days", "5", "--dir"])
+        .arg(tmp.path())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("note:").not());
+    assert_ne!(
+        end_date(tmp.path(), "cluster2/ca-cert.pem"),
+        end_date(tmp.path(), "root-cert.pem")
+    );
+    openssl_fails(
+        tmp.path(),
+        &[
+            "x509",
+            "-in",
+            "cluster2/ca-cert.pem",
+            "-noout",
+            "-checkend",
+            &(6 * 86400).to_string(),
+        ],
+    );
+}
+
+#[test]
+fn root_flags_an_existing_root_makes_moot_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    generate(
+        tmp.path(),
+        &["cluster1", "--key", "p256", "--root-key", "p256"],
+    );
+    let root = tmp.path().join("root-cert.pem").display().to_string();
+    meshtrust()
+        .args(["certs", "cacerts", "cluster2", "--key", "p256"])
+        .args(["--root-key", "p384", "--root-days", "7", "--dir"])
+        .arg(tmp.path())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(format!(
+            "warning: `--root-key`, `--root-days` are ignored: the root `{root}` already exists (hint: `--force-root` regenerates it)"
+        )));
+    meshtrust()
+        .args(["certs", "root-ca", "--key", "p384", "--dir"])
+        .arg(tmp.path())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(format!(
+            "warning: `--key` is ignored: the root `{root}` already exists (hint: `--force` regenerates it)"
+        )));
+    // Twin: the same flags where they are used, or defaults, draw no warning.
+    let fresh = tempfile::tempdir().unwrap();
+    meshtrust()
+        .args(["certs", "cacerts", "cluster1", "--key", "p256"])
+        .args(["--root-key", "p256", "--root-days", "7", "--dir"])
+        .arg(fresh.path())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("warning").not());
+    meshtrust()
+        .args(["certs", "cacerts", "cluster2", "--key", "p256", "--dir"])
+        .arg(fresh.path())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("warning").not());
+}
+
+#[test]
+fn directories_meshtrust_makes_for_keys_are_0700_and_a_users_directory_keeps_its_mode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("new/certs");
+    generate(&out, &["cluster1", "--key", "p256", "--root-key", "p256"]);
+    assert_eq!(mode(&out), 0o700, "the output directory holds root-key.pem");
+    assert_eq!(mode(tmp.path().join("new")), 0o700);
+    assert_eq!(mode(out.join("cluster1")), 0o700, "it holds ca-key.pem");
+    // Twin: a directory the user made is not changed.
+    let mine = tmp.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::set_permissions(&mine, std::fs::Permissions::from_mode(0o750)).unwrap();
+    generate(&mine, &["cluster1", "--key", "p256", "--root-key", "p256"]);
+    assert_eq!(mode(&mine), 0o750);
+    assert_eq!(mode(mine.join("cluster1")), 0o700);
+}
+
+/// Runs `meshtrust ARGS` with stdout on a terminal (util-linux `script`), in `cwd`.
+fn on_a_terminal(cwd: &Path, args: &[&str]) -> (i32, String) {
+    let bin = assert_cmd::cargo::cargo_bin("meshtrust");
+    let line = std::iter::once(bin.display().to_string())
+        .chain(args.iter().map(|a| a.to_string()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(cwd)
+        .env_remove("MESHTRUST_CERTS_DIR")
+        .output()
+        .expect("`script` (util-linux) runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n"),
+    )
+}
+
+#[test]
+fn the_secrets_terminal_refusal_suggests_the_command_as_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    generate(
+        &tmp.path().join("certs"),
+        &["cluster1", "--key", "p256", "--root-key", "p256"],
+    );
+    let (code, text) = on_a_terminal(
+        tmp.path(),
+        &["certs", "secret", "cluster1", "--dir", "certs"],
+    );
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains(
+            "(hint: pipe it, `meshtrust certs secret cluster1 --dir certs | kubectl apply -f -`, or pass `--output FILE`)"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+    // Twin: without --dir, the hint has none either.
+    let (code, text) = on_a_terminal(&tmp.path().join("certs"), &["certs", "secret", "cluster1"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("`meshtrust certs secret cluster1 | kubectl apply -f -`"),
+        "{text}"
+    );
+}

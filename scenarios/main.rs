@@ -5,6 +5,7 @@ mod support;
 mod certs;
 mod chain_input;
 mod chain_snapshot;
+mod cli_messages;
 mod chain_verify;
 mod check;
 #[cfg(feature = "e2e")]

@@ -208,3 +208,101 @@ fn the_kubeconfig_target_needs_contexts() {
             "`--target kubeconfig` needs the clusters' contexts",
         ));
 }
+
+#[test]
+fn a_bad_report_path_is_refused_before_any_scenario_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let junit = tmp.path().join("missing/dir/junit.xml");
+    let started = std::time::Instant::now();
+    meshtrust()
+        .args(["run", "--key", "p256", "--junit"])
+        .arg(&junit)
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(format!(
+            "error: cannot write `{}`: the directory `{}` does not exist (hint: create it first, or choose another path)\n",
+            junit.display(),
+            junit.parent().unwrap().display()
+        ));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the scenarios ran first"
+    );
+}
+
+#[test]
+fn the_summary_is_printed_even_when_a_report_cannot_be_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let artifacts = tmp.path().join("artifacts");
+    std::fs::create_dir(&artifacts).unwrap();
+    // A file where the scenario's artifacts directory goes: writable directory, failing write.
+    std::fs::write(artifacts.join("bad-cacerts"), "in the way").unwrap();
+    let json = tmp.path().join("run.json");
+    meshtrust()
+        .args([
+            "run",
+            "--key",
+            "p256",
+            "--scenario",
+            "bad-cacerts",
+            "--artifacts",
+        ])
+        .arg(&artifacts)
+        .arg("--json")
+        .arg(&json)
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains(
+            "1/1 scenarios passed on target `local`",
+        ))
+        .stderr(predicate::str::contains(format!(
+            "error: cannot create directory `{}`",
+            artifacts.join("bad-cacerts").display()
+        )));
+    // The reports before the failing one are written.
+    assert!(json.exists());
+}
+
+#[test]
+fn a_kept_run_directory_holding_keys_is_0700() {
+    use std::os::unix::fs::PermissionsExt;
+    let out = meshtrust()
+        .args([
+            "run",
+            "--key",
+            "p256",
+            "--scenario",
+            "bad-cacerts",
+            "--keep",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let dir = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("certificates are kept in "))
+        .unwrap_or_else(|| panic!("no kept directory named: {stderr}"));
+    let dir = std::path::PathBuf::from(dir);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let (run_mode, cluster_mode) = (mode(&dir), mode(&dir.join("mesh/cluster1")));
+    let key = dir.join("mesh/cluster1/ca-key.pem").exists();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(run_mode, 0o700, "{}", dir.display());
+    assert_eq!(cluster_mode, 0o700);
+    assert!(key, "the kept directory holds the run's keys");
+}
+
+#[test]
+fn a_run_without_keep_leaves_no_directory_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = meshtrust()
+        .args(["run", "--key", "p256", "--scenario", "bad-cacerts"])
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("kept in"));
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Span, SpanRelativeTo};
 
 /// How `--help` and errors describe the grammar.
-pub const GRAMMAR: &str = "a number and a unit, as in `500ms`, `1.5s`, `90m`, `24h`, `1h30m` or `3650d` (units: ms, s, m, h, d, w)";
+pub const GRAMMAR: &str = "a number and a unit (ms, s, m, h, d, w), as in `500ms`, `1.5s`, `90m`, `24h`, `1h30m` or `3650d`";
 
 /// Parses `text` in the grammar; the result may be zero or negative (`-5h`, `5h ago`).
 pub fn parse(text: &str) -> Result<SignedDuration, String> {
