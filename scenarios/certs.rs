@@ -285,6 +285,11 @@ fn root_and_intermediate_have_the_makefiles_field_profile() {
         !root_text.contains("Authority Key Identifier"),
         "the Makefile's root has no AKI"
     );
+    // Made together with the same days, the intermediate ends with its root, never after.
+    assert_eq!(
+        end_date(ours.path(), "cluster1/ca-cert.pem"),
+        end_date(ours.path(), "root-cert.pem")
+    );
     // 3650 days of validity, as ROOTCA_DAYS / INTERMEDIATE_DAYS.
     let end = openssl(
         ours.path(),

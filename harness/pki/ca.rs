@@ -140,6 +140,11 @@ impl Ca {
     }
 }
 
+/// How far past its root an intermediate may be asked to end and still keep its asked
+/// lifetime (backdated instead): a root and its intermediates made in one run with the same
+/// days differ by the seconds of key generation. Beyond it the lifetime is cut, and said.
+pub(crate) const CLAMP_SLACK: Duration = Duration::hours(1);
+
 /// `make root-ca`: a self-signed root, subject `O=<org>, CN=<cn>`.
 pub fn generate_root(spec: &RootSpec) -> Result<Ca, PkiError> {
     generate_root_with_key(spec, spec.key.generate()?)
@@ -182,7 +187,16 @@ pub fn generate_intermediate_with_key(
     key: KeyPair,
 ) -> Result<Ca, PkiError> {
     let mut params = ca_params(spec.days, &key);
-    params.not_after = params.not_after.min(root.not_after());
+    let root_end = root.not_after();
+    if params.not_after > root_end {
+        let over = params.not_after - root_end;
+        params.not_after = root_end;
+        if over <= CLAMP_SLACK {
+            // The seconds between making the root and this intermediate in one run: keep the
+            // asked lifetime by starting as early (never before the root: its days are these).
+            params.not_before -= over;
+        }
+    }
     params.distinguished_name = dn(&[
         (DnType::OrganizationName, &spec.org),
         (DnType::CommonName, &spec.cn),

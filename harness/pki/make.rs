@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use time::{Duration, OffsetDateTime};
 
+use super::ca::CLAMP_SLACK;
 use super::layout::{self, RootOrigin};
 use super::{Ca, IntermediateSpec, PkiError, RootSpec, ca};
 
@@ -28,10 +29,6 @@ pub struct Clamped {
     /// The root's NotAfter, now also the intermediate's.
     pub until: OffsetDateTime,
 }
-
-/// How far past the root an intermediate may be asked to end before it is worth a word:
-/// a root and intermediates made in one run with the same days differ by seconds.
-const CLAMP_SLACK: Duration = Duration::hours(1);
 
 /// The intermediates of `specs` that would outlive `root` (by more than the slack of one run).
 pub fn would_outlive(root: &Ca, specs: &[IntermediateSpec]) -> Vec<Clamped> {
