@@ -767,3 +767,30 @@ fn findings_that_presuppose_istiod_loaded_the_bundle_are_not_reported_after_a_re
         );
     }
 }
+
+#[test]
+fn an_intermediate_that_outlives_its_root_is_a_warning() {
+    let f = Fixture::new();
+    let mut p = tpki::intermediate_params("cluster1");
+    p.not_after = f.root.not_after() + Duration::days(400);
+    let long = tpki::signed(p, &f.root);
+    let d = tpki::makefile_layout(f.path(), "long", &long, &f.root);
+    let report = run(&[d], &opts());
+    assert_finding(&report, "outlives-issuer", Severity::Warning);
+    let msg = &report
+        .findings
+        .iter()
+        .find(|x| x.id == "outlives-issuer")
+        .unwrap()
+        .message;
+    assert!(
+        msg.contains("400d after its issuer `O=Istio, CN=Root CA` expires"),
+        "{msg}"
+    );
+    // Twin: one ending with its root is fine.
+    let mut p = tpki::intermediate_params("cluster1");
+    p.not_after = f.root.not_after();
+    let same = tpki::signed(p, &f.root);
+    let d = tpki::makefile_layout(f.path(), "same", &same, &f.root);
+    assert!(!run(&[d], &opts()).has("outlives-issuer"));
+}

@@ -370,9 +370,22 @@ fn spiffe_id(r: &Related, expect: &Expectations) -> Check {
         };
         let mut details: Vec<String> = uris.iter().map(|u| format!("URI SAN `{u}`")).collect();
         if uris.is_empty() {
+            let list = |names: &[String]| {
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            };
             details.push(format!(
-                "its SANs: DNS {:?}, URI {:?}, IP {:?}",
-                san.dns, san.uri, san.ip
+                "its SANs: DNS {}; URI {}; IP {}",
+                list(&san.dns),
+                list(&san.uri),
+                list(&san.ip)
             ));
         }
         return fail(id, summary, details);
@@ -587,12 +600,12 @@ fn chain_length(r: &Related) -> Check {
         })
         .collect();
     if got == want {
-        let mut check = pass(id, format!("{got} certificates, as {composition}"));
+        let mut check = pass(id, format!("{}, as {composition}", count(got)));
         check.details = details;
         check
     } else {
         details.insert(0, composition);
-        fail(id, format!("{got} certificates, expected {want}"), details)
+        fail(id, format!("{}, expected {want}", count(got)), details)
     }
 }
 

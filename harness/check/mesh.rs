@@ -13,6 +13,8 @@ use crate::istio::load::Evaluation;
 use crate::pki::{Bundle, Layout};
 
 const EXPIRY_WARNING: Duration = Duration::days(30);
+/// How long a CA may outlive its issuer before `outlives-issuer` warns.
+const OUTLIVES_GRACE: Duration = Duration::days(1);
 
 pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -156,6 +158,31 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
                         cert.validity().not_after
                     ))
                     .fix("rotate before it expires: a new intermediate under the same root is hot-loaded"),
+            );
+        }
+    }
+    // A CA that outlives its issuer: from the issuer's expiry on, nothing below verifies.
+    // The Makefile makes both for 3650 days a few seconds apart, so its intermediates
+    // outlive their root by those seconds: a day's grace keeps that quiet.
+    for pair in parsed_path.windows(2).filter(|_| loads) {
+        let (cert, issuer) = (&pair[0], &pair[1]);
+        let (ends, issuer_ends) = (
+            cert.validity().not_after.to_datetime(),
+            issuer.validity().not_after.to_datetime(),
+        );
+        if ends - issuer_ends > OUTLIVES_GRACE {
+            out.push(
+                Finding::new("outlives-issuer", Severity::Warning, bundle)
+                    .file(cert_file)
+                    .message(format!(
+                        "`{}` is valid until {}, {} after its issuer `{}` expires ({}): from then on no chain through it verifies",
+                        path::subject(cert),
+                        cert.validity().not_after,
+                        crate::chain::duration::format(ends - issuer_ends),
+                        path::subject(issuer),
+                        issuer.validity().not_after
+                    ))
+                    .fix("reissue it to end no later than its issuer (`meshtrust certs cacerts NAME --force` does), and plan the root's rotation before then"),
             );
         }
     }

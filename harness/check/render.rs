@@ -48,12 +48,19 @@ pub fn render_text(report: &Report) -> String {
             }
         }
     }
+    let n = |count: usize, noun: &str| {
+        if count == 1 {
+            format!("1 {noun}")
+        } else {
+            format!("{count} {noun}s")
+        }
+    };
     let _ = writeln!(
         out,
-        "{} error(s), {} warning(s), {} note(s)",
-        report.count(Severity::Error),
-        report.count(Severity::Warning),
-        report.count(Severity::Note)
+        "{}, {}, {}",
+        n(report.count(Severity::Error), "error"),
+        n(report.count(Severity::Warning), "warning"),
+        n(report.count(Severity::Note), "note")
     );
     out
 }

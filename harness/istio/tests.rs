@@ -646,3 +646,79 @@ fn the_served_chain_for_the_makefile_layout_is_intermediate_root_root() {
     // Self-signed istiod: no chain, the root once.
     assert_eq!(served::served_after_leaf(b"", r.pem.as_bytes()).len(), 1);
 }
+
+#[test]
+fn a_key_block_that_does_not_parse_is_encrypted_only_when_it_carries_headers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = root();
+    let int = intermediate(&r, |_| {});
+    let dir = makefile(tmp.path(), "garbage-key", &r, &int);
+    // A PRIVATE KEY label, no headers, a body that is no key: unparseable, not encrypted.
+    std::fs::write(
+        dir.join("ca-key.pem"),
+        concat!(
+            "-----BEGIN RSA ",
+            "PRIVATE KEY-----\nMAMCAQA=\n-----END RSA PRIVATE KEY-----\n"
+        ),
+    )
+    .unwrap();
+    let e = eval(&dir, LATEST);
+    assert!(
+        matches!(
+            e.failures[0].detail,
+            Detail::Key(KeyProblem::Unparseable(_))
+        ),
+        "{:?}",
+        e.failures
+    );
+    // Headers on a block that is not a key label: still only unsupported.
+    std::fs::write(
+        dir.join("ca-key.pem"),
+        "-----BEGIN SECRET-----\nProc-Type: 4,ENCRYPTED\n\nMAMCAQA=\n-----END SECRET-----\n",
+    )
+    .unwrap();
+    let e = eval(&dir, LATEST);
+    assert_eq!(
+        e.failures[0].detail,
+        Detail::Key(KeyProblem::Unparseable(
+            "unsupported PEM block type for a private key: SECRET".into()
+        ))
+    );
+}
+
+#[test]
+fn the_crl_rule_refuses_trailing_bytes_and_keys_signers_by_subject() {
+    let r = root();
+    let int = intermediate(&r, |_| {});
+    let der = |p: &str| pem::parse(p).unwrap().into_contents();
+    let block = |label: &str, bytes: Vec<u8>| {
+        pem::encode_config(
+            &pem::Pem::new(label, bytes),
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        )
+    };
+    let crls = format!("{}{}", crl(&int), crl(&r));
+    // A certificate with a byte after it is not a certificate to Go (x509: trailing data).
+    let mut trailing = der(&int.pem);
+    trailing.push(0);
+    let chain = format!("{}{}", block("CERTIFICATE", trailing), r.pem);
+    assert_eq!(
+        load::crl_rule(chain.as_bytes(), crls.as_bytes()),
+        Err("failed to parse cert chain: x509: malformed certificate".into())
+    );
+    let mut crl_trailing = der(&crl(&r));
+    crl_trailing.push(0);
+    let chain = format!("{}{}", int.pem, r.pem);
+    assert_eq!(
+        load::crl_rule(chain.as_bytes(), block("X509 CRL", crl_trailing).as_bytes()),
+        Err("failed to parse CRL PEM: x509: malformed crl".into())
+    );
+    // The intermediate twice, its CRL only: the root's is still missing.
+    let chain = format!("{}{}{}", int.pem, r.pem, int.pem);
+    let err = load::crl_rule(chain.as_bytes(), crl(&int).as_bytes()).unwrap_err();
+    assert_eq!(
+        err,
+        "missing CRL signed by certificates: [CN=Root CA,O=Istio,L=cluster1]"
+    );
+    assert_eq!(load::crl_rule(chain.as_bytes(), crls.as_bytes()), Ok(()));
+}

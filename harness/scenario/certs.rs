@@ -83,8 +83,7 @@ impl RunCerts {
         let (mesh, _foreign) = (mesh?, foreign?);
         let rotated =
             pki::generate_intermediate_with_key(&mesh.root, &spec("cluster1"), rotated_key?)?;
-        std::fs::create_dir_all(&certs.rotated)
-            .map_err(PkiError::io("create directory", &certs.rotated))?;
+        layout::create_key_dir(&certs.rotated)?;
         layout::write_cacerts(
             &certs.rotated,
             &spec("cluster1"),
@@ -100,7 +99,7 @@ impl RunCerts {
         let good = self.cluster("cluster1");
         let copy = |kind: &str| -> Result<PathBuf, PkiError> {
             let d = self.bad(kind);
-            std::fs::create_dir_all(&d).map_err(PkiError::io("create directory", &d))?;
+            layout::create_key_dir(&d)?;
             for f in layout::CACERTS_FILES {
                 std::fs::copy(good.join(f), d.join(f))
                     .map_err(PkiError::io("copy", good.join(f)))?;
@@ -159,4 +158,28 @@ fn not_a_ca(
             source,
         })?;
     Ok(cert.der().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn every_directory_that_holds_a_key_is_0700() {
+        let tmp = tempfile::tempdir().unwrap();
+        let certs = RunCerts::generate(tmp.path(), KeyAlg::P256).unwrap();
+        let mode = |d: &Path| std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
+        let mut dirs = vec![
+            certs.cluster("cluster1"),
+            certs.rotated_cluster1(),
+            certs.bad("incomplete"),
+        ];
+        dirs.retain(|d| d.join("ca-key.pem").exists() || d.join("ca-cert.pem").exists());
+        assert!(dirs.len() >= 2, "{dirs:?}");
+        for d in dirs {
+            assert_eq!(mode(&d), 0o700, "`{}`", d.display());
+        }
+    }
 }
