@@ -2,6 +2,9 @@
 //!
 //! Data flows one way: [`pki`] (certificates on disk) -> a target ([`mesh`] locally,
 //! `kube` on kind) -> [`chain`] (the captured chain and its verdict) -> [`report`].
+//! Beside the flow and below every step that needs it: [`x509`] (path building and
+//! signatures) and [`istio`], the one model of istiod that `check`, `chain`, `mesh` and
+//! `kube` share and that the oracle tier holds to Istio's own code.
 
 pub mod chain;
 pub mod check;
@@ -13,3 +16,4 @@ pub mod mesh;
 pub mod pki;
 pub mod report;
 pub mod scenario;
+pub mod x509;

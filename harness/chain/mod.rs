@@ -5,13 +5,13 @@
 //! [`verify_chain`] does relate and evaluate in one call.
 
 pub mod cert;
+/// Re-exported from [`crate::x509`], where they sit below `istio` and `chain`.
+pub use crate::x509::{path, signature};
 pub mod duration;
 mod error;
 pub mod input;
-pub mod path;
 pub mod relate;
 pub mod render;
-pub mod signature;
 pub mod snapshot;
 pub mod spiffe;
 pub mod verdict;

@@ -4,9 +4,9 @@
 //! evidence and the fix.
 
 use super::{CheckOptions, Finding, Severity};
-use crate::chain::path::{self, PathError};
 use crate::istio::load::{Detail, Evaluation, Incomplete, KeyProblem, RuleFailure};
 use crate::pki::{Bundle, Layout};
+use crate::x509::path::{self, PathError};
 
 /// One finding per failed istiod rule, in istiod's order.
 pub(crate) fn istiod_findings(

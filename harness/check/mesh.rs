@@ -8,9 +8,9 @@ use x509_parser::public_key::PublicKey;
 
 use super::istiod::describe;
 use super::{CheckOptions, Finding, Severity};
-use crate::chain::path::{self, Step};
 use crate::istio::load::Evaluation;
 use crate::pki::{Bundle, Layout};
+use crate::x509::path::{self, Step};
 
 const EXPIRY_WARNING: Duration = Duration::days(30);
 /// How long a CA may outlive its issuer before `outlives-issuer` warns.
@@ -97,7 +97,7 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
                 continue;
             };
             let self_signed = r.subject().as_raw() == r.issuer().as_raw()
-                && crate::chain::signature::signed_by(&r, &r);
+                && crate::x509::signature::signed_by(&r, &r);
             if !self_signed {
                 out.push(
                     Finding::new("tls-ca-not-root", Severity::Error, bundle)
@@ -281,8 +281,7 @@ fn issued_by(child: &[u8], issuer: &[u8]) -> bool {
         x509_parser::parse_x509_certificate(issuer),
     ) {
         (Ok((_, c)), Ok((_, i))) => {
-            c.issuer().as_raw() == i.subject().as_raw()
-                && crate::chain::signature::signed_by(&c, &i)
+            c.issuer().as_raw() == i.subject().as_raw() && crate::x509::signature::signed_by(&c, &i)
         }
         _ => false,
     }

@@ -4,7 +4,7 @@
 //!
 //! istiod's own rules are [`crate::istio::load::evaluate`], the code the embedded
 //! istiod starts with; this module maps its failures to findings and adds the
-//! mesh's rules. Built on [`crate::pki`] (reading) and [`crate::chain::path`]
+//! mesh's rules. Built on [`crate::pki`] (reading) and [`crate::x509::path`]
 //! (verifying): no second parser, no second verifier, no second copy of istiod's rules.
 
 mod across;
@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 use crate::pki::{Bundle, PkiError};
 
-pub use crate::scenario::IstioVersion;
+pub use crate::istio::IstioVersion;
 pub use finding::{Finding, Report, Severity};
 pub use render::render_text;
 

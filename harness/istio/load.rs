@@ -28,9 +28,9 @@ use x509_parser::prelude::FromDer as _;
 use super::gopem;
 use super::key::{self, PublicHalf};
 use super::version::IstioVersion;
-use crate::chain::path::{self, PathError, PathOptions, Purpose, Rules, VerifiedPath};
-use crate::chain::signature;
 use crate::pki::{Bundle, Layout};
+use crate::x509::path::{self, PathError, PathOptions, Purpose, Rules, VerifiedPath};
+use crate::x509::signature;
 
 /// istiod's log line in plug-in mode (pilot/pkg/bootstrap/istio_ca.go).
 pub const LOG_PLUGGED_IN: &str = "Use local CA certificate";

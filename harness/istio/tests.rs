@@ -12,8 +12,8 @@ use time::{Duration, OffsetDateTime};
 use super::load::{self, Detail, Incomplete, KeyProblem, Rule};
 use super::reload::{self, Reload};
 use super::{IstioVersion, served};
-use crate::chain::path::PathError;
 use crate::pki::{Bundle, Layout};
+use crate::x509::path::PathError;
 
 const LATEST: IstioVersion = IstioVersion::LATEST;
 
