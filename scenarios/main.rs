@@ -5,9 +5,9 @@ mod support;
 mod certs;
 mod chain_input;
 mod chain_snapshot;
-mod cli_messages;
 mod chain_verify;
 mod check;
+mod cli_messages;
 #[cfg(feature = "e2e")]
 mod kube_preflight;
 #[cfg(feature = "e2e")]
