@@ -620,3 +620,47 @@ fn a_private_key_inside_a_chain_file_is_refused_naming_where_and_never_echoed() 
         4
     );
 }
+
+#[test]
+fn leaf_verifies_checks_the_client_side_of_mtls_too() {
+    use crate::support::pki as tpki;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tpki::root();
+    for (name, eku, client_ok) in [
+        (
+            "server-only",
+            vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth],
+            false,
+        ),
+        ("none", vec![], true),
+    ] {
+        let mut p = tpki::intermediate_params("cluster1");
+        p.extended_key_usages = eku;
+        let ca = tpki::signed(p, &root);
+        let dir = tpki::makefile_layout(tmp.path(), name, &ca, &root);
+        let bundle = Bundle::read(&dir).unwrap();
+        let mut lp = rcgen::CertificateParams::default();
+        lp.distinguished_name = rcgen::DistinguishedName::new();
+        lp.subject_alt_names = vec![rcgen::SanType::URI(HTTPBIN.try_into().unwrap())];
+        lp.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let leaf = tpki::signed(lp, &ca);
+        let der =
+            |pem_text: &str| CertificateDer::from(pem::parse(pem_text).unwrap().into_contents());
+        let served = vec![der(&leaf.pem), der(&ca.pem), der(&root.pem), der(&root.pem)];
+        let case = verify(&bundle, served, at_now());
+        let check = case.verdict.check(CheckId::LeafVerifies);
+        if client_ok {
+            assert_eq!(check.status, Status::Pass, "{name}: {}", check.summary);
+        } else {
+            assert_eq!(check.status, Status::Fail, "{name}");
+            assert!(
+                check.summary.contains("without clientAuth"),
+                "{}",
+                check.summary
+            );
+        }
+    }
+}

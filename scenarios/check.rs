@@ -9,7 +9,7 @@ use predicates::prelude::*;
 use rcgen::{ExtendedKeyUsagePurpose, KeyUsagePurpose};
 use time::Duration;
 
-use crate::support::openssl::{makefile_bundle, openssl};
+use crate::support::openssl::{makefile_bundle, openssl, openssl_fails};
 use crate::support::pki::{self as tpki, Tier};
 
 fn run(dirs: &[PathBuf], opts: &CheckOptions) -> Report {
@@ -793,4 +793,178 @@ fn an_intermediate_that_outlives_its_root_is_a_warning() {
     let same = tpki::signed(p, &f.root);
     let d = tpki::makefile_layout(f.path(), "same", &same, &f.root);
     assert!(!run(&[d], &opts()).has("outlives-issuer"));
+}
+
+/// A workload leaf (serverAuth + clientAuth, as istiod issues) under `ca`, as PEM.
+fn workload_leaf(ca: &Tier) -> Tier {
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.subject_alt_names = vec![rcgen::SanType::URI(
+        "spiffe://cluster.local/ns/foo/sa/httpbin"
+            .try_into()
+            .unwrap(),
+    )];
+    p.is_ca = rcgen::IsCa::ExplicitNoCa;
+    p.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    p.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    tpki::signed(p, ca)
+}
+
+#[test]
+fn an_intermediate_limited_to_server_auth_makes_peers_refuse_every_client_certificate() {
+    // istiod loads it (Go checks serverAuth only); under mTLS each workload certificate is
+    // also a client certificate, and peers check clientAuth along the whole path.
+    let f = Fixture::new();
+    for (name, eku, refused) in [
+        (
+            "server-only",
+            vec![ExtendedKeyUsagePurpose::ServerAuth],
+            true,
+        ),
+        (
+            "both",
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+            false,
+        ),
+    ] {
+        let mut p = tpki::intermediate_params("cluster1");
+        p.extended_key_usages = eku;
+        let ca = tpki::signed(p, &f.root);
+        let d = tpki::makefile_layout(f.path(), name, &ca, &f.root);
+        let report = run(std::slice::from_ref(&d), &opts());
+        // The reference peer: openssl verify as a TLS client certificate.
+        let leaf = workload_leaf(&ca);
+        std::fs::write(d.join("leaf.pem"), &leaf.pem).unwrap();
+        let args = [
+            "verify",
+            "-purpose",
+            "sslclient",
+            "-CAfile",
+            "root-cert.pem",
+            "-untrusted",
+            "ca-cert.pem",
+            "leaf.pem",
+        ];
+        if refused {
+            let finding = report
+                .findings
+                .iter()
+                .find(|x| x.id == "peers-refuse")
+                .unwrap_or_else(|| panic!("{name}: {:?}", report.findings));
+            assert_eq!(finding.severity, Severity::Error);
+            assert!(
+                finding
+                    .message
+                    .contains("as a client certificate (clientAuth)"),
+                "{}",
+                finding.message
+            );
+            assert!(
+                finding.message.contains("without clientAuth"),
+                "{}",
+                finding.message
+            );
+            assert!(
+                finding.fix.contains("both serverAuth and clientAuth"),
+                "{}",
+                finding.fix
+            );
+            assert!(
+                !report
+                    .findings
+                    .iter()
+                    .any(|x| x.id == "peers-refuse" && x.message.contains("as a server"))
+            );
+            let out = openssl_fails(&d, &args);
+            assert!(out.contains("unsuitable certificate purpose"), "{out}");
+        } else {
+            assert!(!report.has("peers-refuse"), "{name}: {:?}", report.findings);
+            openssl(&d, &args);
+        }
+    }
+}
+
+#[test]
+fn a_root_cert_that_is_not_self_signed_makes_peers_refuse_in_either_layout() {
+    // A 3-level PKI whose root-cert.pem holds the issuing CA: istiod stops its path there,
+    // peers look for the issuer of that CA and find none.
+    let f = Fixture::new();
+    let issuing = tpki::signed(
+        tpki::ca_params(
+            &[
+                (rcgen::DnType::OrganizationName, "Istio"),
+                (rcgen::DnType::CommonName, "Issuing CA"),
+            ],
+            None,
+        ),
+        &f.root,
+    );
+    let ca = tpki::intermediate("cluster1", &issuing);
+    let d = tpki::write_bundle(
+        f.path(),
+        "istiod-layout",
+        &ca,
+        &[&ca, &issuing],
+        &[&issuing],
+    );
+    let report = run(std::slice::from_ref(&d), &opts());
+    assert!(
+        !report
+            .findings
+            .iter()
+            .any(|x| x.severity == Severity::Error && x.id != "peers-refuse"),
+        "{:?}",
+        report.findings
+    );
+    let finding = report
+        .findings
+        .iter()
+        .find(|x| x.id == "peers-refuse")
+        .expect("peers-refuse");
+    assert!(
+        finding.message.contains("is not a self-signed root"),
+        "{}",
+        finding.message
+    );
+    let leaf = workload_leaf(&ca);
+    std::fs::write(d.join("leaf.pem"), &leaf.pem).unwrap();
+    let out = openssl_fails(
+        &d,
+        &[
+            "verify",
+            "-CAfile",
+            "root-cert.pem",
+            "-untrusted",
+            "cert-chain.pem",
+            "leaf.pem",
+        ],
+    );
+    assert!(out.contains("unable to get issuer certificate"), "{out}");
+    // The same in the kubernetes.io/tls layout is `tls-ca-not-root`, once.
+    let tls = f.path().join("tls-layout");
+    std::fs::create_dir_all(&tls).unwrap();
+    std::fs::write(tls.join("tls.crt"), &ca.pem).unwrap();
+    std::fs::copy(d.join("ca-key.pem"), tls.join("tls.key")).unwrap();
+    std::fs::write(tls.join("ca.crt"), &issuing.pem).unwrap();
+    let report = run(&[tls], &opts());
+    assert!(report.has("tls-ca-not-root"), "{:?}", report.findings);
+    assert!(!report.has("peers-refuse"), "{:?}", report.findings);
+    // Twin: the real root in root-cert.pem.
+    let good = tpki::write_bundle(
+        f.path(),
+        "three-levels",
+        &ca,
+        &[&ca, &issuing, &f.root],
+        &[&f.root],
+    );
+    assert!(!run(&[good], &opts()).has("peers-refuse"));
 }

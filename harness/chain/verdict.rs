@@ -308,7 +308,17 @@ fn leaf_verifies(r: &Related, expect: &Expectations) -> Check {
         purpose: Purpose::ServerAuth,
         rules: Rules::Peer,
     };
-    match path::verify(r.leaf().info.der.as_ref(), &untrusted, &roots, &opts) {
+    // Under mTLS every workload certificate is a client certificate too: the peer that
+    // receives it checks clientAuth along the whole path (OpenSSL `-purpose sslclient`).
+    let as_client = PathOptions {
+        purpose: Purpose::ClientAuth,
+        ..opts.clone()
+    };
+    let leaf_der = r.leaf().info.der.as_ref();
+    let result = path::verify(leaf_der, &untrusted, &roots, &opts).and_then(|verified| {
+        path::verify(leaf_der, &untrusted, &roots, &as_client).map(|_| verified)
+    });
+    match result {
         Ok(verified) => {
             let names: Vec<String> = verified
                 .steps
@@ -324,7 +334,7 @@ fn leaf_verifies(r: &Related, expect: &Expectations) -> Check {
             pass(
                 id,
                 format!(
-                    "{} (served certificates untrusted, plugged {} trusted)",
+                    "{} (served certificates untrusted, plugged {} trusted; as server and as client)",
                     names.join(" -> "),
                     root_file(r)
                 ),

@@ -165,7 +165,7 @@ fn path_finding(bundle: &Bundle, cert_file: &str, e: &PathError) -> Finding {
             "not-yet-valid",
             "check the clocks of the machine that made it; reissue with a current NotBefore",
         ),
-        PathError::NoIssuer { .. } => (
+        PathError::NoIssuer { .. } | PathError::AnchorNotSelfSigned { .. } => (
             "no-path-to-root",
             "put the root that issued the chain in root-cert.pem, and every CA between it and ca-cert.pem in cert-chain.pem",
         ),

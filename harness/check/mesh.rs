@@ -110,6 +110,55 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
         }
     }
 
+    // The peers' side: what a workload serves (a leaf issued by the signing certificate,
+    // then istiod's chain), verified as Envoy (BoringSSL) and OpenSSL verify it, against
+    // the trust bundle every peer of this cluster holds, as a server and as a client
+    // (mTLS: every workload certificate is both). Causes other findings name already
+    // (keyCertSign, a `ca.crt` that is no root) are not repeated.
+    if loads {
+        let served = crate::istio::served::served_after_leaf(&eval.chain_pem, &eval.root_pem);
+        for (purpose, role) in [
+            (path::Purpose::ServerAuth, "server"),
+            (path::Purpose::ClientAuth, "client"),
+        ] {
+            let peer = path::PathOptions {
+                at: opts.now,
+                purpose,
+                rules: path::Rules::Peer,
+            };
+            let Err(e) = path::verify(ca_cert, &served, &eval.roots, &peer) else {
+                continue;
+            };
+            let fix = match &e {
+                path::PathError::NoKeyCertSign { .. } => continue,
+                path::PathError::AnchorNotSelfSigned { .. }
+                    if bundle.layout == Layout::KubernetesTls =>
+                {
+                    continue;
+                }
+                path::PathError::AnchorNotSelfSigned { .. } => format!(
+                    "put the self-signed root in {root_file} (and every CA between it and the signing certificate in {chain_file})"
+                ),
+                path::PathError::Eku { subject, .. } => format!(
+                    "reissue `{subject}` without an extendedKeyUsage, or with both serverAuth and clientAuth"
+                ),
+                _ => "reissue the CAs so that the whole path is valid for TLS servers and clients"
+                    .to_owned(),
+            };
+            out.push(
+                Finding::new("peers-refuse", Severity::Error, bundle)
+                    .file(cert_file)
+                    .message(format!(
+                        "istiod loads the bundle, but TLS peers will refuse every workload certificate as a {role} certificate ({purpose}): {e}"
+                    ))
+                    .evidence(format!(
+                        "verified as a peer does (OpenSSL `verify -purpose ssl{role}`, Envoy's BoringSSL): trust = {root_file}, untrusted = the chain istiod serves"
+                    ))
+                    .fix(fix),
+            );
+        }
+    }
+
     // Warnings.
     for (cert, der) in parsed_path.iter().zip(&path_certs).filter(|_| loads) {
         let remaining = cert.validity().not_after.to_datetime() - opts.now;

@@ -246,9 +246,13 @@ pub fn go_verify_text(e: &PathError, at: OffsetDateTime) -> String {
         PathError::WeakSignature { alg, .. } => format!(
             "x509: certificate signed by unknown authority (possibly because of \"x509: cannot verify signature: insecure algorithm {alg}\")"
         ),
+        // (The last two never come from Go's rules.)
         PathError::NoIssuer { .. }
+        | PathError::Unparseable { .. }
         | PathError::NoKeyCertSign { .. }
-        | PathError::Unparseable { .. } => "x509: certificate signed by unknown authority".into(),
+        | PathError::AnchorNotSelfSigned { .. } => {
+            "x509: certificate signed by unknown authority".into()
+        }
     }
 }
 

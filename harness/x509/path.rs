@@ -79,6 +79,10 @@ pub enum PathError {
     },
     #[error("`{subject}` issues certificates but its keyUsage lacks keyCertSign")]
     NoKeyCertSign { subject: String },
+    #[error(
+        "the trusted `{subject}` is not a self-signed root (issued by `{issuer}`): TLS peers cannot complete the path (OpenSSL: unable to get issuer certificate)"
+    )]
+    AnchorNotSelfSigned { subject: String, issuer: String },
     #[error("`{subject}` has an extended key usage without {purpose}")]
     Eku {
         subject: String,
@@ -256,6 +260,18 @@ fn finish(path: &[Node<'_, '_>], opts: &PathOptions, best: &mut Option<PathError
 }
 
 fn check_path(path: &[Node<'_, '_>], opts: &PathOptions) -> Result<(), PathError> {
+    // OpenSSL and BoringSSL (without X509_V_FLAG_PARTIAL_CHAIN, as Envoy runs them) build on
+    // until a self-signed certificate: a trusted CA that is not self-issued leaves them
+    // "unable to get issuer certificate". Go stops at any certificate of its root pool.
+    if opts.rules == Rules::Peer
+        && let Some((_, _, anchor)) = path.last()
+        && anchor.subject().as_raw() != anchor.issuer().as_raw()
+    {
+        return Err(PathError::AnchorNotSelfSigned {
+            subject: subject(anchor),
+            issuer: anchor.issuer().to_string(),
+        });
+    }
     for (i, (_, _, cert)) in path.iter().enumerate() {
         let subject = subject(cert);
         let alg = &cert.signature_algorithm.algorithm;
