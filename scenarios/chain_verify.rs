@@ -391,14 +391,114 @@ fn a_ca_leaf_fails_leaf_not_ca_though_openssl_verifies_it() {
         ..Leaf::default()
     };
     let served = mesh.served("cluster1", &mesh.leaf("cluster1", &leaf));
-    verify(&mesh.bundle("cluster1"), served, at_now())
-        .fails_exactly(&[CheckId::LeafNotCa, CheckId::LeafProfile])
+    // The SKI rcgen gives a CA leaf only differs from istiod's profile: a note.
+    verify(&mesh.bundle("cluster1"), served.clone(), at_now())
+        .fails_exactly(&[CheckId::LeafNotCa])
         .says(
             CheckId::LeafNotCa,
             "the leaf is a CA (basicConstraints CA:TRUE)",
         )
-        .says(CheckId::LeafProfile, "subjectKeyIdentifier")
+        .says(CheckId::LeafProfile, "note: subjectKeyIdentifier")
+        .says(CheckId::LeafProfile, "nothing that breaks mTLS")
         .openssl_agrees();
+    // --istiod-profile: the note fails too.
+    let strict = Expectations {
+        istiod_profile: true,
+        ..at_now()
+    };
+    verify(&mesh.bundle("cluster1"), served, strict)
+        .fails_exactly(&[CheckId::LeafNotCa, CheckId::LeafProfile])
+        .says(CheckId::LeafProfile, "(--istiod-profile)");
+}
+
+#[test]
+fn leaf_profile_fails_only_what_breaks_mtls() {
+    use crate::support::pki as tpki;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tpki::root();
+    let ca = tpki::intermediate("cluster1", &root);
+    let dir = tpki::makefile_layout(tmp.path(), "cluster1", &ca, &root);
+    let bundle = Bundle::read(&dir).unwrap();
+    let der = |pem_text: &str| CertificateDer::from(pem::parse(pem_text).unwrap().into_contents());
+    let leaf_with = |edit: &dyn Fn(&mut rcgen::CertificateParams)| {
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.subject_alt_names = vec![rcgen::SanType::URI(HTTPBIN.try_into().unwrap())];
+        p.key_usages = vec![
+            rcgen::KeyUsagePurpose::DigitalSignature,
+            rcgen::KeyUsagePurpose::KeyEncipherment,
+        ];
+        p.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        p.use_authority_key_identifier_extension = true;
+        edit(&mut p);
+        let leaf = tpki::signed(p, &ca);
+        vec![der(&leaf.pem), der(&ca.pem), der(&root.pem), der(&root.pem)]
+    };
+    let profile = |served| {
+        verify(&bundle, served, at_now())
+            .verdict
+            .check(CheckId::LeafProfile)
+            .clone()
+    };
+    // Breaks: EKU without clientAuth, KU without digitalSignature.
+    for (what, edit, text) in [
+        (
+            "no clientAuth",
+            &(|p: &mut rcgen::CertificateParams| {
+                p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth]
+            }) as &dyn Fn(&mut rcgen::CertificateParams),
+            "lacks clientAuth",
+        ),
+        (
+            "no serverAuth",
+            &(|p: &mut rcgen::CertificateParams| {
+                p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth]
+            }),
+            "lacks serverAuth",
+        ),
+        (
+            "no digitalSignature",
+            &(|p: &mut rcgen::CertificateParams| {
+                p.key_usages = vec![rcgen::KeyUsagePurpose::KeyEncipherment]
+            }),
+            "lacks digitalSignature",
+        ),
+    ] {
+        let check = profile(leaf_with(edit));
+        assert_eq!(check.status, Status::Fail, "{what}: {}", check.summary);
+        assert!(
+            check.details.iter().any(|d| d.contains(text)),
+            "{what}: {:?}",
+            check.details
+        );
+    }
+    // Notes only: a subject, no EKU at all (any purpose), a non-critical KU.
+    for (what, edit, text) in [
+        (
+            "a subject",
+            &(|p: &mut rcgen::CertificateParams| {
+                p.distinguished_name
+                    .push(rcgen::DnType::CommonName, "httpbin")
+            }) as &dyn Fn(&mut rcgen::CertificateParams),
+            "note: subject `CN=httpbin`",
+        ),
+        (
+            "no EKU",
+            &(|p: &mut rcgen::CertificateParams| p.extended_key_usages = Vec::new()),
+            "note: no extendedKeyUsage",
+        ),
+    ] {
+        let check = profile(leaf_with(edit));
+        assert_eq!(check.status, Status::Pass, "{what}: {}", check.summary);
+        assert!(
+            check.details.iter().any(|d| d.contains(text)),
+            "{what}: {:?}",
+            check.details
+        );
+    }
 }
 
 #[test]
@@ -663,4 +763,52 @@ fn leaf_verifies_checks_the_client_side_of_mtls_too() {
             );
         }
     }
+}
+
+#[test]
+fn istiods_self_signed_root_is_recognised_for_any_trust_domain() {
+    use rcgen::KeyUsagePurpose as Ku;
+    let mesh = Mesh::new(&["cluster1"]);
+    let root_for = |org: &'static str, usages: Vec<Ku>| {
+        crate::support::chains::CaSpec {
+            subject: &[(DnType::OrganizationName, org)],
+            pathlen: None,
+            key_usages: usages,
+            issuer: None,
+            key: KeyAlg::P256,
+        }
+        .build()
+    };
+    let fallback = |ca: &meshtrust::pki::Ca| {
+        let served = vec![Leaf::default().signed_by(ca), ca.cert_der().clone()];
+        verify(&mesh.bundle("cluster1"), served, at_now())
+            .verdict
+            .check(CheckId::SelfSignedFallback)
+            .status
+    };
+    // A trust domain meshtrust was not told about: istiod's root shape gives it away.
+    assert_eq!(
+        fallback(&root_for("mesh.example.org", vec![Ku::KeyCertSign])),
+        Status::Fail
+    );
+    // Twins: another CA shape with the same subject, or another subject, is not istiod's.
+    assert_eq!(
+        fallback(&root_for(
+            "mesh.example.org",
+            vec![Ku::KeyCertSign, Ku::DigitalSignature]
+        )),
+        Status::Pass
+    );
+    let other = crate::support::chains::CaSpec {
+        subject: &[
+            (DnType::OrganizationName, "Acme"),
+            (DnType::CommonName, "Root"),
+        ],
+        pathlen: None,
+        key_usages: vec![Ku::KeyCertSign],
+        issuer: None,
+        key: KeyAlg::P256,
+    }
+    .build();
+    assert_eq!(fallback(&other), Status::Pass);
 }

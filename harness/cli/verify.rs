@@ -30,6 +30,10 @@ pub struct Verify {
     /// The mesh's trust domain [default: that of --expect-id, else cluster.local].
     #[arg(long, value_name = "DOMAIN")]
     trust_domain: Option<String>,
+    /// Fail `leaf-profile` on any difference from the leaf istiod issues (an SKI, a subject,
+    /// KU criticality, the AKI), not only on what breaks mTLS: proves istiod issued it.
+    #[arg(long)]
+    istiod_profile: bool,
     /// How to print the verdict.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -56,6 +60,7 @@ pub fn run(args: Verify) -> anyhow::Result<Exit> {
         trust_domain: args.trust_domain,
         expect_id: args.expect_id,
         expect_ttl: args.expect_ttl,
+        istiod_profile: args.istiod_profile,
         ..Expectations::now()
     };
     let verdict = chain::verify_chain(&served, &bundle, &others, &expect)?;
