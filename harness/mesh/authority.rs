@@ -13,7 +13,6 @@ use time::{Duration, OffsetDateTime};
 
 use super::ca::{Identity, IssueError, Signer};
 use crate::pki::Bundle;
-use crate::scenario::target::CaSource;
 use crate::scenario::target::IstioVersion;
 
 /// Why a `CreateCertificate` call failed, in gRPC's terms.
@@ -121,42 +120,15 @@ impl Authority {
             return decision;
         }
         let evaluation = crate::istio::evaluate(bundle, now, version);
-        let signer = evaluation
-            .ca_cert
-            .clone()
-            .ok_or_else(|| "no signing certificate".to_owned())
-            .and_then(|ca_cert| {
-                let key = bundle
-                    .ca_key
-                    .as_ref()
-                    .ok_or_else(|| "no key file".to_owned())?
-                    .key()
-                    .map_err(|e| {
-                        format!(
-                            "meshtrust's embedded CA cannot sign with this key (istiod can): {e}"
-                        )
-                    })?;
-                Signer::new(
-                    CaSource::PluggedIn,
-                    key,
-                    ca_cert,
-                    evaluation.cert_chain,
-                    evaluation.roots,
-                    evaluation.chain_pem,
-                    evaluation.root_pem,
-                    evaluation.default_ttl,
-                )
-                .map(|s| s.clamp_to_signer(version.clamps_leaf_to_signer()))
-                .map_err(|e| e.to_string())
-            });
+        let signer = super::istiod::signer(bundle, evaluation, version);
         match signer {
             Ok(signer) => {
                 *self.signer.write().expect("signer lock") = Arc::new(signer);
                 Reload::Applied
             }
-            Err(reason) => Reload::Failed {
-                rule: crate::istio::Rule::KeyParses,
-                reason,
+            Err(refusal) => Reload::Failed {
+                rule: refusal.rule,
+                reason: refusal.reason,
             },
         }
     }

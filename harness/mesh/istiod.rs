@@ -71,23 +71,36 @@ pub fn load(
     if evaluation.ignored() {
         return Ok(Loaded::Ignored);
     }
-    if let Some(failure) = evaluation.failures.into_iter().next() {
-        return Err(failure.into());
+    if let Some(failure) = evaluation.failures.first() {
+        return Err(failure.clone().into());
     }
-    let Some(ca_cert) = evaluation.ca_cert else {
-        unreachable!("a bundle that passes every rule has its signing certificate");
+    signer(bundle, evaluation, version).map(|s| Loaded::PluggedIn(Box::new(s)))
+}
+
+/// The embedded CA's signer for a bundle the model of istiod accepted (at start-up, or
+/// on a reload, which runs fewer rules). istiod signs with any key Go reads; the embedded
+/// CA signs with aws-lc-rs, which refuses RSA keys under 2048 bits: that is said as such,
+/// never passed off as istiod's refusal.
+pub fn signer(
+    bundle: &Bundle,
+    evaluation: Evaluation,
+    version: IstioVersion,
+) -> Result<Signer, Refusal> {
+    let cannot = |reason: String| Refusal {
+        rule: Rule::KeyParses,
+        reason: format!(
+            "meshtrust's embedded CA cannot sign with this bundle (istiod can): {reason}"
+        ),
     };
-    // istiod signs with any key Go reads; the embedded CA signs with aws-lc-rs, which
-    // refuses RSA keys under 2048 bits: say so rather than pretend istiod refused.
+    let ca_cert = evaluation
+        .ca_cert
+        .ok_or_else(|| cannot("no signing certificate".into()))?;
     let key = bundle
         .ca_key
         .as_ref()
-        .expect("a complete bundle has its key")
+        .ok_or_else(|| cannot("no key file".into()))?
         .key()
-        .map_err(|e| Refusal {
-            rule: Rule::KeyParses,
-            reason: format!("meshtrust's embedded CA cannot sign with this key (istiod can): {e}"),
-        })?;
+        .map_err(|e| cannot(e.to_string()))?;
     Signer::new(
         CaSource::PluggedIn,
         key,
@@ -99,11 +112,7 @@ pub fn load(
         evaluation.default_ttl,
     )
     .map(|s| s.clamp_to_signer(version.clamps_leaf_to_signer()))
-    .map(|s| Loaded::PluggedIn(Box::new(s)))
-    .map_err(|e| Refusal {
-        rule: Rule::ChainVerifies,
-        reason: e.to_string(),
-    })
+    .map_err(|e| cannot(e.to_string()))
 }
 
 /// istiod's own root when nothing is plugged in (`istio-ca-secret`): `O=<trust domain>`,
