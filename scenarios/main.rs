@@ -8,6 +8,7 @@ mod chain_snapshot;
 mod chain_verify;
 mod check;
 mod cli_messages;
+mod json_schemas;
 #[cfg(feature = "e2e")]
 mod kube_preflight;
 #[cfg(feature = "e2e")]

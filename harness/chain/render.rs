@@ -41,7 +41,23 @@ pub fn text(v: &Verdict) -> String {
     out
 }
 
-/// The verdict as pretty JSON: the checks and every served certificate described.
+/// The schema of `meshtrust verify --format json`: `fixtures/schemas/verify.schema.json`.
+pub const VERIFY_SCHEMA: &str = "meshtrust.verify/v1";
+
+/// The verdict as pretty JSON (schema [`VERIFY_SCHEMA`]): schema, meshtrust's version,
+/// then the checks and every served certificate described.
 pub fn json(v: &Verdict) -> String {
-    serde_json::to_string_pretty(v).expect("a verdict is plain data and always serializes")
+    #[derive(serde::Serialize)]
+    struct Document<'a> {
+        schema: &'static str,
+        meshtrust_version: &'static str,
+        #[serde(flatten)]
+        verdict: &'a Verdict,
+    }
+    serde_json::to_string_pretty(&Document {
+        schema: VERIFY_SCHEMA,
+        meshtrust_version: env!("CARGO_PKG_VERSION"),
+        verdict: v,
+    })
+    .expect("a verdict is plain data and always serializes")
 }

@@ -85,7 +85,45 @@ pub struct Report {
     pub findings: Vec<Finding>,
 }
 
+/// The schema of `meshtrust check --format json`: `fixtures/schemas/check.schema.json`.
+pub const CHECK_SCHEMA: &str = "meshtrust.check/v1";
+
 impl Report {
+    /// The JSON document (schema [`CHECK_SCHEMA`]): schema, meshtrust's version, whether
+    /// no error was found (`ok`; `--strict` also counts warnings), counts by severity, then
+    /// the bundles and findings.
+    pub fn to_json(&self, strict: bool) -> String {
+        #[derive(Serialize)]
+        struct Counts {
+            errors: usize,
+            warnings: usize,
+            notes: usize,
+        }
+        #[derive(Serialize)]
+        struct Document<'a> {
+            schema: &'static str,
+            meshtrust_version: &'static str,
+            ok: bool,
+            strict: bool,
+            counts: Counts,
+            #[serde(flatten)]
+            report: &'a Report,
+        }
+        serde_json::to_string_pretty(&Document {
+            schema: CHECK_SCHEMA,
+            meshtrust_version: env!("CARGO_PKG_VERSION"),
+            ok: self.exit(strict) == crate::exit::Exit::Conformant,
+            strict,
+            counts: Counts {
+                errors: self.count(Severity::Error),
+                warnings: self.count(Severity::Warning),
+                notes: self.count(Severity::Note),
+            },
+            report: self,
+        })
+        .expect("a check report is plain data and always serializes")
+    }
+
     pub fn count(&self, severity: Severity) -> usize {
         self.findings
             .iter()

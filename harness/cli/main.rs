@@ -88,7 +88,19 @@ fn main() -> ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(err) => {
-            eprintln!("error: {}", output::render_error(&err));
+            let message = output::render_error(&err);
+            // A caller that asked for JSON reads the error as JSON too (on stdout, where
+            // the document would have been), and still sees it on stderr.
+            let json = sub
+                .try_get_raw("format")
+                .ok()
+                .flatten()
+                .and_then(|mut v| v.next())
+                .is_some_and(|v| v == "json");
+            if json {
+                println!("{}", meshtrust::report::error_json(&message, 2));
+            }
+            eprintln!("error: {message}");
             Exit::BadInput.into()
         }
     }

@@ -210,8 +210,7 @@ fn write_reports(args: &RunArgs, report: &report::RunReport) -> anyhow::Result<(
         meshtrust::pki::layout::write_atomic(path, report::to_junit(report).as_bytes(), 0o644)?;
     }
     if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(report)?;
-        meshtrust::pki::layout::write_atomic(path, json.as_bytes(), 0o644)?;
+        meshtrust::pki::layout::write_atomic(path, report.to_json().as_bytes(), 0o644)?;
     }
     if let Some(dir) = &args.artifacts {
         report::write_artifacts(report, dir)?;

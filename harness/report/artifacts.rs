@@ -17,11 +17,11 @@ pub fn write_artifacts(report: &RunReport, dir: &Path) -> Result<(), PkiError> {
         for bundle in &s.bundles {
             let bdir = sdir.join("cacerts").join(&bundle.label);
             std::fs::create_dir_all(&bdir).map_err(PkiError::io("create directory", &bdir))?;
-            for (file, pem) in &bundle.files {
+            for crate::report::BundleFileArtifact { name: file, pem } in &bundle.files {
                 layout::write_atomic(&bdir.join(file), pem.as_bytes(), 0o644)?;
             }
         }
     }
-    let json = serde_json::to_string_pretty(report).expect("the report serialises");
+    let json = report.to_json();
     layout::write_atomic(&dir.join("report.json"), json.as_bytes(), 0o644)
 }

@@ -13,13 +13,21 @@ pub use artifacts::write_artifacts;
 pub use console::render_summary;
 pub use junit::to_junit;
 
+/// The schema of `meshtrust run --json` (and `report.json` in `--artifacts`):
+/// `fixtures/schemas/run.schema.json`.
+pub const RUN_SCHEMA: &str = "meshtrust.run/v1";
+/// The schema of an error printed under `--format json`: `fixtures/schemas/error.schema.json`.
+pub const ERROR_SCHEMA: &str = "meshtrust.error/v1";
+/// meshtrust's version, in every JSON document.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// One `meshtrust run`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     pub target: String,
     /// RFC 3339.
     pub started: String,
-    #[serde(serialize_with = "millis")]
+    #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Duration,
     pub scenarios: Vec<ScenarioReport>,
 }
@@ -28,6 +36,38 @@ impl RunReport {
     pub fn passed(&self) -> bool {
         self.scenarios.iter().all(|s| s.passed)
     }
+
+    /// The JSON document (schema [`RUN_SCHEMA`]): the report with its schema, meshtrust's
+    /// version and the overall verdict.
+    pub fn to_json(&self) -> String {
+        #[derive(Serialize)]
+        struct Document<'a> {
+            schema: &'static str,
+            meshtrust_version: &'static str,
+            conformant: bool,
+            #[serde(flatten)]
+            report: &'a RunReport,
+        }
+        serde_json::to_string_pretty(&Document {
+            schema: RUN_SCHEMA,
+            meshtrust_version: VERSION,
+            conformant: self.passed(),
+            report: self,
+        })
+        .expect("a run report is plain data and always serializes")
+    }
+}
+
+/// An error as JSON (schema [`ERROR_SCHEMA`]), for commands run with `--format json`:
+/// `message` is the whole chain of causes, once each; `exit_code` is the process's.
+pub fn error_json(message: &str, exit_code: u8) -> String {
+    serde_json::to_string_pretty(&serde_json::json!({
+        "schema": ERROR_SCHEMA,
+        "meshtrust_version": VERSION,
+        "error": message,
+        "exit_code": exit_code,
+    }))
+    .expect("plain data")
 }
 
 /// One scenario: whether it met its expectation, why not, and what it saw.
@@ -47,14 +87,14 @@ pub struct ScenarioReport {
     pub chains: Vec<ChainArtifact>,
     /// The cacerts bundles the scenario plugged in or checked against: public files only.
     pub bundles: Vec<BundleArtifact>,
-    #[serde(serialize_with = "millis")]
+    #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Phase {
     pub name: String,
-    #[serde(serialize_with = "millis")]
+    #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Duration,
 }
 
@@ -63,8 +103,16 @@ pub struct Phase {
 pub struct BundleArtifact {
     /// `mesh/cluster1`: the directory and its parent, unique within a run.
     pub label: String,
-    /// `(file name, PEM)` for each public file present.
-    pub files: Vec<(String, String)>,
+    /// Each public file present.
+    pub files: Vec<BundleFileArtifact>,
+}
+
+/// One public file of a bundle.
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleFileArtifact {
+    /// `ca-cert.pem`, `cert-chain.pem`, ...
+    pub name: String,
+    pub pem: String,
 }
 
 impl BundleArtifact {
@@ -87,7 +135,12 @@ impl BundleArtifact {
         let label = format!("{}/{}", name(dir.parent()), name(Some(dir)));
         let files = Self::PUBLIC_FILES
             .iter()
-            .filter_map(|f| Some((f.to_string(), std::fs::read_to_string(dir.join(f)).ok()?)))
+            .filter_map(|f| {
+                Some(BundleFileArtifact {
+                    name: f.to_string(),
+                    pem: std::fs::read_to_string(dir.join(f)).ok()?,
+                })
+            })
             .collect();
         BundleArtifact { label, files }
     }

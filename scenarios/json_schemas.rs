@@ -1,0 +1,135 @@
+//! Every JSON document meshtrust prints is valid against its committed, versioned schema
+//! (`fixtures/schemas/`), and a document that breaks the schema is refused (the schemas
+//! are not vacuous).
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+use crate::support::chains::{Leaf, Mesh, write_pem};
+
+fn meshtrust() -> Command {
+    Command::cargo_bin("meshtrust").expect("the meshtrust binary is built")
+}
+
+fn schema(name: &str) -> jsonschema::Validator {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/schemas/{name}.schema.json"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap())
+        .unwrap_or_else(|e| panic!("`{}` is not a valid JSON Schema: {e}", path.display()))
+}
+
+fn assert_valid(name: &str, doc: &Value) {
+    let v = schema(name);
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{name}: {errors:#?}\n{doc:#}");
+    // The negative twin: drop a required field, add an unknown one.
+    let mut broken = doc.clone();
+    broken.as_object_mut().unwrap().remove("schema");
+    assert!(
+        !v.is_valid(&broken),
+        "{name}: a document without `schema` passes"
+    );
+    let mut extra = doc.clone();
+    extra
+        .as_object_mut()
+        .unwrap()
+        .insert("unexpected".into(), Value::Bool(true));
+    assert!(!v.is_valid(&extra), "{name}: an unknown field passes");
+}
+
+fn stdout_json(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn check_and_its_errors_print_documents_of_their_schemas() {
+    let mesh = Mesh::new(&["cluster1", "cluster2"]);
+    let out = meshtrust()
+        .args(["check", "--format", "json"])
+        .arg(mesh.cluster_dir("cluster1"))
+        .arg(mesh.cluster_dir("cluster2"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let doc = stdout_json(&out);
+    assert_valid("check", &doc);
+    assert_eq!(doc["ok"], Value::Bool(true));
+    assert_eq!(doc["counts"]["errors"], 0);
+    // A broken bundle: ok is false, the counts say why, the exit code agrees.
+    std::fs::remove_file(mesh.cluster_dir("cluster1").join("cert-chain.pem")).unwrap();
+    let out = meshtrust()
+        .args(["check", "--format", "json"])
+        .arg(mesh.cluster_dir("cluster1"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let doc = stdout_json(&out);
+    assert_valid("check", &doc);
+    assert_eq!(doc["ok"], Value::Bool(false));
+    assert!(doc["counts"]["errors"].as_u64().unwrap() >= 1);
+    // Bad input under --format json: the error is JSON too.
+    let out = meshtrust()
+        .args(["check", "--format", "json", "/nonexistent/meshtrust"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let doc = stdout_json(&out);
+    assert_valid("error", &doc);
+    assert_eq!(doc["exit_code"], 2);
+    assert!(
+        doc["error"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/meshtrust")
+    );
+}
+
+#[test]
+fn verify_prints_a_document_of_its_schema() {
+    let mesh = Mesh::new(&["cluster1"]);
+    let served = mesh.served("cluster1", &mesh.leaf("cluster1", &Leaf::default()));
+    let chain = write_pem(mesh.dir.path(), "chain.pem", &served);
+    let out = meshtrust()
+        .args(["verify", "--format", "json", "--cacerts"])
+        .arg(mesh.cluster_dir("cluster1"))
+        .arg(&chain)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = stdout_json(&out);
+    assert_valid("verify", &doc);
+    assert_eq!(doc["conformant"], Value::Bool(true));
+}
+
+#[test]
+fn run_writes_a_document_of_its_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("run.json");
+    let out = meshtrust()
+        .args(["run", "--scenario", "plugin-ca", "--key", "p256", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_valid("run", &doc);
+    assert_eq!(doc["conformant"], Value::Bool(true));
+    assert!(doc["scenarios"][0]["duration_ms"].is_u64());
+}
