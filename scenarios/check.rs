@@ -968,3 +968,129 @@ fn a_root_cert_that_is_not_self_signed_makes_peers_refuse_in_either_layout() {
     );
     assert!(!run(&[good], &opts()).has("peers-refuse"));
 }
+
+#[test]
+fn a_served_chain_without_the_signing_certificate_makes_peers_refuse() {
+    // cert-chain.pem empty, or holding only the root: istiod loads and serves leaf + root
+    // (+ root); a peer cannot find the leaf's issuer.
+    let f = Fixture::new();
+    for (name, chain) in [("empty", String::new()), ("root-only", f.root.pem.clone())] {
+        let d = tpki::makefile_layout(f.path(), name, &f.ca, &f.root);
+        std::fs::write(d.join("cert-chain.pem"), &chain).unwrap();
+        let report = run(std::slice::from_ref(&d), &opts());
+        let finding = report
+            .findings
+            .iter()
+            .find(|x| x.id == "peers-refuse")
+            .unwrap_or_else(|| panic!("{name}: {:?}", report.findings));
+        assert!(
+            finding.message.contains("does not contain `ca-cert.pem`"),
+            "{}",
+            finding.message
+        );
+        assert_eq!(finding.file.as_deref(), Some("cert-chain.pem"));
+        // The reference peer agrees: leaf + what istiod serves after it.
+        let leaf = workload_leaf(&f.ca);
+        std::fs::write(d.join("leaf.pem"), &leaf.pem).unwrap();
+        std::fs::write(d.join("served.pem"), format!("{chain}{}", f.root.pem)).unwrap();
+        let out = openssl_fails(
+            &d,
+            &[
+                "verify",
+                "-CAfile",
+                "root-cert.pem",
+                "-untrusted",
+                "served.pem",
+                "leaf.pem",
+            ],
+        );
+        assert!(
+            out.contains("unable to get local issuer certificate"),
+            "{out}"
+        );
+    }
+    // Twin: the Makefile's cert-chain.pem.
+    assert!(!run(&[f.makefile()], &opts()).has("peers-refuse"));
+}
+
+#[test]
+fn a_tls_crt_without_a_final_newline_is_named_as_the_cause() {
+    let f = Fixture::new();
+    let d = f.makefile();
+    let tls = f.path().join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    std::fs::write(tls.join("tls.crt"), f.ca.pem.trim_end()).unwrap();
+    std::fs::copy(d.join("ca-key.pem"), tls.join("tls.key")).unwrap();
+    std::fs::copy(d.join("root-cert.pem"), tls.join("ca.crt")).unwrap();
+    let report = run(std::slice::from_ref(&tls), &opts());
+    let finding = report
+        .findings
+        .iter()
+        .find(|x| x.id == "cert-chain-unparseable")
+        .expect("cert-chain-unparseable");
+    assert!(
+        finding
+            .message
+            .contains("`tls.crt` does not end with a newline"),
+        "{}",
+        finding.message
+    );
+    assert!(finding.fix.contains("echo >> tls.crt"), "{}", finding.fix);
+    // Twin: with its newline it loads.
+    std::fs::write(tls.join("tls.crt"), &f.ca.pem).unwrap();
+    let report = run(&[tls], &opts());
+    assert!(
+        !report
+            .findings
+            .iter()
+            .any(|x| x.severity == Severity::Error),
+        "{:?}",
+        report.findings
+    );
+}
+
+#[test]
+fn a_truncated_signing_certificate_is_one_finding_not_two() {
+    let f = Fixture::new();
+    let d = f.makefile();
+    let pem = std::fs::read_to_string(d.join("ca-cert.pem")).unwrap();
+    std::fs::write(d.join("ca-cert.pem"), &pem[..pem.len() / 2]).unwrap();
+    let report = run(&[d], &opts());
+    let errors: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|x| x.severity == Severity::Error)
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(errors, ["cert-unparseable"], "{:?}", report.findings);
+}
+
+#[test]
+fn rules_across_clusters_skip_bundles_istiod_refuses() {
+    let f = Fixture::new();
+    let a = tpki::makefile_layout(f.path(), "a", &f.ca, &f.root);
+    let b = tpki::makefile_layout(f.path(), "b", &f.ca, &f.root);
+    assert!(run(&[a.clone(), b.clone()], &opts()).has("overlapping-intermediates"));
+    std::fs::remove_file(b.join("cert-chain.pem")).unwrap();
+    let report = run(&[a, b], &opts());
+    assert!(report.has("incomplete-bundle"));
+    assert!(
+        !report.has("overlapping-intermediates"),
+        "{:?}",
+        report.findings
+    );
+}
+
+#[test]
+fn an_unknown_istio_release_is_bad_input_naming_the_range() {
+    let f = Fixture::new();
+    Command::cargo_bin("meshtrust")
+        .unwrap()
+        .args(["check", "--istio-version", "1.99"])
+        .arg(f.makefile())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "`1.99` is not an Istio release meshtrust models: it knows 1.24 to 1.32",
+        ));
+}

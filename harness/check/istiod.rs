@@ -81,7 +81,7 @@ fn finding(
         Detail::Key(KeyProblem::EcParametersFirst) => error("ec-parameters-first")
             .file(key_file)
             .message("the key file starts with an `EC PARAMETERS` block; istiod reads only the first PEM block and fails to parse the key")
-            .fix(format!("keep only the key: `openssl pkcs8 -topk8 -nocrypt -in {key_file} -out {key_file}.fixed`")),
+            .fix(format!("keep only the key: `openssl pkcs8 -topk8 -nocrypt -in {key_file} -out {key_file}.fixed && mv {key_file}.fixed {key_file}`")),
         Detail::Key(KeyProblem::Encrypted) => error("key-encrypted")
             .file(key_file)
             .message("the key is encrypted; istiod cannot read it and does not start")
@@ -120,16 +120,33 @@ fn finding(
                     chain_file(bundle)
                 ))
         }
-        Detail::ChainTtl { .. } => error("cert-chain-unparseable")
-            .file(chain_file(bundle))
-            .message(format!(
-                "the first PEM block of `{}` is not a certificate; istiod reads it for its default workload TTL and does not start",
-                chain_file(bundle)
-            ))
-            .fix(format!(
-                "start `{}` with the signing certificate (`cat ca-cert.pem root-cert.pem > cert-chain.pem`)",
-                chain_file(bundle)
-            )),
+        // tls.crt and ca.crt are read as one run of bytes: without a final newline, tls.crt's
+        // last certificate is glued to ca.crt's first and Go's PEM reader takes neither.
+        Detail::ChainTtl { .. }
+            if bundle.layout == Layout::KubernetesTls
+                && bundle
+                    .ca_cert
+                    .as_ref()
+                    .is_some_and(|f| !f.bytes.is_empty() && !f.bytes.ends_with(b"\n")) =>
+        {
+            error("cert-chain-unparseable")
+                .file("tls.crt")
+                .message("`tls.crt` does not end with a newline: istiod reads tls.crt and ca.crt as one run of bytes, so tls.crt's last certificate and ca.crt's first are glued together and neither is read; istiod does not start")
+                .fix("end tls.crt with a newline (`echo >> tls.crt`; for the Secret, re-create it from the fixed file)")
+        }
+        Detail::ChainTtl { .. } => {
+            let fix = match bundle.layout {
+                Layout::Istiod => "start `cert-chain.pem` with the signing certificate (`cat ca-cert.pem root-cert.pem > cert-chain.pem`)",
+                Layout::KubernetesTls => "start `tls.crt` with the signing certificate, in PEM",
+            };
+            error("cert-chain-unparseable")
+                .file(chain_file(bundle))
+                .message(format!(
+                    "the first PEM block of `{}` is not a certificate; istiod reads it for its default workload TTL and does not start",
+                    chain_file(bundle)
+                ))
+                .fix(fix)
+        }
         Detail::NotCa { subject } => error("ca-cert-not-ca")
             .file(cert_file)
             .message(format!("`{cert_file}` is not a CA certificate (no basicConstraints CA:TRUE); istiod does not start"))

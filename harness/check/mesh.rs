@@ -117,6 +117,26 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
     // (keyCertSign, a `ca.crt` that is no root) are not repeated.
     if loads {
         let served = crate::istio::served::served_after_leaf(&eval.chain_pem, &eval.root_pem);
+        // A peer builds from the leaf: the signing certificate must be among what istiod
+        // serves after it (or be a root the peer trusts), or no path starts at all.
+        if !served.contains(ca_cert) && !eval.roots.contains(ca_cert) {
+            out.push(
+                Finding::new("peers-refuse", Severity::Error, bundle)
+                    .file(chain_file)
+                    .message(format!(
+                        "istiod loads the bundle, but what it serves after each leaf ({}) does not contain `{cert_file}`, the leaves' issuer: TLS peers cannot build any path and refuse every workload (OpenSSL: unable to get local issuer certificate)",
+                        if served.is_empty() {
+                            "nothing".to_owned()
+                        } else {
+                            served.iter().map(|c| describe(c)).collect::<Vec<_>>().join(", ")
+                        }
+                    ))
+                    .fix(match bundle.layout {
+                        Layout::Istiod => "put the signing certificate first in cert-chain.pem, then each issuer up to the root: `cat ca-cert.pem root-cert.pem > cert-chain.pem`".to_owned(),
+                        Layout::KubernetesTls => "put the signing certificate first in tls.crt".to_owned(),
+                    }),
+            );
+        }
         for (purpose, role) in [
             (path::Purpose::ServerAuth, "server"),
             (path::Purpose::ClientAuth, "client"),

@@ -52,11 +52,17 @@ pub fn check(dirs: &[PathBuf], opts: &CheckOptions) -> Result<Report, PkiError> 
         .map(|d| Bundle::read(d))
         .collect::<Result<Vec<_>, _>>()?;
     let mut report = Report::default();
+    let mut loading = Vec::new();
     for bundle in &bundles {
         report.bundles.push(bundle.dir.display().to_string());
         report.findings.extend(check_bundle(bundle, opts));
+        let evaluation = crate::istio::load::evaluate(bundle, opts.now, opts.istio_version);
+        if evaluation.refusal().is_none() && !evaluation.ignored() {
+            loading.push(bundle.clone());
+        }
     }
-    report.findings.extend(across::across_bundles(&bundles));
+    // Rules across clusters presuppose that each cluster's istiod runs with its bundle.
+    report.findings.extend(across::across_bundles(&loading));
     Ok(report)
 }
 

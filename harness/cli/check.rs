@@ -15,8 +15,9 @@ pub struct CheckArgs {
     /// cacerts directories (istiod layout or kubernetes.io/tls layout), one per cluster.
     #[arg(required = true, value_name = "DIR")]
     dirs: Vec<PathBuf>,
-    /// The Istio version whose istiod will load the bundle (MAJOR.MINOR).
-    #[arg(long, default_value_t = IstioVersion::LATEST, value_parser = |s: &str| s.parse::<IstioVersion>())]
+    /// The Istio release whose istiod will load the bundle: a minor line (`1.30`: its newest
+    /// patch's rules) or a patch (`1.26.0`); 1.24 to 1.32.
+    #[arg(long, value_name = "VERSION", default_value_t = IstioVersion::LATEST, value_parser = IstioVersion::parse_known)]
     istio_version: IstioVersion,
     /// The workload certificate TTL (istio-agent's SECRET_TTL), above zero: e.g. `24h`, `90m`, `1h30m`.
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = output::parse_positive_duration, allow_hyphen_values = true)]

@@ -386,8 +386,9 @@ pub fn evaluate(bundle: &Bundle, now: OffsetDateTime, version: IstioVersion) -> 
             }
         });
 
-    // 4. tls.X509KeyPair(ca-cert.pem, ca-key.pem).
-    if let (Some(key), Some(pem)) = (&key, &cert_pem)
+    // 4. tls.X509KeyPair(ca-cert.pem, ca-key.pem); istiod never gets there with an
+    //    unparseable signing certificate, and a mismatch reported then would be invented.
+    if let (Some(key), Some(pem), Some(_)) = (&key, &cert_pem, &ca_cert)
         && let Err(reason) = key::x509_key_pair(pem, key)
     {
         fail(

@@ -44,6 +44,23 @@ impl IstioVersion {
     /// The oldest release meshtrust models (istiod's load rules before it are not described).
     pub const OLDEST: IstioVersion = IstioVersion::new(1, 24);
 
+    /// Parses `s` and refuses releases meshtrust has no rules for (before
+    /// [`Self::OLDEST`] or after [`Self::LATEST`]), naming the range: a typo such as
+    /// `1.99` must not be judged as if it were a release.
+    pub fn parse_known(s: &str) -> Result<IstioVersion, String> {
+        let v: IstioVersion = s.parse()?;
+        let line = v.minor_line();
+        if line < IstioVersion::OLDEST || line > IstioVersion::LATEST {
+            return Err(format!(
+                "`{s}` is not an Istio release meshtrust models: it knows {} to {} (hint: for a newer release, use {} and read its release notes)",
+                IstioVersion::OLDEST,
+                IstioVersion::LATEST,
+                IstioVersion::LATEST
+            ));
+        }
+        Ok(v)
+    }
+
     /// The `major.minor` line of this release.
     pub const fn minor_line(self) -> IstioVersion {
         IstioVersion::new(self.major, self.minor)
@@ -176,6 +193,31 @@ mod tests {
         }
         assert_eq!(v("1.30.2").to_string(), "1.30.2");
         assert_eq!(v("1.30").to_string(), "1.30");
+    }
+
+    #[test]
+    fn only_releases_meshtrust_models_are_taken() {
+        assert_eq!(
+            IstioVersion::parse_known("1.30.2"),
+            Ok(IstioVersion::patch(1, 30, 2))
+        );
+        assert_eq!(
+            IstioVersion::parse_known("1.24"),
+            Ok(IstioVersion::new(1, 24))
+        );
+        assert_eq!(
+            IstioVersion::parse_known("1.32"),
+            Ok(IstioVersion::new(1, 32))
+        );
+        for bad in ["1.99", "2.0", "0.1", "1.2", "1.23.9", "1.33"] {
+            let e = IstioVersion::parse_known(bad).unwrap_err();
+            assert!(e.contains("it knows 1.24 to 1.32"), "{bad}: {e}");
+        }
+        assert!(
+            IstioVersion::parse_known("x")
+                .unwrap_err()
+                .contains("is not an Istio version")
+        );
     }
 
     #[test]
