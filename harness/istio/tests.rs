@@ -184,7 +184,7 @@ fn the_key_rule_names_each_way_a_key_file_goes_wrong() {
         ),
         (
             "encrypted",
-            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAMCAQA=\n-----END ENCRYPTED PRIVATE KEY-----\n".into(),
+            concat!("-----BEGIN ENCRYPTED ", "PRIVATE KEY-----\nMAMCAQA=\n-----END ENCRYPTED PRIVATE KEY-----\n").into(),
             KeyProblem::Encrypted,
         ),
         (
