@@ -20,22 +20,6 @@ pub enum PublicHalf {
     Ed25519(Vec<u8>),
 }
 
-impl PublicHalf {
-    /// `RSA 2048`, `EC P-256`, `Ed25519`.
-    pub fn describe(&self) -> String {
-        match self {
-            PublicHalf::Rsa { bits, .. } => format!("RSA {bits}"),
-            PublicHalf::Ec { curve, .. } => match curve.as_str() {
-                "1.2.840.10045.3.1.7" => "EC P-256".into(),
-                "1.3.132.0.34" => "EC P-384".into(),
-                "1.3.132.0.35" => "EC P-521".into(),
-                other => format!("EC {other}"),
-            },
-            PublicHalf::Ed25519(_) => "Ed25519".into(),
-        }
-    }
-}
-
 /// Why the key file fails istiod's key rule, with the text Istio's code returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyError {

@@ -157,11 +157,6 @@ impl Signer {
         self
     }
 
-    /// The bytes istiod holds as its certificate chain.
-    pub fn chain_pem(&self) -> &[u8] {
-        &self.chain_pem
-    }
-
     pub fn source(&self) -> CaSource {
         self.source
     }
@@ -398,11 +393,6 @@ pub fn workload_serial() -> SerialNumber {
     aws_lc_rs::rand::fill(&mut bytes).expect("the system RNG is available");
     bytes[0] &= 0x7f;
     SerialNumber::from_slice(&bytes)
-}
-
-/// PEM, one certificate per element, as the CA API returns them.
-pub fn to_pem_list(chain: &[CertificateDer<'_>]) -> Vec<String> {
-    chain.iter().map(to_pem).collect()
 }
 
 #[cfg(test)]
