@@ -48,13 +48,7 @@ pub fn render_text(report: &Report) -> String {
             }
         }
     }
-    let n = |count: usize, noun: &str| {
-        if count == 1 {
-            format!("1 {noun}")
-        } else {
-            format!("{count} {noun}s")
-        }
-    };
+    let n = super::mesh::plural;
     let _ = writeln!(
         out,
         "{}, {}, {}",
