@@ -117,8 +117,9 @@ fn verify_prints_a_document_of_its_schema() {
 fn run_writes_a_document_of_its_schema() {
     let tmp = tempfile::tempdir().unwrap();
     let json = tmp.path().join("run.json");
+    // Every scenario: together they make every kind of observation but `note`.
     let out = meshtrust()
-        .args(["run", "--scenario", "plugin-ca", "--key", "p256", "--json"])
+        .args(["run", "--key", "p256", "--json"])
         .arg(&json)
         .output()
         .unwrap();
@@ -132,4 +133,42 @@ fn run_writes_a_document_of_its_schema() {
     assert_valid("run", &doc);
     assert_eq!(doc["conformant"], Value::Bool(true));
     assert!(doc["scenarios"][0]["duration_ms"].is_u64());
+    let kinds: std::collections::BTreeSet<&str> = doc["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["observations"].as_array().unwrap())
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        [
+            "chain_captured",
+            "check",
+            "expected_failure",
+            "finding",
+            "istiod_log",
+            "istiod_refused",
+            "no_certificate",
+            "request",
+            "root_config_map",
+            "verdict"
+        ]
+    );
+    // The negative twins: prose where a typed observation belongs, an unknown kind, a
+    // kind missing its fields.
+    let schema = schema("run");
+    for bad in [
+        serde_json::json!("cluster1: istiod: Use local CA certificate"),
+        serde_json::json!({"subject": "cluster1", "kind": "rumour", "text": "x"}),
+        serde_json::json!({"subject": "cluster1", "kind": "istiod_log"}),
+        serde_json::json!({"subject": "a -> b", "kind": "request", "transport": "carrier-pigeon", "status": 200, "peer_identity": null, "refused": null}),
+    ] {
+        let mut doc = doc.clone();
+        doc["scenarios"][0]["observations"][0] = bad.clone();
+        assert!(
+            !schema.is_valid(&doc),
+            "the run schema accepts the observation {bad}"
+        );
+    }
 }

@@ -26,11 +26,7 @@ pub fn render_text(report: &Report) -> String {
             let _ = writeln!(out, "  ok: istiod loads it and the mesh can use it");
         }
         for f in findings {
-            let tag = match f.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-                Severity::Note => "note",
-            };
+            let tag = f.severity.name();
             let file = f
                 .file
                 .as_deref()

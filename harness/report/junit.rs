@@ -19,7 +19,13 @@ pub fn to_junit(report: &RunReport) -> String {
         let mut case = TestCase::new(s.name.clone(), status);
         case.set_classname(format!("meshtrust.{}", report.target));
         case.set_time(s.duration);
-        case.set_system_out(s.observations.join("\n"));
+        case.set_system_out(
+            s.observations
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
         suite.add_test_case(case);
     }
     suite.set_time(report.duration);

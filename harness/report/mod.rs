@@ -4,6 +4,7 @@
 mod artifacts;
 mod console;
 mod junit;
+mod observation;
 
 use std::time::Duration;
 
@@ -12,10 +13,11 @@ use serde::Serialize;
 pub use artifacts::write_artifacts;
 pub use console::render_summary;
 pub use junit::to_junit;
+pub use observation::{Observation, Observed, Transport};
 
 /// The schema of `meshtrust run --json` (and `report.json` in `--artifacts`):
 /// `fixtures/schemas/run.schema.json`.
-pub const RUN_SCHEMA: &str = "meshtrust.run/v1";
+pub const RUN_SCHEMA: &str = "meshtrust.run/v2";
 /// The schema of an error printed under `--format json`: `fixtures/schemas/error.schema.json`.
 pub const ERROR_SCHEMA: &str = "meshtrust.error/v1";
 /// meshtrust's version, in every JSON document.
@@ -80,8 +82,8 @@ pub struct ScenarioReport {
     pub passed: bool,
     /// Why it did not meet its expectation; empty when it passed.
     pub reasons: Vec<String>,
-    /// What was observed, in order (verdict lines, refusals, HTTP outcomes).
-    pub observations: Vec<String>,
+    /// What was observed, in order (istiod's log, captured chains, verdicts, requests).
+    pub observations: Vec<Observation>,
     pub phases: Vec<Phase>,
     /// Captured chains, PEM, by label (`cluster1/foo/httpbin`).
     pub chains: Vec<ChainArtifact>,
@@ -167,7 +169,12 @@ mod tests {
             expectation: "conformant".into(),
             passed: reasons.is_empty(),
             reasons: reasons.iter().map(|r| r.to_string()).collect(),
-            observations: vec![format!("{name}: observed")],
+            observations: vec![Observation::new(
+                name,
+                Observed::Note {
+                    text: "observed".into(),
+                },
+            )],
             phases: Vec::new(),
             chains: Vec::new(),
             bundles: Vec::new(),

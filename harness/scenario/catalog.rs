@@ -18,6 +18,7 @@ use super::target::{
 use crate::chain::{self, CheckId, Expectations, SpiffeId, Status, Verdict};
 use crate::check::{self, CheckOptions, Severity};
 use crate::pki::Bundle;
+use crate::report::{self, Observed};
 
 pub const NAMESPACE: &str = "foo";
 
@@ -175,7 +176,7 @@ async fn bring_up(
         .await?;
     let (InstallOutcome::Installed { log, .. } | InstallOutcome::Refused { log, .. }) = &outcome;
     for line in log {
-        rec.observe(format!("{cluster}: istiod: {line}"));
+        rec.observe(cluster, Observed::IstiodLog { line: line.clone() });
     }
     if matches!(outcome, InstallOutcome::Refused { .. }) {
         return Ok(outcome);
@@ -239,11 +240,14 @@ async fn capture_and_verify_as(
         .await?;
     let label = label.to_owned();
     rec.chain(&label, &captured.chain);
-    rec.observe(format!(
-        "{label}: {} certificate(s) captured from beside {client}, {}",
-        captured.chain.len(),
-        captured.protocol.as_deref().unwrap_or("no TLS version")
-    ));
+    rec.observe(
+        &label,
+        Observed::ChainCaptured {
+            certificates: captured.chain.len(),
+            from: client.to_string(),
+            protocol: captured.protocol.clone(),
+        },
+    );
     let verdict = rec
         .phase(&format!("verify {server}"), async {
             verify(&captured.chain, bundle, others, app)
@@ -298,7 +302,13 @@ async fn expect_root_configmap(
     let got = target.root_configmap(cluster, NAMESPACE).await?;
     let want = std::fs::read(bundle.join("root-cert.pem")).ok();
     match (got, want) {
-        (Some(got), Some(want)) if got == want => rec.observe(format!("{cluster}: ConfigMap istio-ca-root-cert in {NAMESPACE} equals the plugged root-cert.pem")),
+        (Some(got), Some(want)) if got == want => rec.observe(
+            cluster,
+            Observed::RootConfigMap {
+                namespace: NAMESPACE.to_owned(),
+                equal: true,
+            },
+        ),
         (Some(_), _) => rec.fail(format!("{cluster}: ConfigMap istio-ca-root-cert in {NAMESPACE} differs from the plugged root-cert.pem")),
         (None, _) => rec.fail(format!("{cluster}: no ConfigMap istio-ca-root-cert in {NAMESPACE}")),
     }
@@ -348,10 +358,15 @@ fn expect_mtls_identity(rec: &mut Recorder<'_>, what: &str, outcome: &Outcome, c
         Outcome::Response { status: 200, body } => {
             let body = String::from_utf8_lossy(body);
             if body.contains(&spiffe(caller)) {
-                rec.observe(format!(
-                    "{what}: 200 over mTLS, the server saw {}",
-                    spiffe(caller)
-                ));
+                rec.observe(
+                    what,
+                    Observed::Request {
+                        transport: report::Transport::Mtls,
+                        status: Some(200),
+                        peer_identity: Some(spiffe(caller)),
+                        refused: None,
+                    },
+                );
             } else {
                 rec.fail(format!(
                     "{what}: 200, but the server did not see {} (body: {body})",
@@ -410,11 +425,13 @@ fn expect_named_failure(rec: &mut Recorder<'_>, label: &str, verdict: &Verdict, 
             reason.name()
         ));
     } else {
-        rec.observe(format!(
-            "{label}: fails as expected: {}: {}",
-            reason.name(),
-            check.summary
-        ));
+        rec.observe(
+            label,
+            Observed::ExpectedFailure {
+                check: reason.name().to_owned(),
+                summary: check.summary.clone(),
+            },
+        );
     }
 }
 
@@ -508,7 +525,15 @@ async fn different_roots(
         )
         .await?;
     match outcome {
-        Outcome::Refused { reason } => rec.observe(format!("sleep@cluster1 -> httpbin@cluster2: refused as expected ({reason})")),
+        Outcome::Refused { reason } => rec.observe(
+            "sleep@cluster1 -> httpbin@cluster2",
+            Observed::Request {
+                transport: report::Transport::Mtls,
+                status: None,
+                peer_identity: None,
+                refused: Some(reason),
+            },
+        ),
         Outcome::Response { status, .. } => rec.fail(format!(
             "sleep@cluster1 -> httpbin@cluster2 got HTTP {status} across different roots; expected the mTLS handshake to be refused"
         )),
@@ -535,9 +560,15 @@ async fn strict_rejects_plaintext(
         )
         .await?;
     match plain {
-        Outcome::Refused { reason } => {
-            rec.observe(format!("STRICT: plaintext refused as expected ({reason})"))
-        }
+        Outcome::Refused { reason } => rec.observe(
+            "sleep -> httpbin under STRICT",
+            Observed::Request {
+                transport: report::Transport::Plaintext,
+                status: None,
+                peer_identity: None,
+                refused: Some(reason),
+            },
+        ),
         Outcome::Response { status, .. } => rec.fail(format!(
             "STRICT: a plaintext request got HTTP {status}; expected it to be refused"
         )),
@@ -563,7 +594,15 @@ async fn strict_rejects_plaintext(
         )
         .await?;
     match plain.status() {
-        Some(200) => rec.observe("PERMISSIVE: plaintext accepted (200)"),
+        Some(200) => rec.observe(
+            "sleep -> httpbin under PERMISSIVE",
+            Observed::Request {
+                transport: report::Transport::Plaintext,
+                status: Some(200),
+                peer_identity: None,
+                refused: None,
+            },
+        ),
         _ => rec.fail(format!(
             "PERMISSIVE: a plaintext request did not get 200: {plain:?}"
         )),
@@ -585,9 +624,12 @@ async fn bad_cacerts(
         let bundle = certs.bad(kind);
         let outcome = bring_up(target, rec, &cluster, Some(&bundle)).await?;
         match &outcome {
-            InstallOutcome::Refused { reason, .. } => {
-                rec.observe(format!("{cluster}: istiod refused to start: {reason}"))
-            }
+            InstallOutcome::Refused { reason, .. } => rec.observe(
+                &cluster,
+                Observed::IstiodRefused {
+                    error: reason.clone(),
+                },
+            ),
             InstallOutcome::Installed { ca, .. } => rec.fail(format!(
                 "{cluster}: istiod started with a {ca:?} CA; expected it to refuse the bundle"
             )),
@@ -604,10 +646,14 @@ async fn bad_cacerts(
             .iter()
             .find(|f| f.id == finding && f.severity == Severity::Error)
         {
-            Some(f) => rec.observe(format!(
-                "{cluster}: meshtrust check: error[{}]: {}",
-                f.id, f.message
-            )),
+            Some(f) => rec.observe(
+                &cluster,
+                Observed::Finding {
+                    id: f.id.to_owned(),
+                    severity: f.severity,
+                    message: f.message.clone(),
+                },
+            ),
             None => {
                 let ids: Vec<_> = findings.iter().map(|f| f.id).collect();
                 rec.fail(format!(
@@ -620,7 +666,12 @@ async fn bad_cacerts(
             .issue_workload_certificate(&cluster, NAMESPACE, App::Httpbin.name())
             .await;
         match issued {
-            Err(e) => rec.observe(format!("{cluster}: no workload certificate: {e}")),
+            Err(e) => rec.observe(
+                &cluster,
+                Observed::NoCertificate {
+                    error: e.to_string(),
+                },
+            ),
             Ok(chain) => rec.fail(format!(
                 "{cluster}: a workload got a {}-certificate chain from a refused istiod",
                 chain.len()
@@ -709,7 +760,10 @@ async fn istio_upgrade(
         .await?;
     let (InstallOutcome::Installed { log, .. } | InstallOutcome::Refused { log, .. }) = &outcome;
     for line in log {
-        rec.observe(format!("cluster1 (upgraded): istiod: {line}"));
+        rec.observe(
+            "cluster1 (upgraded)",
+            Observed::IstiodLog { line: line.clone() },
+        );
     }
     expect_ca(rec, "cluster1 (upgraded)", &outcome, CaSource::PluggedIn);
     if matches!(outcome, InstallOutcome::Refused { .. }) {

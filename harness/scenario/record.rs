@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use rustls_pki_types::CertificateDer;
 
-use crate::chain::{self, Snapshot, Verdict};
-use crate::report::{BundleArtifact, ChainArtifact, Phase};
+use crate::chain::{Snapshot, Verdict};
+use crate::report::{BundleArtifact, ChainArtifact, Observation, Observed, Phase};
 
 /// Called with (scenario, phase) as each phase starts, for progress displays.
 pub type Progress<'a> = &'a (dyn Fn(&str, &str) + Send + Sync);
@@ -17,7 +17,7 @@ pub type Progress<'a> = &'a (dyn Fn(&str, &str) + Send + Sync);
 pub struct Recorder<'a> {
     pub(crate) scenario: &'static str,
     pub(crate) phases: Vec<Phase>,
-    pub(crate) observations: Vec<String>,
+    pub(crate) observations: Vec<Observation>,
     pub(crate) reasons: Vec<String>,
     pub(crate) chains: Vec<ChainArtifact>,
     pub(crate) bundles: Vec<BundleArtifact>,
@@ -54,8 +54,9 @@ impl<'a> Recorder<'a> {
         out
     }
 
-    pub fn observe(&mut self, line: impl Into<String>) {
-        self.observations.push(line.into());
+    /// Records what was seen about `subject`.
+    pub fn observe(&mut self, subject: impl Into<String>, observed: Observed) {
+        self.observations.push(Observation::new(subject, observed));
     }
 
     /// Records a failed expectation; the scenario goes on so that the report is complete.
@@ -86,11 +87,21 @@ impl<'a> Recorder<'a> {
         });
     }
 
-    /// Keeps the verdict's text as observations and its redacted snapshot under `label`.
+    /// Keeps the verdict's checks and bottom line as observations and its redacted
+    /// snapshot under `label`.
     pub fn verdict(&mut self, label: &str, verdict: &Verdict) {
-        for line in chain::render::text(verdict).lines() {
-            self.observations.push(format!("{label}: {line}"));
+        for check in &verdict.checks {
+            self.observations.push(Observation::check(label, check));
         }
+        self.observe(
+            label,
+            Observed::Verdict {
+                certificates: verdict.length,
+                bundle: verdict.bundle.clone(),
+                conformant: verdict.conformant,
+                failed: verdict.failures().map(|c| c.id.name().to_owned()).collect(),
+            },
+        );
         self.snapshots
             .push((label.to_owned(), Snapshot::of(verdict)));
     }

@@ -12,7 +12,7 @@ use super::record::{Progress, Recorder};
 use super::target::Target;
 use crate::chain::Snapshot;
 use crate::pki::{KeyAlg, PkiError};
-use crate::report::{RunReport, ScenarioReport};
+use crate::report::{Observed, RunReport, ScenarioReport};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -98,7 +98,12 @@ pub async fn run<T: Target>(
                 rec.fail(format!("the target could not carry out a step: {e}"));
             }
             if let Err(e) = target.teardown().await {
-                rec.observe(format!("teardown: {e}"));
+                rec.observe(
+                    "teardown",
+                    Observed::Note {
+                        text: e.to_string(),
+                    },
+                );
             }
             (scenario, target.name(), rec, start.elapsed())
         }

@@ -3,6 +3,8 @@
 //! observations and the same snapshot files.
 
 use meshtrust::chain::Snapshot;
+use meshtrust::check::Severity;
+use meshtrust::report::{Observation, Observed, Transport};
 use meshtrust::scenario::catalog::AFTER_UPGRADE;
 use meshtrust::scenario::{RunOutput, Scenario};
 
@@ -25,9 +27,9 @@ fn passed(out: &RunOutput) -> &meshtrust::report::ScenarioReport {
     s
 }
 
-fn observed(out: &RunOutput, what: impl Fn(&str) -> bool, describe: &str) {
+fn observed(out: &RunOutput, what: impl Fn(&Observation) -> bool, describe: &str) {
     assert!(
-        out.report.scenarios[0].observations.iter().any(|o| what(o)),
+        out.report.scenarios[0].observations.iter().any(what),
         "nothing observed {describe}:\n{}",
         story(out)
     );
@@ -37,17 +39,30 @@ pub fn plugin_ca(out: &RunOutput) {
     passed(out);
     observed(
         out,
-        |o| o == "cluster1: istiod: Use local CA certificate",
+        |o| {
+            o.subject == "cluster1"
+                && o.observed
+                    == Observed::IstiodLog {
+                        line: "Use local CA certificate".into(),
+                    }
+        },
         "istiod's plug-in log line",
     );
     observed(
         out,
-        |o| o.contains("ConfigMap istio-ca-root-cert in foo equals the plugged root-cert.pem"),
+        |o| {
+            o.subject == "cluster1"
+                && o.observed
+                    == Observed::RootConfigMap {
+                        namespace: "foo".into(),
+                        equal: true,
+                    }
+        },
         "the root ConfigMap",
     );
     observed(
         out,
-        |o| o.contains("the server saw spiffe://cluster.local/ns/foo/sa/sleep"),
+        |o| matches!(&o.observed, Observed::Request { transport: Transport::Mtls, status: Some(200), peer_identity: Some(id), .. } if id == "spiffe://cluster.local/ns/foo/sa/sleep"),
         "sleep's identity at httpbin",
     );
     chain_snapshot(out, Scenario::PluginCa, "cluster1/foo/httpbin");
@@ -57,7 +72,10 @@ pub fn default_ca(out: &RunOutput) {
     passed(out);
     observed(
         out,
-        |o| o.contains("fails as expected: self-signed-fallback"),
+        |o| {
+            o.subject == "cluster1/foo/httpbin"
+                && matches!(&o.observed, Observed::ExpectedFailure { check, .. } if check == "self-signed-fallback")
+        },
         "the self-signed fallback",
     );
     chain_snapshot(out, Scenario::DefaultCa, "cluster1/foo/httpbin");
@@ -81,7 +99,18 @@ pub fn different_roots(out: &RunOutput) {
     passed(out);
     observed(
         out,
-        |o| o.contains("refused as expected"),
+        |o| {
+            o.subject == "sleep@cluster1 -> httpbin@cluster2"
+                && matches!(
+                    o.observed,
+                    Observed::Request {
+                        transport: Transport::Mtls,
+                        status: None,
+                        refused: Some(_),
+                        ..
+                    }
+                )
+        },
         "the cross-cluster refusal",
     );
 }
@@ -90,12 +119,33 @@ pub fn strict(out: &RunOutput) {
     passed(out);
     observed(
         out,
-        |o| o.starts_with("STRICT: plaintext refused"),
+        |o| {
+            o.subject == "sleep -> httpbin under STRICT"
+                && matches!(
+                    o.observed,
+                    Observed::Request {
+                        transport: Transport::Plaintext,
+                        status: None,
+                        refused: Some(_),
+                        ..
+                    }
+                )
+        },
         "plaintext refused under STRICT",
     );
     observed(
         out,
-        |o| o == "PERMISSIVE: plaintext accepted (200)",
+        |o| {
+            o.subject == "sleep -> httpbin under PERMISSIVE"
+                && matches!(
+                    o.observed,
+                    Observed::Request {
+                        transport: Transport::Plaintext,
+                        status: Some(200),
+                        ..
+                    }
+                )
+        },
         "plaintext accepted under PERMISSIVE",
     );
 }
@@ -109,17 +159,20 @@ pub fn bad_cacerts(out: &RunOutput) {
     ] {
         observed(
             out,
-            |o| o.starts_with(&format!("{cluster}: istiod refused to start")),
+            |o| o.subject == cluster && matches!(o.observed, Observed::IstiodRefused { .. }),
             "istiod's refusal",
         );
         observed(
             out,
-            |o| o.contains(&format!("{cluster}: meshtrust check: error[{id}]")),
+            |o| {
+                o.subject == cluster
+                    && matches!(&o.observed, Observed::Finding { id: found, severity: Severity::Error, .. } if found == id)
+            },
             "check's explanation",
         );
         observed(
             out,
-            |o| o.starts_with(&format!("{cluster}: no workload certificate")),
+            |o| o.subject == cluster && matches!(o.observed, Observed::NoCertificate { .. }),
             "no certificate issued",
         );
     }

@@ -54,7 +54,11 @@ pub fn story(out: &RunOutput) -> String {
                 s.name,
                 s.passed,
                 s.reasons.join("\n  "),
-                s.observations.join("\n  ")
+                s.observations
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
             )
         })
         .collect()
