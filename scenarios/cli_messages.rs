@@ -23,6 +23,9 @@ fn meshtrust(cwd: &Path) -> Command {
         "MESHTRUST_CERTS_DIR",
         "MESHTRUST_PROBE",
         "RUST_LOG",
+        "NO_COLOR",
+        "CLICOLOR",
+        "CLICOLOR_FORCE",
     ] {
         cmd.env_remove(var);
     }
@@ -256,4 +259,117 @@ fn completions_are_printed_for_bash_zsh_and_fish() {
         status.success(),
         "the bash completion script does not parse"
     );
+}
+
+/// Runs `meshtrust ARGS` with `env` set; (exit code, stdout, stderr).
+fn run_with(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = meshtrust(cwd);
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const ESC: &str = "\u{1b}[";
+
+#[test]
+fn colour_is_off_in_pipes_forced_by_clicolor_force_and_always_refused_by_no_color_and_never() {
+    let tmp = workspace();
+    let args = ["check", "certs/cluster1"];
+    let plain = run_with(tmp.path(), &args, &[]);
+    assert_eq!(plain.0, 0, "{plain:?}");
+    assert!(!plain.1.contains(ESC), "colour in a pipe: {:?}", plain.1);
+    assert!(plain.1.contains("ok: istiod loads it"), "{}", plain.1);
+    for (extra, env, coloured) in [
+        (None, &[("CLICOLOR_FORCE", "1")][..], true),
+        (Some("--color=always"), &[][..], true),
+        (Some("--color=always"), &[("NO_COLOR", "1")][..], true),
+        (
+            None,
+            &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")][..],
+            false,
+        ),
+        (Some("--color=never"), &[("CLICOLOR_FORCE", "1")][..], false),
+        (Some("--color=auto"), &[][..], false),
+    ] {
+        let mut a = args.to_vec();
+        a.extend(extra);
+        let (code, out, _) = run_with(tmp.path(), &a, env);
+        assert_eq!(code, 0);
+        assert_eq!(out.contains(ESC), coloured, "{a:?} with {env:?}: {out:?}");
+        // Colour never changes the words.
+        assert_eq!(anstream::adapter::strip_str(&out).to_string(), plain.1);
+    }
+    // Errors are coloured too, on stderr, and only when asked.
+    let (code, _, err) = run_with(
+        tmp.path(),
+        &["check", "no-such-dir", "--color", "always"],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with(&format!("{ESC}1m{ESC}31merror:")),
+        "{err:?}"
+    );
+    let (_, _, err) = run_with(tmp.path(), &["check", "no-such-dir"], &[]);
+    assert!(err.starts_with("error:") && !err.contains(ESC), "{err:?}");
+    let (code, _, err) = run_with(tmp.path(), &["check", "certs", "--color", "sometimes"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("[possible values: auto, always, never]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn quiet_drops_notes_and_progress_but_keeps_results_warnings_and_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = [
+        "certs",
+        "cacerts",
+        "cluster1",
+        "--key",
+        "p256",
+        "--root-key",
+        "p256",
+        "--dir",
+        "certs",
+    ];
+    let (code, out, err) = run_with(tmp.path(), &certs, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.is_empty());
+    assert!(err.contains("generated root certs/root-cert.pem"), "{err}");
+    assert!(err.contains("generated cluster1: "), "{err}");
+    // Again with -q and a flag an existing root makes moot: the notes go, the warning stays.
+    let (code, out, err) = run_with(
+        tmp.path(),
+        &[&certs[..], &["--force", "--root-days", "100", "-q"]].concat(),
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.is_empty());
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            "warning: `--root-key`, `--root-days` are ignored: the root `certs/root-cert.pem` already exists (hint: `--force-root` regenerates it)"
+        ],
+        "{err}"
+    );
+    // Results still print under -q; errors too.
+    let (code, out, _) = run_with(tmp.path(), &["-q", "check", "certs/cluster1"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("ok: istiod loads it"), "{out}");
+    let (code, _, err) = run_with(tmp.path(), &["check", "nowhere", "--quiet"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.starts_with("error: "), "{err}");
+    // -q and -v contradict each other.
+    let (code, _, err) = run_with(tmp.path(), &["-q", "-v", "check", "certs/cluster1"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot be used with"), "{err}");
 }

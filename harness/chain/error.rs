@@ -12,11 +12,10 @@ const CHAIN_HINT: &str = "hint: CHAIN_FILE is the chain a workload serves: the P
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
-    #[error("cannot read `{}`: {source}", path.display())]
+    #[error("cannot read `{}`: {cause}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("`{}` is not a certificate chain: {reason} ({CHAIN_HINT})", path.display())]
     BadChain { path: PathBuf, reason: String },
@@ -34,4 +33,38 @@ pub enum ChainError {
     BadDuration { value: String },
     #[error(transparent)]
     Bundle(#[from] PkiError),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    /// Every message of an error's chain, as a reader that walks `source()` prints them.
+    fn chain_text(e: &dyn std::error::Error) -> String {
+        let mut parts = vec![e.to_string()];
+        let mut cur = e.source();
+        while let Some(c) = cur {
+            parts.push(c.to_string());
+            cur = c.source();
+        }
+        parts.join(": ")
+    }
+
+    #[test]
+    fn an_unreadable_chain_names_its_path_and_the_os_error_once() {
+        let missing = std::path::Path::new("/nonexistent/meshtrust/chain.pem");
+        let err = crate::chain::read_chain(missing).unwrap_err();
+        let text = chain_text(&err);
+        assert!(
+            text.starts_with("cannot read `/nonexistent/meshtrust/chain.pem`: "),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("No such file or directory").count(),
+            1,
+            "{text}"
+        );
+        // The cause is in the message, so it is not a `source()` as well.
+        assert!(err.source().is_none());
+    }
 }

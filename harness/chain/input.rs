@@ -20,13 +20,13 @@ pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, ChainErro
             .read_to_end(&mut bytes)
             .map_err(|source| ChainError::Io {
                 path: PathBuf::from("<stdin>"),
-                source,
+                cause: source,
             })?;
         (bytes, PathBuf::from("<stdin>"))
     } else {
         let bytes = std::fs::read(path).map_err(|source| ChainError::Io {
             path: path.to_owned(),
-            source,
+            cause: source,
         })?;
         (bytes, path.to_owned())
     };

@@ -135,9 +135,9 @@ pub fn run(cmd: Certs, matches: &ArgMatches) -> anyhow::Result<Exit> {
             spinner.finish_and_clear();
             let cert = out.dir.join(pki::layout::ROOT_CERT);
             match origin {
-                RootOrigin::Generated => eprintln!("generated {} and its key", cert.display()),
+                RootOrigin::Generated => output::note!("generated {} and its key", cert.display()),
                 RootOrigin::Reused => {
-                    eprintln!(
+                    output::note!(
                         "kept the existing root {} (pass --force to regenerate it)",
                         cert.display()
                     );
@@ -193,9 +193,9 @@ pub fn run(cmd: Certs, matches: &ArgMatches) -> anyhow::Result<Exit> {
             let made = made?;
             let root_cert = out.dir.join(pki::layout::ROOT_CERT);
             match made.root_origin {
-                RootOrigin::Generated => eprintln!("generated root {}", root_cert.display()),
+                RootOrigin::Generated => output::note!("generated root {}", root_cert.display()),
                 RootOrigin::Reused => {
-                    eprintln!("using existing root {}", root_cert.display());
+                    output::note!("using existing root {}", root_cert.display());
                     warn_ignored(
                         &given(&[
                             ("root_key", "--root-key"),
@@ -209,7 +209,7 @@ pub fn run(cmd: Certs, matches: &ArgMatches) -> anyhow::Result<Exit> {
                 }
             }
             for (cluster, dir) in &made.clusters {
-                eprintln!(
+                output::note!(
                     "generated {cluster}: {}/{{ca-cert,ca-key,cert-chain,root-cert}}.pem",
                     dir.display()
                 );
@@ -235,7 +235,7 @@ pub fn run(cmd: Certs, matches: &ArgMatches) -> anyhow::Result<Exit> {
             match output {
                 Some(path) => {
                     pki::layout::write_atomic(&path, yaml.as_bytes(), 0o600)?;
-                    eprintln!("wrote {} (mode 0600: it holds the CA key)", path.display());
+                    output::note!("wrote {} (mode 0600: it holds the CA key)", path.display());
                 }
                 None => {
                     if std::io::stdout().is_terminal() {
@@ -261,12 +261,12 @@ fn warn_ignored(flags: &[&str], root_cert: &Path, hint: &str) {
         return;
     }
     let names: Vec<_> = flags.iter().map(|f| format!("`{f}`")).collect();
-    eprintln!(
-        "warning: {} {} ignored: the root `{}` already exists (hint: {hint})",
+    output::warn(format_args!(
+        "{} {} ignored: the root `{}` already exists (hint: {hint})",
         names.join(", "),
         if flags.len() == 1 { "is" } else { "are" },
         root_cert.display()
-    );
+    ));
 }
 
 /// Cluster directories under `dir` (other than those just made) that hold another root than
@@ -289,8 +289,8 @@ fn warn_other_roots(dir: &Path, root: &pki::Ca, just_made: &[String]) {
         .filter_map(|p| p.file_name())
         .map(|n| shell_word(Path::new(n)))
         .collect();
-    eprintln!(
-        "warning: {} {} another root than `{}`: clusters made under it cannot talk to {} (hint: `meshtrust certs cacerts {} --force{}` regenerates {} under it)",
+    output::warn(format_args!(
+        "{} {} another root than `{}`: clusters made under it cannot talk to {} (hint: `meshtrust certs cacerts {} --force{}` regenerates {} under it)",
         dirs.join(", "),
         if stale.len() == 1 { "holds" } else { "hold" },
         dir.join(pki::layout::ROOT_CERT).display(),
@@ -298,12 +298,11 @@ fn warn_other_roots(dir: &Path, root: &pki::Ca, just_made: &[String]) {
         names.join(" "),
         dir_flag(dir),
         if stale.len() == 1 { "it" } else { "them" },
-    );
+    ));
 }
 
 fn spinner(msg: String) -> indicatif::ProgressBar {
-    let pb =
-        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    let pb = indicatif::ProgressBar::with_draw_target(None, output::progress_target());
     pb.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
             .expect("valid template"),

@@ -41,7 +41,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
     };
     let report = check::check(&args.dirs, &opts)?;
     match args.format {
-        Format::Text => print!("{}", check::render_text(&report)),
+        Format::Text => anstream::print!("{}", output::paint(&check::render_text(&report))),
         Format::Json => println!("{}", report.to_json(args.strict)),
     }
     Ok(report.exit(args.strict))

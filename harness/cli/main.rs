@@ -28,8 +28,14 @@ use meshtrust::exit::Exit;
 )]
 struct Cli {
     /// Log more (-v: debug, -vv: trace). RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     verbose: u8,
+    /// No progress and no notes on stderr; results, warnings and errors still print.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// When to colour the output: `auto` colours a terminal unless NO_COLOR is set.
+    #[arg(long, global = true, value_enum, default_value_t = output::ColorWhen::Auto, value_name = "WHEN")]
+    color: output::ColorWhen,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,6 +69,8 @@ fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_tracing(cli.verbose);
+    output::set_quiet(cli.quiet);
+    cli.color.apply();
     // Which flags were given on the command line (not defaults): some are refused or
     // warned about when they would be ignored.
     let sub = matches
@@ -100,7 +108,7 @@ fn main() -> ExitCode {
             if json {
                 println!("{}", meshtrust::report::error_json(&message, 2));
             }
-            eprintln!("error: {message}");
+            anstream::eprint!("{}", output::paint(&format!("error: {message}\n")));
             Exit::BadInput.into()
         }
     }

@@ -140,3 +140,139 @@ pub fn parse_days(text: &str) -> Result<u32, String> {
 pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     meshtrust_probe::cli::parse_positive(text, None)
 }
+
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `-q`: no progress and no notes (what was generated or written, phase timings).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A note on stderr, silent under `-q`. Warnings and errors are not notes.
+macro_rules! note {
+    ($($arg:tt)*) => {
+        if !$crate::output::quiet() {
+            anstream::eprintln!($($arg)*);
+        }
+    };
+}
+pub(crate) use note;
+
+/// A warning on stderr (`warning: ...`, coloured where colour is on); `-q` keeps it.
+pub fn warn(message: std::fmt::Arguments<'_>) {
+    anstream::eprint!("{}", paint(&format!("warning: {message}\n")));
+}
+
+/// Where progress spinners draw: stderr, or nowhere under `-q`.
+pub fn progress_target() -> indicatif::ProgressDrawTarget {
+    if quiet() {
+        indicatif::ProgressDrawTarget::hidden()
+    } else {
+        indicatif::ProgressDrawTarget::stderr()
+    }
+}
+
+/// `--color`: when to colour what meshtrust prints.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ColorWhen {
+    /// On a terminal, unless `NO_COLOR` is set (`CLICOLOR_FORCE` forces it elsewhere).
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorWhen {
+    pub fn apply(self) {
+        anstream::ColorChoice::write_global(match self {
+            ColorWhen::Auto => anstream::ColorChoice::Auto,
+            ColorWhen::Always => anstream::ColorChoice::Always,
+            ColorWhen::Never => anstream::ColorChoice::Never,
+        });
+    }
+}
+
+/// Colours the verdict words of a rendered report (PASS/FAIL/INFO, `error[..]`,
+/// `warning[..]`, `note[..]`, `ok:`, `conformant` / `not conformant`, a failed scenario).
+/// Print the result with `anstream`, which removes the colour where it does not belong.
+pub fn paint(text: &str) -> String {
+    use anstyle::{AnsiColor, Style};
+    let red = AnsiColor::Red.on_default().bold();
+    let green = AnsiColor::Green.on_default();
+    let yellow = AnsiColor::Yellow.on_default().bold();
+    let cyan = AnsiColor::Cyan.on_default();
+    // (how the token starts, where it ends, its style), first match wins.
+    let tokens: [(&str, Option<char>, Style); 10] = [
+        ("FAIL ", None, red),
+        ("PASS ", None, green),
+        ("INFO ", None, cyan),
+        ("error[", Some(']'), red),
+        ("error:", None, red),
+        ("warning[", Some(']'), yellow),
+        ("warning:", None, yellow),
+        ("note[", Some(']'), cyan),
+        ("ok:", None, green),
+        ("not conformant", None, red),
+    ];
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        let hit = tokens.iter().find_map(|(start, end, style)| {
+            let len = match end {
+                None => start.trim_end().len(),
+                Some(end) => body.find(*end)? + 1,
+            };
+            body.starts_with(start).then_some((len, *style))
+        });
+        let hit = hit
+            .or_else(|| (body.trim_end() == "conformant").then_some(("conformant".len(), green)));
+        match hit {
+            Some((len, style)) => {
+                out.push_str(indent);
+                out.push_str(&format!("{style}{}{style:#}", &body[..len]));
+                out.push_str(&body[len..]);
+            }
+            // A failed scenario in `run`'s table: `name  FAIL  time  expectation`.
+            None if line.contains("  FAIL  ") => {
+                out.push_str(&line.replacen("  FAIL  ", &format!("  {red}FAIL{red:#}  "), 1))
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::paint;
+
+    fn strip(s: &str) -> String {
+        anstream::adapter::strip_str(s).to_string()
+    }
+
+    #[test]
+    fn paint_colours_only_the_verdict_words_and_keeps_the_text() {
+        let text = "chain of 2 certificates\nFAIL leaf-ttl  too long\nPASS spiffe-id  ok\n  error[key-mismatch]: bad\n  ok: istiod loads it\nnot conformant: leaf-ttl failed\nplugin-ca  FAIL     0.10s  conformant\nplain line\n";
+        let painted = paint(text);
+        assert_eq!(strip(&painted), text, "painting changed the words");
+        for (word, colour) in [
+            ("FAIL", "\u{1b}[1m\u{1b}[31mFAIL"),
+            ("PASS", "\u{1b}[32mPASS"),
+            ("error", "\u{1b}[1m\u{1b}[31merror[key-mismatch]"),
+            ("ok", "\u{1b}[32mok:"),
+            ("not conformant", "\u{1b}[1m\u{1b}[31mnot conformant"),
+        ] {
+            assert!(painted.contains(colour), "{word} not coloured: {painted:?}");
+        }
+        assert!(painted.contains("  \u{1b}[1m\u{1b}[31mFAIL\u{1b}[0m     0.10s"));
+        assert!(painted.ends_with("plain line\n"), "{painted:?}");
+        assert!(painted.contains("chain of 2 certificates\n"), "{painted:?}");
+        // The negative twin: a line with no verdict word is left alone.
+        assert_eq!(paint("plain line\n"), "plain line\n");
+        assert_eq!(paint("conformant\n"), "\u{1b}[32mconformant\u{1b}[0m\n");
+    }
+}

@@ -173,8 +173,7 @@ pub fn run(args: RunArgs, matches: &ArgMatches) -> anyhow::Result<Exit> {
         workdir: Some(workdir.path().to_owned()),
         ..RunOptions::default()
     };
-    let bar =
-        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    let bar = indicatif::ProgressBar::with_draw_target(None, output::progress_target());
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
             .expect("valid template"),
@@ -196,7 +195,7 @@ pub fn run(args: RunArgs, matches: &ArgMatches) -> anyhow::Result<Exit> {
 
 /// The summary first (it is never lost), then the report files.
 fn finish(args: &RunArgs, report: &report::RunReport) -> anyhow::Result<Exit> {
-    print!("{}", report::render_summary(report));
+    anstream::print!("{}", output::paint(&report::render_summary(report)));
     write_reports(args, report)?;
     Ok(if report.passed() {
         Exit::Conformant
@@ -286,7 +285,13 @@ fn run_cluster_target(args: &RunArgs, scenarios: &[Scenario]) -> anyhow::Result<
             // is in the message.
             Err(e) => {
                 let exit = e.exit();
-                eprintln!("error: {}", output::render_error(&anyhow::Error::new(e)));
+                anstream::eprint!(
+                    "{}",
+                    output::paint(&format!(
+                        "error: {}\n",
+                        output::render_error(&anyhow::Error::new(e))
+                    ))
+                );
                 return Ok(exit);
             }
         };
@@ -303,17 +308,17 @@ fn run_cluster_target(args: &RunArgs, scenarios: &[Scenario]) -> anyhow::Result<
             return Ok(Exit::BadInput);
         }
         for (phase, took) in &shared.timings {
-            eprintln!("{phase}: {:.1}s", took.as_secs_f64());
+            output::note!("{phase}: {:.1}s", took.as_secs_f64());
         }
         let opts = RunOptions {
             scenarios: scenarios.to_vec(),
             key: args.key,
             ..RunOptions::default()
         };
-        let progress = |scenario: &str, phase: &str| eprintln!("{scenario}: {phase}");
+        let progress = |scenario: &str, phase: &str| output::note!("{scenario}: {phase}");
         let (output, cleanup) = meshtrust::kube::run_scenarios(shared, &opts, &progress).await;
         for name in &cleanup.logs_exported {
-            eprintln!("kind logs of `{name}` are in the artifacts directory");
+            output::note!("kind logs of `{name}` are in the artifacts directory");
         }
         let output = output?;
         finish(args, &output.report)

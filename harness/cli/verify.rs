@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::output::Format;
+use crate::output::{self, Format};
 use meshtrust::chain::{self, Expectations, SpiffeId, render};
 use meshtrust::exit::Exit;
 use meshtrust::pki::Bundle;
@@ -65,7 +65,7 @@ pub fn run(args: Verify) -> anyhow::Result<Exit> {
     };
     let verdict = chain::verify_chain(&served, &bundle, &others, &expect)?;
     match args.format {
-        Format::Text => print!("{}", render::text(&verdict)),
+        Format::Text => anstream::print!("{}", output::paint(&render::text(&verdict))),
         Format::Json => println!("{}", render::json(&verdict)),
     }
     Ok(if verdict.conformant() {

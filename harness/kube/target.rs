@@ -345,7 +345,7 @@ impl KindTarget {
             .collect();
         let i = placement(logical, &physical).ok_or_else(|| TargetError::Backend {
             what: format!("place cluster `{logical}`"),
-            source: "this run has no clusters".into(),
+            cause: "this run has no clusters".into(),
         })?;
         if self.slots[i].occupant.is_some() {
             self.reset(i).await?;
@@ -398,7 +398,7 @@ impl KindTarget {
         if !problems.is_empty() {
             return Err(TargetError::Backend {
                 what: format!("reset cluster `{}`", cluster.cluster),
-                source: problems.join("; ").into(),
+                cause: problems.join("; ").into(),
             });
         }
         wait_namespaces_gone(&client, &owned)
@@ -532,7 +532,7 @@ impl KindTarget {
         .map_err(|e| backend("cross-cluster request")(e.into()))?;
         waited.map_err(|e| TargetError::Backend {
             what: format!("request {from} -> {to}"),
-            source: e.into(),
+            cause: e.into(),
         })
     }
 
@@ -583,25 +583,25 @@ impl KindTarget {
             .map_err(backend("read istio-ca-root-cert"))?
             .ok_or_else(|| TargetError::Backend {
                 what: "issue a workload certificate".into(),
-                source: "istiod has not written `istio-system/istio-ca-root-cert` yet".into(),
+                cause: "istiod has not written `istio-system/istio-ca-root-cert` yet".into(),
             })?;
         let roots = crate::pki::parse_certs(root_pem.as_bytes(), Path::new("istio-ca-root-cert"))
             .map_err(|source| TargetError::Bundle {
             dir: "istio-system/istio-ca-root-cert".into(),
-            source,
+            cause: source,
         })?;
         let forward = Forward::start(pods, istiod, CA_PORT)
             .await
             .map_err(|source| TargetError::Io {
                 what: "listen for the port-forward to istiod".into(),
-                source,
+                cause: source,
             })?;
         let key = tokio::task::spawn_blocking(|| KeyAlg::Rsa2048.generate())
             .await
             .expect("key generation does not panic")
             .map_err(|source| TargetError::Bundle {
                 dir: "<workload key>".into(),
-                source,
+                cause: source,
             })?;
         let td = self.slots[i]
             .trust_domain
@@ -617,7 +617,7 @@ impl KindTarget {
                 .await
                 .map_err(|e| TargetError::Backend {
                     what: format!("connect to istiod's CA on {CA_PORT} through a port-forward"),
-                    source: Box::new(e),
+                    cause: Box::new(e),
                 })?;
         let cluster_id = &self.shared.clusters[i].cluster.cluster;
         let pems = ca
@@ -630,7 +630,7 @@ impl KindTarget {
         crate::pki::parse_certs(pems.concat().as_bytes(), Path::new("<CA response>")).map_err(
             |source| TargetError::Bundle {
                 dir: "<CA response>".into(),
-                source,
+                cause: source,
             },
         )
     }
@@ -659,7 +659,7 @@ fn backend(what: &str) -> impl FnOnce(KubeError) -> TargetError {
     let what = what.to_owned();
     move |e| TargetError::Backend {
         what,
-        source: Box::new(e),
+        cause: Box::new(e),
     }
 }
 
@@ -907,7 +907,7 @@ impl Target for KindTarget {
         if options.multi_root {
             return Err(TargetError::Backend {
                 what: "install".into(),
-                source: "ISTIO_MULTIROOT_MESH is not wired into the kind install yet".into(),
+                cause: "ISTIO_MULTIROOT_MESH is not wired into the kind install yet".into(),
             });
         }
         self.slots[i].trust_domain =
@@ -953,7 +953,7 @@ impl Target for KindTarget {
         if from.cluster != to.cluster {
             return Err(TargetError::Backend {
                 what: format!("capture {to} from beside {from}"),
-                source: "the in-pod probe dials a pod IP in its own cluster only".into(),
+                cause: "the in-pod probe dials a pod IP in its own cluster only".into(),
             });
         }
         let i = self.slot(&from.cluster)?;
@@ -1000,7 +1000,7 @@ impl Target for KindTarget {
             if transport == Transport::Plaintext {
                 return Err(TargetError::Backend {
                     what: format!("plaintext request {from} -> {to}"),
-                    source: "plaintext requests go to a pod IP in the client's own cluster only"
+                    cause: "plaintext requests go to a pod IP in the client's own cluster only"
                         .into(),
                 });
             }
@@ -1034,7 +1034,7 @@ impl Target for KindTarget {
             .map_err(backend(&format!("request {from} -> {to}")))?
             .map_err(|e| TargetError::Backend {
                 what: format!("request {from} -> {to} with curl in container `{container}`"),
-                source: e.into(),
+                cause: e.into(),
             })
     }
 
@@ -1081,8 +1081,7 @@ impl Target for KindTarget {
             })
             .ok_or_else(|| TargetError::Backend {
                 what: "reload cacerts".into(),
-                source: format!("`{}` has no certificate", dir.join("ca-cert.pem").display())
-                    .into(),
+                cause: format!("`{}` has no certificate", dir.join("ca-cert.pem").display()).into(),
             })?;
         let (ns, sa) = self.some_identity(i);
         let this = &*self;
@@ -1162,7 +1161,7 @@ impl Target for KindTarget {
             self.shared.failed();
             Err(TargetError::Backend {
                 what: "teardown".into(),
-                source: problems.join("; ").into(),
+                cause: problems.join("; ").into(),
             })
         }
     }

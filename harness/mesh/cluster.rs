@@ -95,7 +95,7 @@ impl Cluster {
             Err(PkiError::NotABundle { .. }) => Ok(None),
             Err(source) => Err(TargetError::Bundle {
                 dir: dir.display().to_string(),
-                source,
+                cause: source,
             }),
         }
     }
@@ -136,7 +136,7 @@ impl Cluster {
                     .expect("root generation does not panic")
                     .map_err(|source| TargetError::Bundle {
                         dir: "istio-ca-secret".into(),
-                        source,
+                        cause: source,
                     })?
             }
         };
@@ -147,7 +147,7 @@ impl Cluster {
                 .await
                 .map_err(|source| TargetError::Io {
                     what: format!("start istiod's CA server in cluster `{}`", self.name),
-                    source,
+                    cause: source,
                 })?;
         let log = vec![istiod::log_line(source).to_owned()];
         self.log.extend(log.iter().cloned());
@@ -259,7 +259,7 @@ impl Cluster {
         let istiod = self.istiod()?;
         let bundle = Bundle::read(dir).map_err(|source| TargetError::Bundle {
             dir: dir.display().to_string(),
-            source,
+            cause: source,
         })?;
         let reload =
             istiod
@@ -282,7 +282,7 @@ pub(crate) fn workload_error(id: &WorkloadRef, e: WorkloadError) -> TargetError 
         },
         other => TargetError::Backend {
             what: format!("start `{id}`"),
-            source: Box::new(other),
+            cause: Box::new(other),
         },
     }
 }

@@ -168,7 +168,7 @@ impl Target for LocalTarget {
             .expect("key generation does not panic")
             .map_err(|source| TargetError::Bundle {
                 dir: "<workload key>".into(),
-                source,
+                cause: source,
             })?;
         workload::request_certificate(
             &id,

@@ -39,17 +39,15 @@ const AGENT_TTL_SECONDS: i64 = 24 * 3600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadError {
-    #[error("cannot generate the key of `{workload}`: {source}")]
+    #[error("cannot generate the key of `{workload}`: {cause}")]
     Key {
         workload: WorkloadRef,
-        #[source]
-        source: PkiError,
+        cause: PkiError,
     },
-    #[error("`{workload}` cannot reach the CA: {source}")]
+    #[error("`{workload}` cannot reach the CA: {cause}")]
     Connect {
         workload: WorkloadRef,
-        #[source]
-        source: tonic::transport::Error,
+        cause: tonic::transport::Error,
     },
     #[error("the CA refused `{workload}`'s CSR: {status}")]
     Refused {
@@ -61,11 +59,10 @@ pub enum WorkloadError {
         workload: WorkloadRef,
         reason: String,
     },
-    #[error("`{workload}` cannot listen: {source}")]
+    #[error("`{workload}` cannot listen: {cause}")]
     Listen {
         workload: WorkloadRef,
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
 }
 
@@ -119,7 +116,7 @@ pub async fn request_certificate(
             .await
             .map_err(|source| WorkloadError::Connect {
                 workload: workload.clone(),
-                source,
+                cause: source,
             })?;
     let pems = client
         .create_certificate(&csr, AGENT_TTL_SECONDS, Some(token))
@@ -160,7 +157,7 @@ impl Workload {
             .expect("key generation does not panic")
             .map_err(|source| WorkloadError::Key {
                 workload: id.clone(),
-                source,
+                cause: source,
             })?;
         let chain =
             request_certificate(&id, &key, &spiffe_id, token, mesh.ca_addr, &mesh.roots).await?;
@@ -176,13 +173,13 @@ impl Workload {
                 .await
                 .map_err(|source| WorkloadError::Listen {
                     workload: id.clone(),
-                    source,
+                    cause: source,
                 })?;
         let addr = listener
             .local_addr()
             .map_err(|source| WorkloadError::Listen {
                 workload: id.clone(),
-                source,
+                cause: source,
             })?;
         let (shutdown, stopped) = oneshot::channel();
         let inbound = Inbound {

@@ -194,25 +194,19 @@ pub enum TargetError {
     IstiodDown { cluster: String, reason: String },
     #[error("no workload `{0}` (hint: `deploy` it first)")]
     UnknownWorkload(WorkloadRef),
-    #[error("cannot read the cacerts bundle `{dir}`: {source}")]
+    #[error("cannot read the cacerts bundle `{dir}`: {cause}")]
     Bundle {
         dir: String,
-        #[source]
-        source: crate::pki::PkiError,
+        cause: crate::pki::PkiError,
     },
     #[error("the CA refused to sign for `{identity}`: {reason}")]
     Signing { identity: String, reason: String },
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{what}: {source}")]
+    #[error("{what}: {cause}")]
+    Io { what: String, cause: std::io::Error },
+    #[error("{what}: {cause}")]
     Backend {
         what: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
