@@ -1094,3 +1094,127 @@ fn an_unknown_istio_release_is_bad_input_naming_the_range() {
             "`1.99` is not an Istio release meshtrust models: it knows 1.24 to 1.32",
         ));
 }
+
+/// Each cross-cluster refusal as (workloads, peers, purpose).
+fn refusals_across(report: &Report) -> Vec<(String, String, String)> {
+    report
+        .findings
+        .iter()
+        .filter(|f| f.id == "peers-refuse" && f.bundle == "*")
+        .flat_map(|f| {
+            assert_eq!(f.severity, Severity::Error);
+            f.peer_refusals
+                .iter()
+                .map(|r| (r.workloads.clone(), r.peers.clone(), r.purpose.clone()))
+        })
+        .collect()
+}
+
+fn refusal(w: &str, p: &str, purpose: &str) -> (String, String, String) {
+    (w.to_owned(), p.to_owned(), purpose.to_owned())
+}
+
+#[test]
+fn peers_of_each_cluster_judge_every_other_clusters_workloads_both_ways_and_for_both_purposes() {
+    let f = Fixture::new();
+    let a = f.makefile();
+    let other = tpki::root();
+    let b_ca = tpki::intermediate("cluster2", &other);
+    let b = tpki::makefile_layout(f.path(), "cluster2", &b_ca, &other);
+    // The reference peer: openssl verifying cluster1's workload leaf with cluster2's trust.
+    let leaf = workload_leaf(&f.ca);
+    std::fs::write(f.path().join("leaf.pem"), &leaf.pem).unwrap();
+    fn verify_a_leaf_with(trust: &str) -> [&str; 8] {
+        [
+            "verify",
+            "-purpose",
+            "sslclient",
+            "-CAfile",
+            trust,
+            "-untrusted",
+            "cluster1/cert-chain.pem",
+            "leaf.pem",
+        ]
+    }
+
+    // Different roots: every direction, both purposes.
+    let report = run(&[a.clone(), b.clone()], &opts());
+    assert_eq!(
+        refusals_across(&report),
+        [
+            refusal("cluster1", "cluster2", "serverAuth"),
+            refusal("cluster1", "cluster2", "clientAuth"),
+            refusal("cluster2", "cluster1", "serverAuth"),
+            refusal("cluster2", "cluster1", "clientAuth"),
+        ],
+        "{}",
+        check::render_text(&report)
+    );
+    let text = check::render_text(&report);
+    assert!(
+        text.contains("error[peers-refuse] [root-cert.pem]: peers in `")
+            && text.contains("refuse the workloads of `")
+            && text.contains("cluster1 -> peers of cluster2, clientAuth: "),
+        "{text}"
+    );
+    openssl_fails(f.path(), &verify_a_leaf_with("cluster2/root-cert.pem"));
+    openssl(f.path(), &verify_a_leaf_with("cluster1/root-cert.pem"));
+
+    // cluster2 also trusts cluster1's root: only cluster1's peers still refuse cluster2.
+    let both = format!("{}{}", other.pem, f.root.pem);
+    std::fs::write(b.join("root-cert.pem"), &both).unwrap();
+    let report = run(&[a.clone(), b.clone()], &opts());
+    assert_eq!(
+        refusals_across(&report),
+        [
+            refusal("cluster2", "cluster1", "serverAuth"),
+            refusal("cluster2", "cluster1", "clientAuth"),
+        ],
+        "{}",
+        check::render_text(&report)
+    );
+    openssl(f.path(), &verify_a_leaf_with("cluster2/root-cert.pem"));
+
+    // Both trust both roots: no cross-cluster refusal (and no different-roots).
+    std::fs::write(
+        a.join("root-cert.pem"),
+        format!("{}{}", f.root.pem, other.pem),
+    )
+    .unwrap();
+    let report = run(&[a, b], &opts());
+    assert!(refusals_across(&report).is_empty(), "{:?}", report.findings);
+    assert!(!report.has("different-roots"), "{:?}", report.findings);
+}
+
+#[test]
+fn a_refusal_a_cluster_meets_at_home_is_reported_once_not_for_every_peer_cluster() {
+    let f = Fixture::new();
+    let mut p = tpki::intermediate_params("cluster1");
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_only = tpki::signed(p, &f.root);
+    let a = tpki::makefile_layout(f.path(), "cluster1", &server_only, &f.root);
+    let b_ca = tpki::intermediate("cluster2", &f.root);
+    let b = tpki::makefile_layout(f.path(), "cluster2", &b_ca, &f.root);
+    let report = run(&[a, b], &opts());
+    let home: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|x| x.id == "peers-refuse" && x.bundle != "*")
+        .flat_map(|x| x.peer_refusals.clone())
+        .collect();
+    assert_eq!(home.len(), 1, "{:?}", report.findings);
+    assert_eq!(
+        (
+            home[0].workloads.as_str(),
+            home[0].peers.as_str(),
+            home[0].purpose.as_str()
+        ),
+        ("cluster1", "cluster1", "clientAuth")
+    );
+    assert!(
+        home[0].reason.contains("without clientAuth"),
+        "{}",
+        home[0].reason
+    );
+    assert!(refusals_across(&report).is_empty(), "{:?}", report.findings);
+}

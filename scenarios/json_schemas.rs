@@ -74,6 +74,28 @@ fn check_and_its_errors_print_documents_of_their_schemas() {
     assert_valid("check", &doc);
     assert_eq!(doc["ok"], Value::Bool(false));
     assert!(doc["counts"]["errors"].as_u64().unwrap() >= 1);
+    // Clusters under different roots: each refusal is a typed (workloads, peers, purpose).
+    let other = Mesh::new(&["cluster3"]);
+    let out = meshtrust()
+        .args(["check", "--format", "json"])
+        .arg(mesh.cluster_dir("cluster2"))
+        .arg(other.cluster_dir("cluster3"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let doc = stdout_json(&out);
+    assert_valid("check", &doc);
+    let refusals: Vec<&Value> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "peers-refuse")
+        .flat_map(|f| f["peer_refusals"].as_array().unwrap())
+        .collect();
+    assert_eq!(refusals.len(), 4, "{doc:#}");
+    assert_eq!(refusals[0]["workloads"], "cluster2");
+    assert_eq!(refusals[0]["peers"], "cluster3");
+    assert_eq!(refusals[0]["purpose"], "serverAuth");
     // Bad input under --format json: the error is JSON too.
     let out = meshtrust()
         .args(["check", "--format", "json", "/nonexistent/meshtrust"])

@@ -1,14 +1,22 @@
-//! Rules across several bundles (one per cluster): one mesh needs one root.
+//! Rules across several bundles (one per cluster): one mesh needs one root, and every
+//! cluster's peers must accept every other cluster's workloads.
 
 use super::istiod::describe;
-use super::{Finding, Severity};
-use crate::pki::Bundle;
+use super::{CheckOptions, Finding, Severity};
+use crate::istio::load::Evaluation;
+use crate::pki::{Bundle, Layout};
+use crate::x509::path::{self, Purpose};
 
-pub(crate) fn across_bundles(bundles: &[Bundle]) -> Vec<Finding> {
+/// `loaded`: the bundles istiod loads, each with its evaluation, in the order given.
+pub(crate) fn across_bundles(
+    loaded: &[(&Bundle, Evaluation)],
+    opts: &CheckOptions,
+) -> Vec<Finding> {
     let mut out = Vec::new();
-    if bundles.len() < 2 {
+    if loaded.len() < 2 {
         return out;
     }
+    let bundles: Vec<&Bundle> = loaded.iter().map(|(b, _)| *b).collect();
     let roots: Vec<_> = bundles
         .iter()
         .map(|b| {
@@ -38,6 +46,7 @@ pub(crate) fn across_bundles(bundles: &[Bundle]) -> Vec<Finding> {
                 ],
                 fix: "generate every cluster's intermediate from one root (`meshtrust certs cacerts cluster1 cluster2`)".into(),
                 istiod_error: None,
+                peer_refusals: Vec::new(),
             });
         }
     }
@@ -74,8 +83,92 @@ pub(crate) fn across_bundles(bundles: &[Bundle]) -> Vec<Finding> {
                     evidence: vec![format!("{}: {}", a.name, describe(da)), format!("{}: {}", b.name, describe(db))],
                     fix: "give each cluster its own intermediate (`meshtrust certs cacerts NAME` per cluster)".into(),
                     istiod_error: None,
+                    peer_refusals: Vec::new(),
                 });
             }
+        }
+    }
+    out.extend(peers_across(loaded, opts));
+    out
+}
+
+/// The peer step across clusters: the chain each cluster's workloads present (as istiod
+/// serves it), verified as OpenSSL and BoringSSL verify it by the peers of every other
+/// cluster, against that cluster's trust bundle, as a server and as a client. A refusal
+/// the workloads meet in their own cluster too is reported there (`peers-refuse` on the
+/// bundle), not again for every pair.
+fn peers_across(loaded: &[(&Bundle, Evaluation)], opts: &CheckOptions) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (a, ea) in loaded {
+        let Some(ca) = &ea.ca_cert else { continue };
+        let served = crate::istio::served::served_after_leaf(&ea.chain_pem, &ea.root_pem);
+        let verify = |roots: &[rustls_pki_types::CertificateDer<'static>], purpose| {
+            path::verify(
+                ca,
+                &served,
+                roots,
+                &path::PathOptions {
+                    at: opts.now,
+                    purpose,
+                    rules: path::Rules::Peer,
+                },
+            )
+        };
+        for (b, eb) in loaded {
+            if std::ptr::eq(*a, *b) {
+                continue;
+            }
+            let mut finding = Finding::new("peers-refuse", Severity::Error, a);
+            finding.bundle = "*".into();
+            for purpose in [Purpose::ServerAuth, Purpose::ClientAuth] {
+                if verify(&ea.roots, purpose).is_err() {
+                    continue;
+                }
+                if let Err(e) = verify(&eb.roots, purpose) {
+                    finding = finding.refusal(&a.name, &b.name, purpose, &e);
+                }
+            }
+            if finding.peer_refusals.is_empty() {
+                continue;
+            }
+            let trust = match b.layout {
+                Layout::Istiod => "root-cert.pem",
+                Layout::KubernetesTls => "ca.crt",
+            };
+            let purposes: Vec<&str> = finding
+                .peer_refusals
+                .iter()
+                .map(|r| match r.purpose.as_str() {
+                    "serverAuth" => "as servers (serverAuth)",
+                    _ => "as mTLS clients (clientAuth)",
+                })
+                .collect();
+            let evidence: Vec<String> = finding
+                .peer_refusals
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} -> peers of {}, {}: {}",
+                        r.workloads, r.peers, r.purpose, r.reason
+                    )
+                })
+                .collect();
+            finding = finding
+                .file(trust)
+                .message(format!(
+                    "peers in `{}` refuse the workloads of `{}` {}: `{}`'s {trust} does not lead to the chain `{}` serves, so cross-cluster mTLS fails",
+                    b.dir.display(),
+                    a.dir.display(),
+                    purposes.join(" and "),
+                    b.name,
+                    a.name
+                ))
+                .fix(format!(
+                    "give both clusters one root (`meshtrust certs cacerts {} {}`), or add `{}`'s root to `{}`'s {trust} as well (peers trust every root in it)",
+                    a.name, b.name, a.name, b.name
+                ));
+            finding.evidence = evidence;
+            out.push(finding);
         }
     }
     out

@@ -44,6 +44,27 @@ pub struct Finding {
     /// istiod's own error text for a refusal, verbatim (what its log shows).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub istiod_error: Option<String>,
+    /// For `peers-refuse`: each (workloads, peers, purpose) the peers refuse, with the
+    /// peer's reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub peer_refusals: Vec<PeerRefusal>,
+}
+
+/// Peers refusing a cluster's workload certificates: the workloads of bundle
+/// `workloads` present their chain (as istiod serves it), the peers of bundle `peers`
+/// verify it against their trust bundle (that bundle's `root-cert.pem` / `ca.crt`) as
+/// OpenSSL and BoringSSL do, for `purpose` (`serverAuth`: the workload serves;
+/// `clientAuth`: the workload is the mTLS client), and fail with `reason`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerRefusal {
+    /// The presenting bundle's name (`cluster1`).
+    pub workloads: String,
+    /// The verifying bundle's name; the same as `workloads` within one cluster.
+    pub peers: String,
+    /// `serverAuth` or `clientAuth`.
+    pub purpose: String,
+    /// The peer's error.
+    pub reason: String,
 }
 
 impl Finding {
@@ -61,6 +82,7 @@ impl Finding {
             evidence: Vec::new(),
             fix: String::new(),
             istiod_error: None,
+            peer_refusals: Vec::new(),
         }
     }
 
@@ -81,6 +103,22 @@ impl Finding {
 
     pub(crate) fn istiod_error(mut self, e: impl Into<String>) -> Self {
         self.istiod_error = Some(e.into());
+        self
+    }
+
+    pub(crate) fn refusal(
+        mut self,
+        workloads: &str,
+        peers: &str,
+        purpose: impl std::fmt::Display,
+        reason: impl std::fmt::Display,
+    ) -> Self {
+        self.peer_refusals.push(PeerRefusal {
+            workloads: workloads.to_owned(),
+            peers: peers.to_owned(),
+            purpose: purpose.to_string(),
+            reason: reason.to_string(),
+        });
         self
     }
 

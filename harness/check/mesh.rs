@@ -131,6 +131,8 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
                             served.iter().map(|c| describe(c)).collect::<Vec<_>>().join(", ")
                         }
                     ))
+                    .refusal(&bundle.name, &bundle.name, path::Purpose::ServerAuth, "unable to get local issuer certificate")
+                    .refusal(&bundle.name, &bundle.name, path::Purpose::ClientAuth, "unable to get local issuer certificate")
                     .fix(match bundle.layout {
                         Layout::Istiod => "put the signing certificate first in cert-chain.pem, then each issuer up to the root: `cat ca-cert.pem root-cert.pem > cert-chain.pem`".to_owned(),
                         Layout::KubernetesTls => "put the signing certificate first in tls.crt".to_owned(),
@@ -174,6 +176,7 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
                     .evidence(format!(
                         "verified as a peer does (OpenSSL `verify -purpose ssl{role}`, Envoy's BoringSSL): trust = {root_file}, untrusted = the chain istiod serves"
                     ))
+                    .refusal(&bundle.name, &bundle.name, purpose, &e)
                     .fix(fix),
             );
         }

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use crate::pki::{Bundle, PkiError};
 
 pub use crate::istio::IstioVersion;
-pub use finding::{Finding, Report, Severity};
+pub use finding::{Finding, PeerRefusal, Report, Severity};
 pub use render::render_text;
 
 #[derive(Debug, Clone)]
@@ -55,21 +55,33 @@ pub fn check(dirs: &[PathBuf], opts: &CheckOptions) -> Result<Report, PkiError> 
     let mut loading = Vec::new();
     for bundle in &bundles {
         report.bundles.push(bundle.dir.display().to_string());
-        report.findings.extend(check_bundle(bundle, opts));
         let evaluation = crate::istio::load::evaluate(bundle, opts.now, opts.istio_version);
+        report
+            .findings
+            .extend(evaluated_findings(bundle, &evaluation, opts));
         if evaluation.refusal().is_none() && !evaluation.ignored() {
-            loading.push(bundle.clone());
+            loading.push((bundle, evaluation));
         }
     }
     // Rules across clusters presuppose that each cluster's istiod runs with its bundle.
-    report.findings.extend(across::across_bundles(&loading));
+    report
+        .findings
+        .extend(across::across_bundles(&loading, opts));
     Ok(report)
 }
 
 /// Every finding for one bundle: istiod's rules in istiod's order, then the mesh's.
 pub fn check_bundle(bundle: &Bundle, opts: &CheckOptions) -> Vec<Finding> {
     let evaluation = crate::istio::load::evaluate(bundle, opts.now, opts.istio_version);
-    let mut findings = istiod::istiod_findings(bundle, &evaluation, opts);
-    findings.extend(mesh::mesh_rules(bundle, &evaluation, opts));
+    evaluated_findings(bundle, &evaluation, opts)
+}
+
+fn evaluated_findings(
+    bundle: &Bundle,
+    evaluation: &crate::istio::load::Evaluation,
+    opts: &CheckOptions,
+) -> Vec<Finding> {
+    let mut findings = istiod::istiod_findings(bundle, evaluation, opts);
+    findings.extend(mesh::mesh_rules(bundle, evaluation, opts));
     findings
 }
