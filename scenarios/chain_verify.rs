@@ -166,7 +166,6 @@ fn a_chain_ending_in_istiods_self_signed_root_fails_with_self_signed_fallback() 
             CheckId::RootMatchesPlugged,
             CheckId::IntermediateMatchesPlugged,
             CheckId::LeafVerifies,
-            CheckId::ChainLength,
             CheckId::SelfSignedFallback,
         ])
         .says(
@@ -212,7 +211,6 @@ fn istios_own_self_signed_workload_chain_fails_against_a_meshtrust_bundle_with_s
         CheckId::RootMatchesPlugged,
         CheckId::IntermediateMatchesPlugged,
         CheckId::LeafVerifies,
-        CheckId::ChainLength,
         CheckId::SelfSignedFallback,
     ])
     .says(
@@ -221,7 +219,7 @@ fn istios_own_self_signed_workload_chain_fails_against_a_meshtrust_bundle_with_s
     )
     .says(CheckId::LeafTtl, "lifetime 24h2m")
     .says(CheckId::LeafProfile, "istiod's workload profile")
-    .says(CheckId::ChainLength, "2 certificates, expected 4")
+    .says(CheckId::ChainLength, "2 certificates where istiod serves 4")
     .openssl_agrees();
 }
 
@@ -240,15 +238,11 @@ fn an_intermediate_with_pathlen_0_and_another_ca_below_it_fails_leaf_verifies() 
     let mut served = mesh.served("cluster1", &leaf);
     served.insert(1, sub.cert_der().clone());
     let case = verify(&mesh.bundle("cluster1"), served.clone(), at_now());
-    case.fails_exactly(&[
-        CheckId::IntermediateMatchesPlugged,
-        CheckId::LeafVerifies,
-        CheckId::ChainLength,
-    ])
-    .says(
-        CheckId::LeafVerifies,
-        "has pathlen:0 but 1 CA certificate(s) sit below it",
-    );
+    case.fails_exactly(&[CheckId::IntermediateMatchesPlugged, CheckId::LeafVerifies])
+        .says(
+            CheckId::LeafVerifies,
+            "has pathlen:0 but 1 CA certificate(s) sit below it",
+        );
     case.openssl_agrees();
     let openssl = openssl_verify(&case.root_pem, &served, None);
     assert!(openssl.output.contains("error 25"), "{}", openssl.output);
@@ -360,16 +354,12 @@ fn a_chain_missing_the_intermediate_fails_intermediate_matches_plugged_and_leaf_
     let leaf = mesh.leaf("cluster1", &Leaf::default());
     let served = vec![leaf.clone(), mesh.root.cert_der().clone()];
     verify(&mesh.bundle("cluster1"), served, at_now())
-        .fails_exactly(&[
-            CheckId::IntermediateMatchesPlugged,
-            CheckId::LeafVerifies,
-            CheckId::ChainLength,
-        ])
+        .fails_exactly(&[CheckId::IntermediateMatchesPlugged, CheckId::LeafVerifies])
         .says(
             CheckId::IntermediateMatchesPlugged,
             "position 2 is root-cert.pem: the intermediate is missing",
         )
-        .says(CheckId::ChainLength, "2 certificates, expected 4")
+        .says(CheckId::ChainLength, "2 certificates where istiod serves 4")
         .openssl_agrees();
     // Twin: the intermediate back in place (the 3 certificates of Istio's samples layout).
     let served = vec![
@@ -377,10 +367,28 @@ fn a_chain_missing_the_intermediate_fails_intermediate_matches_plugged_and_leaf_
         mesh.intermediate("cluster1").cert_der().clone(),
         mesh.root.cert_der().clone(),
     ];
-    verify(&mesh.bundle("cluster1"), served, at_now())
-        .fails_exactly(&[CheckId::ChainLength])
-        .says(CheckId::ChainLength, "3 certificates, expected 4")
+    verify(&mesh.bundle("cluster1"), served.clone(), at_now())
+        .fails_exactly(&[])
+        .says(
+            CheckId::ChainLength,
+            "3 certificates where istiod serves 4; nothing that breaks mTLS (note)",
+        )
+        .says(
+            CheckId::ChainLength,
+            "note: istiod serves 4 for this bundle",
+        )
         .openssl_agrees();
+    // --istiod-profile: proving istiod served it, one certificate short is a failure.
+    let strict = Expectations {
+        istiod_profile: true,
+        ..at_now()
+    };
+    verify(&mesh.bundle("cluster1"), served, strict)
+        .fails_exactly(&[CheckId::ChainLength])
+        .says(
+            CheckId::ChainLength,
+            "3 certificates, expected 4 (--istiod-profile)",
+        );
 }
 
 #[test]
@@ -600,9 +608,19 @@ fn istios_sample_bundle_serves_three_certificates_and_they_relate_by_name() {
     // Twin: the Makefile layout's 4 certificates are one too many for this bundle.
     let mut four = served;
     four.push(four[2].clone());
-    verify(&bundle, four, at_now())
+    verify(&bundle, four.clone(), at_now())
+        .fails_exactly(&[])
+        .says(CheckId::ChainLength, "4 certificates where istiod serves 3");
+    let strict = Expectations {
+        istiod_profile: true,
+        ..at_now()
+    };
+    verify(&bundle, four, strict)
         .fails_exactly(&[CheckId::ChainLength])
-        .says(CheckId::ChainLength, "4 certificates, expected 3");
+        .says(
+            CheckId::ChainLength,
+            "4 certificates, expected 3 (--istiod-profile)",
+        );
 }
 
 #[test]

@@ -221,3 +221,54 @@ fn a_missing_file_an_incomplete_bundle_and_bad_flags_exit_2() {
             .stderr(predicate::str::contains(says));
     }
 }
+
+#[test]
+fn the_makefiles_vm_workload_chain_passes_with_notes_and_fails_only_with_istiod_profile() {
+    use crate::support::openssl::{makefile_bundle, makefile_vm_workload};
+    use meshtrust::chain::{self, Expectations, Snapshot, SpiffeId};
+
+    let tmp = tempfile::tempdir().unwrap();
+    makefile_bundle(tmp.path(), "cluster1");
+    let chain_file = makefile_vm_workload(tmp.path(), "cluster1");
+    let cacerts = tmp.path().join("cluster1");
+    let id = "spiffe://cluster.local/ns/cluster1/sa/default";
+    meshtrust()
+        .args(["verify", "--cacerts"])
+        .arg(&cacerts)
+        .arg(&chain_file)
+        .args(["--expect-id", id])
+        .assert()
+        .code(0)
+        .stdout(
+            predicate::str::contains("PASS leaf-profile")
+                .and(predicate::str::contains("note: subjectKeyIdentifier"))
+                .and(predicate::str::contains(
+                    "PASS chain-length                  3 certificates where istiod serves 4",
+                ))
+                .and(predicate::str::ends_with("\nconformant\n")),
+        );
+    // The negative twin: proving istiod issued it, the same chain fails for what differs.
+    meshtrust()
+        .args(["verify", "--istiod-profile", "--cacerts"])
+        .arg(&cacerts)
+        .arg(&chain_file)
+        .args(["--expect-id", id])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::ends_with(
+            "not conformant: leaf-profile, chain-length failed\n",
+        ));
+    // The snapshot records the notes (key identifiers redacted).
+    let bundle = meshtrust::pki::Bundle::read(&cacerts).unwrap();
+    let served = chain::read_chain(&chain_file).unwrap();
+    let expect = Expectations {
+        expect_id: Some(id.parse::<SpiffeId>().unwrap()),
+        ..Expectations::now()
+    };
+    let verdict = chain::verify_chain(&served, &bundle, &[], &expect).unwrap();
+    let snap = Snapshot::of(&verdict);
+    assert!(snap.conformant);
+    insta::with_settings!({ snapshot_path => "../fixtures/snapshots", omit_expression => true }, {
+        insta::assert_yaml_snapshot!("makefile_vm_workload_chain", &snap);
+    });
+}

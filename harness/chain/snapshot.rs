@@ -47,6 +47,10 @@ pub struct SnapshotCert {
 pub struct SnapshotCheck {
     pub check: CheckId,
     pub status: Status,
+    /// The check's notes (differences from istiod's profile that break nothing), with
+    /// key identifiers redacted to `<hex>`; omitted when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Snapshot {
@@ -63,6 +67,12 @@ impl Snapshot {
                 .map(|c| SnapshotCheck {
                     check: c.id,
                     status: c.status,
+                    notes: c
+                        .details
+                        .iter()
+                        .filter_map(|d| d.strip_prefix("note: "))
+                        .map(redact_hex)
+                        .collect(),
                 })
                 .collect(),
         }
@@ -116,5 +126,50 @@ fn generic(id: &PluggedName) -> String {
         Some(rest) if id.expected_bundle => format!("<cluster>/{rest}"),
         Some(rest) => format!("<other-cluster>/{rest}"),
         None => id.name.clone(),
+    }
+}
+
+/// `7F:FE:4C:...` (a key identifier, a fingerprint) -> `<hex>`: four or more hex pairs
+/// joined by colons (a time such as `12:30:00` is not one).
+fn redact_hex(text: &str) -> String {
+    let is_pair = |w: &str| w.len() == 2 && w.bytes().all(|b| b.is_ascii_hexdigit());
+    text.split(' ')
+        .map(|word| {
+            let core = word.trim_end_matches([',', ';', ')']);
+            let parts: Vec<&str> = core.split(':').collect();
+            if parts.len() >= 4 && parts.iter().all(|p| is_pair(p)) {
+                format!("<hex>{}", &word[core.len()..])
+            } else {
+                word.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_hex;
+
+    #[test]
+    fn key_identifiers_are_redacted_and_other_words_kept() {
+        assert_eq!(
+            redact_hex("subjectKeyIdentifier 7F:FE:4C:C9:34, istiod sets none"),
+            "subjectKeyIdentifier <hex>, istiod sets none"
+        );
+        assert_eq!(
+            redact_hex("writes cluster1/ca-cert.pem's subjectKeyIdentifier 69:D8:87:C7"),
+            "writes cluster1/ca-cert.pem's subjectKeyIdentifier <hex>"
+        );
+        // Negative twins: one pair, a time, a word with a colon, non-hex pairs are kept.
+        for kept in [
+            "AB",
+            "12:30:00 UTC",
+            "note: CA:TRUE",
+            "ns:foo",
+            "GG:HH:II:JJ",
+        ] {
+            assert_eq!(redact_hex(kept), kept);
+        }
     }
 }

@@ -154,3 +154,75 @@ pub fn makefile_bundle(dir: &Path, cluster: &str) {
     )
     .unwrap();
 }
+
+/// The VM workload recipe of Istio's `tools/certs` Makefile, as its `<dir>-certs` target
+/// runs it in a cluster directory made by [`makefile_bundle`]: a workload key, a leaf
+/// signed by the cluster's intermediate with an SKI, a non-critical keyUsage
+/// digitalSignature+keyEncipherment, EKU serverAuth+clientAuth, subject
+/// `O=Istio, CN=Workload, L=<cluster>`, the SPIFFE id
+/// `spiffe://cluster.local/ns/<cluster>/sa/default`, 1 day; then
+/// `<cluster>/workload-cert-chain.pem` = leaf, `ca-cert.pem`, `root-cert.pem` (3
+/// certificates). The key is RSA 2048 here (the recipe's 4096 only slows the test).
+pub fn makefile_vm_workload(dir: &Path, cluster: &str) -> std::path::PathBuf {
+    let c = dir.join(cluster);
+    std::fs::write(
+        c.join("workload.conf"),
+        format!(
+            "[ req ]\nencrypt_key = no\nprompt = no\nutf8 = yes\ndefault_md = sha256\ndefault_bits = 2048\n\
+             req_extensions = req_ext\nx509_extensions = req_ext\ndistinguished_name = req_dn\n\
+             [ req_ext ]\nsubjectKeyIdentifier = hash\nbasicConstraints = critical, CA:false\n\
+             keyUsage = digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth, clientAuth\n\
+             subjectAltName=@san\n[ san ]\nURI.1 = spiffe://cluster.local/ns/{cluster}/sa/default\n\
+             [ req_dn ]\nO = Istio\nCN = Workload\nL = {cluster}\n"
+        ),
+    )
+    .unwrap();
+    let p = |f: &str| format!("{cluster}/{f}");
+    openssl(dir, &["genrsa", "-out", &p("key.pem"), "2048"]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-sha256",
+            "-new",
+            "-config",
+            &p("workload.conf"),
+            "-key",
+            &p("key.pem"),
+            "-out",
+            &p("workload.csr"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-sha256",
+            "-req",
+            "-days",
+            "1",
+            "-CA",
+            &p("ca-cert.pem"),
+            "-CAkey",
+            &p("ca-key.pem"),
+            "-CAcreateserial",
+            "-extensions",
+            "req_ext",
+            "-extfile",
+            &p("workload.conf"),
+            "-in",
+            &p("workload.csr"),
+            "-out",
+            &p("workload-cert.pem"),
+        ],
+    );
+    let chain = [
+        read(c.join("workload-cert.pem")),
+        read(c.join("ca-cert.pem")),
+        read(dir.join("root-cert.pem")),
+    ]
+    .concat();
+    let out = c.join("workload-cert-chain.pem");
+    std::fs::write(&out, chain).unwrap();
+    out
+}
