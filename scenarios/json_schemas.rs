@@ -184,7 +184,7 @@ fn run_writes_a_document_of_its_schema() {
         serde_json::json!("cluster1: istiod: Use local CA certificate"),
         serde_json::json!({"subject": "cluster1", "kind": "rumour", "text": "x"}),
         serde_json::json!({"subject": "cluster1", "kind": "istiod_log"}),
-        serde_json::json!({"subject": "a -> b", "kind": "request", "transport": "carrier-pigeon", "status": 200, "peer_identity": null, "refused": null}),
+        serde_json::json!({"subject": "a -> b", "kind": "request", "from": "c1/foo/sleep", "to": "c1/foo/httpbin", "transport": "carrier-pigeon", "status": 200, "peer_identity": null, "refused": null}),
     ] {
         let mut doc = doc.clone();
         doc["scenarios"][0]["observations"][0] = bad.clone();

@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod console;
+mod graph;
 mod junit;
 mod observation;
 
@@ -12,6 +13,7 @@ use serde::Serialize;
 
 pub use artifacts::write_artifacts;
 pub use console::render_summary;
+pub use graph::{Edge, EdgeKind, GraphInput, Node, NodeKind, TrustGraph};
 pub use junit::to_junit;
 pub use observation::{Observation, Observed, Transport};
 
@@ -89,6 +91,9 @@ pub struct ScenarioReport {
     pub chains: Vec<ChainArtifact>,
     /// The cacerts bundles the scenario plugged in or checked against: public files only.
     pub bundles: Vec<BundleArtifact>,
+    /// The trust bundle each cluster's workloads were given (ConfigMap
+    /// `istio-ca-root-cert`), as last read.
+    pub trust_bundles: Vec<TrustBundleArtifact>,
     #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Duration,
 }
@@ -148,6 +153,14 @@ impl BundleArtifact {
     }
 }
 
+/// A cluster's trust bundle as its workloads get it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrustBundleArtifact {
+    pub cluster: String,
+    /// `root-cert.pem` of ConfigMap `istio-ca-root-cert`: every root the workloads trust.
+    pub pem: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ChainArtifact {
     pub label: String,
@@ -178,6 +191,7 @@ mod tests {
             phases: Vec::new(),
             chains: Vec::new(),
             bundles: Vec::new(),
+            trust_bundles: Vec::new(),
             duration: Duration::from_millis(250),
         }
     }

@@ -55,6 +55,10 @@ pub enum Observed {
     /// HTTP `status` (and, over mTLS, the caller's SPIFFE id the server saw) or a
     /// refusal with its `reason`.
     Request {
+        /// The calling workload (`cluster1/foo/sleep`).
+        from: String,
+        /// The called workload (`cluster2/foo/httpbin`).
+        to: String,
         transport: Transport,
         status: Option<u16>,
         peer_identity: Option<String>,
@@ -169,6 +173,8 @@ impl fmt::Display for Observation {
             Observed::Request {
                 transport,
                 status,
+                from: _,
+                to: _,
                 peer_identity,
                 refused,
             } => {

@@ -240,6 +240,10 @@ async fn capture_and_verify_as(
         .await?;
     let label = label.to_owned();
     rec.chain(&label, &captured.chain);
+    // What the server's cluster gives its workloads to trust, for the trust graph.
+    if let Some(pem) = target.root_configmap(&server.cluster, NAMESPACE).await? {
+        rec.trust_bundle(&server.cluster, &pem);
+    }
     rec.observe(
         &label,
         Observed::ChainCaptured {
@@ -300,6 +304,9 @@ async fn expect_root_configmap(
     bundle: &Path,
 ) -> Result<(), TargetError> {
     let got = target.root_configmap(cluster, NAMESPACE).await?;
+    if let Some(pem) = &got {
+        rec.trust_bundle(cluster, pem);
+    }
     let want = std::fs::read(bundle.join("root-cert.pem")).ok();
     match (got, want) {
         (Some(got), Some(want)) if got == want => rec.observe(
@@ -348,29 +355,41 @@ async fn plugin_ca(
             ),
         )
         .await?;
-    expect_mtls_identity(rec, "sleep -> httpbin", &outcome, App::Sleep);
+    expect_mtls_identity(
+        rec,
+        "sleep -> httpbin",
+        (
+            &workload("cluster1", App::Sleep),
+            &workload("cluster1", App::Httpbin),
+        ),
+        &outcome,
+        App::Sleep,
+    );
     Ok(())
 }
 
 /// A 200 whose body carries the caller's SPIFFE identity (X-Forwarded-Client-Cert).
-fn expect_mtls_identity(rec: &mut Recorder<'_>, what: &str, outcome: &Outcome, caller: App) {
+fn expect_mtls_identity(
+    rec: &mut Recorder<'_>,
+    what: &str,
+    (from, to): (&WorkloadRef, &WorkloadRef),
+    outcome: &Outcome,
+    caller: App,
+) {
+    let id = spiffe(caller);
+    rec.request(
+        what,
+        (from, to),
+        report::Transport::Mtls,
+        outcome,
+        Some(&id),
+    );
     match outcome {
         Outcome::Response { status: 200, body } => {
             let body = String::from_utf8_lossy(body);
-            if body.contains(&spiffe(caller)) {
-                rec.observe(
-                    what,
-                    Observed::Request {
-                        transport: report::Transport::Mtls,
-                        status: Some(200),
-                        peer_identity: Some(spiffe(caller)),
-                        refused: None,
-                    },
-                );
-            } else {
+            if !body.contains(&id) {
                 rec.fail(format!(
-                    "{what}: 200, but the server did not see {} (body: {body})",
-                    spiffe(caller)
+                    "{what}: 200, but the server did not see {id} (body: {body})"
                 ));
             }
         }
@@ -480,6 +499,10 @@ async fn shared_root(
     expect_mtls_identity(
         rec,
         "sleep@cluster1 -> httpbin@cluster2",
+        (
+            &workload("cluster1", App::Sleep),
+            &workload("cluster2", App::Httpbin),
+        ),
         &outcome,
         App::Sleep,
     );
@@ -524,16 +547,18 @@ async fn different_roots(
             ),
         )
         .await?;
-    match outcome {
-        Outcome::Refused { reason } => rec.observe(
-            "sleep@cluster1 -> httpbin@cluster2",
-            Observed::Request {
-                transport: report::Transport::Mtls,
-                status: None,
-                peer_identity: None,
-                refused: Some(reason),
-            },
+    rec.request(
+        "sleep@cluster1 -> httpbin@cluster2",
+        (
+            &workload("cluster1", App::Sleep),
+            &workload("cluster2", App::Httpbin),
         ),
+        report::Transport::Mtls,
+        &outcome,
+        None,
+    );
+    match outcome {
+        Outcome::Refused { .. } => {}
         Outcome::Response { status, .. } => rec.fail(format!(
             "sleep@cluster1 -> httpbin@cluster2 got HTTP {status} across different roots; expected the mTLS handshake to be refused"
         )),
@@ -559,16 +584,15 @@ async fn strict_rejects_plaintext(
             target.request(&sleep, &httpbin, Transport::Plaintext, "/status/200"),
         )
         .await?;
+    rec.request(
+        "sleep -> httpbin under STRICT",
+        (&sleep, &httpbin),
+        report::Transport::Plaintext,
+        &plain,
+        None,
+    );
     match plain {
-        Outcome::Refused { reason } => rec.observe(
-            "sleep -> httpbin under STRICT",
-            Observed::Request {
-                transport: report::Transport::Plaintext,
-                status: None,
-                peer_identity: None,
-                refused: Some(reason),
-            },
-        ),
+        Outcome::Refused { .. } => {}
         Outcome::Response { status, .. } => rec.fail(format!(
             "STRICT: a plaintext request got HTTP {status}; expected it to be refused"
         )),
@@ -579,6 +603,13 @@ async fn strict_rejects_plaintext(
             target.request(&sleep, &httpbin, Transport::Mtls, "/status/200"),
         )
         .await?;
+    rec.request(
+        "sleep -> httpbin under STRICT",
+        (&sleep, &httpbin),
+        report::Transport::Mtls,
+        &mtls,
+        None,
+    );
     rec.expect(mtls.status() == Some(200), || {
         format!("STRICT: mTLS request did not get 200: {mtls:?}")
     });
@@ -593,19 +624,17 @@ async fn strict_rejects_plaintext(
             target.request(&sleep, &httpbin, Transport::Plaintext, "/status/200"),
         )
         .await?;
-    match plain.status() {
-        Some(200) => rec.observe(
-            "sleep -> httpbin under PERMISSIVE",
-            Observed::Request {
-                transport: report::Transport::Plaintext,
-                status: Some(200),
-                peer_identity: None,
-                refused: None,
-            },
-        ),
-        _ => rec.fail(format!(
+    rec.request(
+        "sleep -> httpbin under PERMISSIVE",
+        (&sleep, &httpbin),
+        report::Transport::Plaintext,
+        &plain,
+        None,
+    );
+    if plain.status() != Some(200) {
+        rec.fail(format!(
             "PERMISSIVE: a plaintext request did not get 200: {plain:?}"
-        )),
+        ));
     }
     Ok(())
 }

@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 
 use rustls_pki_types::CertificateDer;
 
+use super::target::{Outcome, WorkloadRef};
 use crate::chain::{Snapshot, Verdict};
-use crate::report::{BundleArtifact, ChainArtifact, Observation, Observed, Phase};
+use crate::report::{
+    BundleArtifact, ChainArtifact, Observation, Observed, Phase, TrustBundleArtifact,
+};
 
 /// Called with (scenario, phase) as each phase starts, for progress displays.
 pub type Progress<'a> = &'a (dyn Fn(&str, &str) + Send + Sync);
@@ -21,6 +24,7 @@ pub struct Recorder<'a> {
     pub(crate) reasons: Vec<String>,
     pub(crate) chains: Vec<ChainArtifact>,
     pub(crate) bundles: Vec<BundleArtifact>,
+    pub(crate) trust_bundles: Vec<TrustBundleArtifact>,
     bundle_dirs: Vec<PathBuf>,
     pub(crate) snapshots: Vec<(String, Snapshot)>,
     progress: Progress<'a>,
@@ -35,6 +39,7 @@ impl<'a> Recorder<'a> {
             reasons: Vec::new(),
             chains: Vec::new(),
             bundles: Vec::new(),
+            trust_bundles: Vec::new(),
             bundle_dirs: Vec::new(),
             snapshots: Vec::new(),
             progress,
@@ -59,6 +64,39 @@ impl<'a> Recorder<'a> {
         self.observations.push(Observation::new(subject, observed));
     }
 
+    /// Records a request's outcome: its HTTP status (and whether the server saw
+    /// `identity`, the caller's SPIFFE id, in the body) or the refusal.
+    pub fn request(
+        &mut self,
+        subject: &str,
+        (from, to): (&WorkloadRef, &WorkloadRef),
+        transport: crate::report::Transport,
+        outcome: &Outcome,
+        identity: Option<&str>,
+    ) {
+        let (status, peer_identity, refused) = match outcome {
+            Outcome::Response { status, body } => (
+                Some(*status),
+                identity
+                    .filter(|id| String::from_utf8_lossy(body).contains(id))
+                    .map(str::to_owned),
+                None,
+            ),
+            Outcome::Refused { reason } => (None, None, Some(reason.clone())),
+        };
+        self.observe(
+            subject,
+            Observed::Request {
+                from: from.to_string(),
+                to: to.to_string(),
+                transport,
+                status,
+                peer_identity,
+                refused,
+            },
+        );
+    }
+
     /// Records a failed expectation; the scenario goes on so that the report is complete.
     pub fn fail(&mut self, reason: impl Into<String>) {
         self.reasons.push(reason.into());
@@ -77,6 +115,18 @@ impl<'a> Recorder<'a> {
         if !self.bundle_dirs.iter().any(|b| b == dir) {
             self.bundle_dirs.push(dir.to_owned());
             self.bundles.push(BundleArtifact::read(dir));
+        }
+    }
+
+    /// Keeps `cluster`'s trust bundle as its workloads see it (the latest read wins).
+    pub fn trust_bundle(&mut self, cluster: &str, pem: &[u8]) {
+        let pem = String::from_utf8_lossy(pem).into_owned();
+        match self.trust_bundles.iter_mut().find(|t| t.cluster == cluster) {
+            Some(t) => t.pem = pem,
+            None => self.trust_bundles.push(TrustBundleArtifact {
+                cluster: cluster.to_owned(),
+                pem,
+            }),
         }
     }
 

@@ -138,6 +138,7 @@ pub async fn run<T: Target>(
             phases: rec.phases,
             chains: rec.chains,
             bundles: rec.bundles,
+            trust_bundles: rec.trust_bundles,
             duration,
         });
     }

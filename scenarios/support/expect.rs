@@ -21,9 +21,20 @@ pub fn chain_snapshot(out: &RunOutput, scenario: Scenario, label: &str) {
     });
 }
 
+/// The scenario's trust graph, one snapshot file for every target: `graph__<scenario>`.
+pub fn graph_snapshot(out: &RunOutput) {
+    let s = &out.report.scenarios[0];
+    let graph = meshtrust::report::TrustGraph::of_scenario(s);
+    let name = format!("graph__{}", s.name);
+    insta::with_settings!({ snapshot_path => "../../fixtures/snapshots", prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_yaml_snapshot!(name, graph);
+    });
+}
+
 fn passed(out: &RunOutput) -> &meshtrust::report::ScenarioReport {
     let s = &out.report.scenarios[0];
     assert!(s.passed, "{}", story(out));
+    graph_snapshot(out);
     s
 }
 
