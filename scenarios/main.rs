@@ -25,4 +25,5 @@ mod scenario_plugin_ca;
 mod scenario_policy;
 mod scenario_rotation;
 mod scenario_upgrade;
+mod trust_graph;
 mod verify_cli;

@@ -28,9 +28,12 @@ pub struct RunArgs {
     /// Write the JSON report.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Write captured chains (PEM), the plugged bundles' public files and report.json here. Never keys.
+    /// Write captured chains (PEM), the plugged bundles' public files, each scenario's trust graph (`<scenario>.dot`) and report.json here. Never keys.
     #[arg(long, value_name = "DIR")]
     artifacts: Option<PathBuf>,
+    /// Write a Markdown summary with each scenario's trust graph as Mermaid (e.g. `--summary "$GITHUB_STEP_SUMMARY"`).
+    #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
     /// Keep what the run made (the certificates directory; on kind, the clusters).
     #[arg(long)]
     keep: bool,
@@ -131,7 +134,10 @@ fn check_flags(args: &RunArgs, matches: &ArgMatches) -> anyhow::Result<()> {
 
 /// Every output path is checked before any scenario runs (a run takes minutes).
 fn check_outputs(args: &RunArgs) -> anyhow::Result<()> {
-    for path in [&args.junit, &args.json].into_iter().flatten() {
+    for path in [&args.junit, &args.json, &args.summary]
+        .into_iter()
+        .flatten()
+    {
         meshtrust::pki::layout::check_output_file(path)?;
     }
     if let Some(dir) = &args.artifacts {
@@ -196,6 +202,7 @@ pub fn run(args: RunArgs, matches: &ArgMatches) -> anyhow::Result<Exit> {
 /// The summary first (it is never lost), then the report files.
 fn finish(args: &RunArgs, report: &report::RunReport) -> anyhow::Result<Exit> {
     anstream::print!("{}", output::paint(&report::render_summary(report)));
+    print!("{}", report::render_failed_trees(report));
     write_reports(args, report)?;
     Ok(if report.passed() {
         Exit::Conformant
@@ -210,6 +217,13 @@ fn write_reports(args: &RunArgs, report: &report::RunReport) -> anyhow::Result<(
     }
     if let Some(path) = &args.json {
         meshtrust::pki::layout::write_atomic(path, report.to_json().as_bytes(), 0o644)?;
+    }
+    if let Some(path) = &args.summary {
+        meshtrust::pki::layout::write_atomic(
+            path,
+            report::render_markdown(report).as_bytes(),
+            0o644,
+        )?;
     }
     if let Some(dir) = &args.artifacts {
         report::write_artifacts(report, dir)?;

@@ -5,9 +5,12 @@ use crate::pki::{PkiError, layout};
 
 /// `<dir>/<scenario>/<label>.pem` for every captured chain,
 /// `<dir>/<scenario>/cacerts/<bundle label>/` with each bundle's public files,
-/// and `<dir>/report.json`.
+/// `<dir>/<scenario>.dot` with the scenario's trust graph (Graphviz), and
+/// `<dir>/report.json`.
 pub fn write_artifacts(report: &RunReport, dir: &Path) -> Result<(), PkiError> {
     for s in &report.scenarios {
+        let dot = super::TrustGraph::of_scenario(s).to_dot();
+        layout::write_atomic(&dir.join(format!("{}.dot", s.name)), dot.as_bytes(), 0o644)?;
         let sdir = dir.join(&s.name);
         std::fs::create_dir_all(&sdir).map_err(PkiError::io("create directory", &sdir))?;
         for chain in &s.chains {

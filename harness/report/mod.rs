@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use artifacts::write_artifacts;
-pub use console::render_summary;
+pub use console::{render_failed_trees, render_markdown, render_summary};
 pub use graph::{Edge, EdgeKind, GraphInput, Node, NodeKind, TrustGraph};
 pub use junit::to_junit;
 pub use observation::{Observation, Observed, Transport};
