@@ -281,3 +281,53 @@ fn issued_by_follows_signatures_not_names() {
         ]
     );
 }
+
+#[test]
+fn verify_prints_the_graph_of_one_chain_as_mermaid_or_dot() {
+    use crate::support::chains::{Leaf, Mesh, write_pem};
+    let mesh = Mesh::new(&["cluster1", "cluster2"]);
+    let ok = write_pem(
+        mesh.dir.path(),
+        "ok.pem",
+        &mesh.served("cluster1", &mesh.leaf("cluster1", &Leaf::default())),
+    );
+    let foreign = Mesh::new(&["cluster1"]);
+    let bad = write_pem(
+        mesh.dir.path(),
+        "foreign.pem",
+        &foreign.served("cluster1", &foreign.leaf("cluster1", &Leaf::default())),
+    );
+    let verify = |chain: &Path, format: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_meshtrust"))
+            .args(["verify", "--format", format, "--cacerts"])
+            .arg(mesh.cluster_dir("cluster1"))
+            .arg(chain)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (code, mermaid) = verify(&ok, "mermaid");
+    assert_eq!(code, Some(0));
+    assert_eq!(mermaid_errors(&mermaid), Vec::<String>::new(), "{mermaid}");
+    assert!(
+        mermaid.contains("ok.pem") && mermaid.contains("intermediate "),
+        "{mermaid}"
+    );
+    assert!(!mermaid.contains("  class "), "{mermaid}");
+    let (code, dot) = verify(&ok, "dot");
+    assert_eq!(code, Some(0));
+    assert!(render_svg(&dot, mesh.dir.path(), "ok").contains("<svg"));
+    assert!(!dot.contains("#ffdddd"), "{dot}");
+    // The negative twin: a chain of another mesh is drawn with its unplugged root in red
+    // and the leaf labelled with the failed checks; the exit code stays the verdict's.
+    let (code, dot) = verify(&bad, "dot");
+    assert_eq!(code, Some(1));
+    assert!(render_svg(&dot, mesh.dir.path(), "foreign").contains("<svg"));
+    assert!(
+        dot.contains("#ffdddd") && dot.contains("FAIL: root-matches-plugged"),
+        "{dot}"
+    );
+    let (_, mermaid) = verify(&bad, "mermaid");
+    assert_eq!(mermaid_errors(&mermaid), Vec::<String>::new(), "{mermaid}");
+    assert!(mermaid.contains("  class "), "{mermaid}");
+}

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::output::{self, Format};
+use crate::output;
 use meshtrust::chain::{self, Expectations, SpiffeId, render};
 use meshtrust::exit::Exit;
 use meshtrust::pki::Bundle;
+use meshtrust::report;
 
 #[derive(Args)]
 pub struct Verify {
@@ -35,8 +36,20 @@ pub struct Verify {
     #[arg(long)]
     istiod_profile: bool,
     /// How to print the verdict.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
+    #[arg(long, value_enum, default_value_t = VerifyFormat::Text)]
+    format: VerifyFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum VerifyFormat {
+    /// For people.
+    Text,
+    /// For programs.
+    Json,
+    /// The trust graph of the chain and its bundles, as a Mermaid flowchart.
+    Mermaid,
+    /// The trust graph of the chain and its bundles, as Graphviz DOT (`| dot -Tsvg`).
+    Dot,
 }
 
 fn parse_id(s: &str) -> Result<SpiffeId, String> {
@@ -65,12 +78,70 @@ pub fn run(args: Verify) -> anyhow::Result<Exit> {
     };
     let verdict = chain::verify_chain(&served, &bundle, &others, &expect)?;
     match args.format {
-        Format::Text => anstream::print!("{}", output::paint(&render::text(&verdict))),
-        Format::Json => println!("{}", render::json(&verdict)),
+        VerifyFormat::Text => anstream::print!("{}", output::paint(&render::text(&verdict))),
+        VerifyFormat::Json => println!("{}", render::json(&verdict)),
+        VerifyFormat::Mermaid => print!(
+            "{}",
+            graph(&args.cacerts, &args.others, &args.chain, &bundle, &verdict).to_mermaid()
+        ),
+        VerifyFormat::Dot => print!(
+            "{}",
+            graph(&args.cacerts, &args.others, &args.chain, &bundle, &verdict).to_dot()
+        ),
     }
     Ok(if verdict.conformant() {
         Exit::Conformant
     } else {
         Exit::NotConformant
+    })
+}
+
+/// The trust graph of one verify: the bundles, the trust the bundle's peers hold (its
+/// `root-cert.pem`), the served chain under the file's name, and the verdict's failures.
+fn graph(
+    cacerts: &std::path::Path,
+    others: &[PathBuf],
+    chain_file: &std::path::Path,
+    bundle: &Bundle,
+    verdict: &chain::Verdict,
+) -> report::TrustGraph {
+    let bundles: Vec<report::BundleArtifact> = std::iter::once(cacerts)
+        .chain(others.iter().map(PathBuf::as_path))
+        .map(report::BundleArtifact::read)
+        .collect();
+    let trust_bundles: Vec<report::TrustBundleArtifact> = bundles[0]
+        .files
+        .iter()
+        .filter(|f| f.name == "root-cert.pem" || f.name == "ca.crt")
+        .take(1)
+        .map(|f| report::TrustBundleArtifact {
+            cluster: bundle.name.clone(),
+            pem: f.pem.clone(),
+        })
+        .collect();
+    let label = chain_file.display().to_string();
+    let chains = [report::ChainArtifact {
+        label: label.clone(),
+        pem: verdict
+            .related
+            .certs
+            .iter()
+            .map(|c| meshtrust::pki::to_pem(&c.info.der))
+            .collect(),
+    }];
+    let observations = [report::Observation::new(
+        label,
+        report::Observed::Verdict {
+            certificates: verdict.length,
+            bundle: verdict.bundle.clone(),
+            conformant: verdict.conformant,
+            failed: verdict.failures().map(|c| c.id.name().to_owned()).collect(),
+        },
+    )];
+    report::TrustGraph::build(&report::GraphInput {
+        bundles: &bundles,
+        trust_bundles: &trust_bundles,
+        chains: &chains,
+        observations: &observations,
     })
 }

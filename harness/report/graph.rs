@@ -397,8 +397,10 @@ impl TrustGraph {
     /// Mermaid `flowchart` source (GitHub renders it in Markdown): failing leaves,
     /// unexpected certificates and refused requests in red.
     pub fn to_mermaid(&self) -> String {
+        // `#` first: Mermaid reads `#...;` as an entity, and the others introduce one.
         let esc = |s: &str| {
-            s.replace('"', "#quot;")
+            s.replace('#', "#35;")
+                .replace('"', "#quot;")
                 .replace('\n', "<br/>")
                 .replace('|', "#124;")
         };
