@@ -24,6 +24,8 @@ fn a_full_run_passes_writes_every_report_and_never_a_private_key() {
         .arg(&json)
         .arg("--artifacts")
         .arg(&artifacts)
+        .arg("--summary")
+        .arg(tmp.path().join("summary.md"))
         .env("RUST_LOG", "trace")
         .output()
         .unwrap();
@@ -33,18 +35,18 @@ fn a_full_run_passes_writes_every_report_and_never_a_private_key() {
     );
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("8/8 scenarios passed on target `local`"),
+        stdout.contains("9/9 scenarios passed on target `local`"),
         "{stdout}"
     );
 
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
-        xml.contains(r#"<testsuite name="local" tests="8""#) && xml.contains(r#"failures="0""#),
+        xml.contains(r#"<testsuite name="local" tests="9""#) && xml.contains(r#"failures="0""#),
         "{xml}"
     );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert_eq!(report["scenarios"].as_array().unwrap().len(), 8);
+    assert_eq!(report["scenarios"].as_array().unwrap().len(), 9);
     assert!(
         report["scenarios"][0]["phases"]
             .as_array()
@@ -65,6 +67,16 @@ fn a_full_run_passes_writes_every_report_and_never_a_private_key() {
             .join("plugin-ca/cacerts/mesh/cluster1/ca-key.pem")
             .exists()
     );
+    // The Markdown summary: every scenario, each with its trust graph as Mermaid.
+    let md = std::fs::read_to_string(tmp.path().join("summary.md")).unwrap();
+    assert!(
+        md.starts_with("## meshtrust: 9/9 scenarios passed on target `local`"),
+        "{md}"
+    );
+    assert_eq!(md.matches("```mermaid\nflowchart LR\n").count(), 9, "{md}");
+    // Each scenario's trust graph, for Graphviz.
+    let dot = std::fs::read_to_string(artifacts.join("plugin-ca.dot")).unwrap();
+    assert!(dot.starts_with("digraph trust {"), "{dot}");
 
     // Every output of the run, including trace logs, is free of keys.
     let mut outputs = vec![

@@ -20,6 +20,9 @@ use crate::scenario::target::{
     App, InstallOptions, InstallOutcome, Mode, TargetError, WorkloadRef,
 };
 
+/// The unrevisioned control plane's name where revisions are named.
+pub const DEFAULT_REVISION: &str = "default";
+
 /// Namespaces istiod does not publish `istio-ca-root-cert` into.
 const NO_ROOT_CONFIGMAP: [&str; 3] = ["kube-public", "kube-node-lease", "local-path-storage"];
 
@@ -46,6 +49,10 @@ pub struct Cluster {
     workloads: BTreeMap<(String, String), Workload>,
     log: Vec<String>,
     workload_key: KeyAlg,
+    /// Control planes installed beside the default one (a canary upgrade), by revision.
+    revisions: BTreeMap<String, Istiod>,
+    /// `istio.io/rev` of each namespace moved off the default control plane.
+    namespace_revisions: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -68,6 +75,8 @@ impl Cluster {
             workloads: BTreeMap::new(),
             log: Vec::new(),
             workload_key,
+            revisions: BTreeMap::new(),
+            namespace_revisions: BTreeMap::new(),
         }
     }
 
@@ -107,6 +116,69 @@ impl Cluster {
         options: &InstallOptions,
     ) -> Result<InstallOutcome, TargetError> {
         self.workloads.clear();
+        let (outcome, istiod) = self.start_istiod(options).await?;
+        self.state = match (istiod, &outcome) {
+            (Some(istiod), _) => State::Running(istiod),
+            (None, InstallOutcome::Refused { reason, .. }) => State::Refused(reason.clone()),
+            (None, InstallOutcome::Installed { .. }) => State::NotInstalled,
+        };
+        Ok(outcome)
+    }
+
+    /// Starts a second istiod, `revision`, beside the running one, from the same plugged
+    /// files (a canary upgrade); it serves the namespaces moved to it.
+    pub async fn install_revision(
+        &mut self,
+        revision: &str,
+        options: &InstallOptions,
+    ) -> Result<InstallOutcome, TargetError> {
+        let (outcome, istiod) = self.start_istiod(options).await?;
+        if let Some(istiod) = istiod {
+            self.revisions.insert(revision.to_owned(), istiod);
+        }
+        Ok(outcome)
+    }
+
+    /// Points `namespace` at `revision`; workloads (re)started there use its istiod.
+    pub fn set_namespace_revision(
+        &mut self,
+        namespace: &str,
+        revision: &str,
+    ) -> Result<(), TargetError> {
+        if revision != DEFAULT_REVISION && !self.revisions.contains_key(revision) {
+            return Err(TargetError::UnknownRevision {
+                cluster: self.name.clone(),
+                revision: revision.to_owned(),
+            });
+        }
+        self.namespace_revisions
+            .insert(namespace.to_owned(), revision.to_owned());
+        Ok(())
+    }
+
+    /// Stops `revision`'s istiod (`default`: the unrevisioned one).
+    pub fn uninstall_revision(&mut self, revision: &str) -> Result<(), TargetError> {
+        if revision == DEFAULT_REVISION {
+            if !matches!(self.state, State::Running(_)) {
+                return Err(TargetError::NotInstalled(self.name.clone()));
+            }
+            self.state = State::NotInstalled;
+            return Ok(());
+        }
+        self.revisions
+            .remove(revision)
+            .map(|_| ())
+            .ok_or_else(|| TargetError::UnknownRevision {
+                cluster: self.name.clone(),
+                revision: revision.to_owned(),
+            })
+    }
+
+    /// istiod as the plugged files make it start: running (with its log) or refusing.
+    async fn start_istiod(
+        &mut self,
+        options: &InstallOptions,
+    ) -> Result<(InstallOutcome, Option<Istiod>), TargetError> {
         let now = OffsetDateTime::now_utc();
         let loaded = match self.read_cacerts()? {
             Some(bundle) => match istiod::load(&bundle, now, options.version) {
@@ -118,11 +190,13 @@ impl Cluster {
                     }
                     log.push(format!("failed to create an istiod CA: {}", refusal.reason));
                     self.log.extend(log.iter().cloned());
-                    self.state = State::Refused(refusal.reason.clone());
-                    return Ok(InstallOutcome::Refused {
-                        reason: refusal.reason,
-                        log,
-                    });
+                    return Ok((
+                        InstallOutcome::Refused {
+                            reason: refusal.reason,
+                            log,
+                        },
+                        None,
+                    ));
                 }
             },
             None => Loaded::Ignored,
@@ -151,12 +225,49 @@ impl Cluster {
                 })?;
         let log = vec![istiod::log_line(source).to_owned()];
         self.log.extend(log.iter().cloned());
-        self.state = State::Running(Istiod {
-            authority,
-            server,
-            options: options.clone(),
-        });
-        Ok(InstallOutcome::Installed { ca: source, log })
+        Ok((
+            InstallOutcome::Installed { ca: source, log },
+            Some(Istiod {
+                authority,
+                server,
+                options: options.clone(),
+            }),
+        ))
+    }
+
+    /// The istiod serving `namespace`: its revision's, else the default one.
+    fn istiod_for(&self, namespace: &str) -> Result<&Istiod, TargetError> {
+        match self.namespace_revisions.get(namespace) {
+            Some(rev) if rev != DEFAULT_REVISION => {
+                self.revisions
+                    .get(rev)
+                    .ok_or_else(|| TargetError::UnknownRevision {
+                        cluster: self.name.clone(),
+                        revision: rev.clone(),
+                    })
+            }
+            _ => self.istiod(),
+        }
+    }
+
+    /// What a workload in `namespace` is given: its istiod's CA address, roots, trust
+    /// domain; and a token for `identity` that istiod accepts.
+    pub fn mesh_for(&self, namespace: &str) -> Result<Mesh, TargetError> {
+        let istiod = self.istiod_for(namespace)?;
+        Ok(Mesh {
+            ca_addr: istiod.server.addr(),
+            roots: istiod.authority.signer().roots().to_vec(),
+            trust_domain: istiod.options.trust_domain.clone(),
+            policies: self.policies.clone(),
+        })
+    }
+
+    pub fn mint_token_for(
+        &self,
+        namespace: &str,
+        identity: Identity,
+    ) -> Result<String, TargetError> {
+        Ok(self.istiod_for(namespace)?.authority.mint_token(identity))
     }
 
     fn istiod(&self) -> Result<&Istiod, TargetError> {
@@ -202,10 +313,16 @@ impl Cluster {
 
     pub async fn deploy(&mut self, namespace: &str, app: App) -> Result<(), TargetError> {
         let id = WorkloadRef::new(&self.name, namespace, app);
-        let token = self.mint_token(Identity::new(namespace, app.name()))?;
-        let workload = Workload::start(id.clone(), app, self.workload_key, &token, self.mesh()?)
-            .await
-            .map_err(|e| workload_error(&id, e))?;
+        let token = self.mint_token_for(namespace, Identity::new(namespace, app.name()))?;
+        let workload = Workload::start(
+            id.clone(),
+            app,
+            self.workload_key,
+            &token,
+            self.mesh_for(namespace)?,
+        )
+        .await
+        .map_err(|e| workload_error(&id, e))?;
         self.workloads
             .insert((namespace.to_owned(), app.name().to_owned()), workload);
         Ok(())
@@ -248,10 +365,9 @@ impl Cluster {
         if NO_ROOT_CONFIGMAP.contains(&namespace) {
             return None;
         }
-        match &self.state {
-            State::Running(i) => Some(i.authority.signer().root_pem().to_vec()),
-            _ => None,
-        }
+        self.istiod_for(namespace)
+            .ok()
+            .map(|i| i.authority.signer().root_pem().to_vec())
     }
 
     /// New files in the secret: istiod hot-reloads them (or ignores or rejects them).

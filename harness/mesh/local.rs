@@ -155,8 +155,8 @@ impl Target for LocalTarget {
     ) -> Result<Vec<CertificateDer<'static>>, TargetError> {
         let c = self.cluster(cluster)?;
         let identity = Identity::new(namespace, service_account);
-        let token = c.mint_token(identity.clone())?;
-        let mesh = c.mesh()?;
+        let token = c.mint_token_for(namespace, identity.clone())?;
+        let mesh = c.mesh_for(namespace)?;
         let id = WorkloadRef {
             cluster: cluster.to_owned(),
             namespace: namespace.to_owned(),
@@ -211,6 +211,57 @@ impl Target for LocalTarget {
             .ok_or_else(|| TargetError::UnknownCluster(cluster.to_owned()))?
             .upgrade(options.version)
             .await
+    }
+
+    async fn install_revision(
+        &mut self,
+        cluster: &str,
+        revision: &str,
+        options: &InstallOptions,
+    ) -> Result<InstallOutcome, TargetError> {
+        self.clusters
+            .get_mut(cluster)
+            .ok_or_else(|| TargetError::UnknownCluster(cluster.to_owned()))?
+            .install_revision(revision, options)
+            .await
+    }
+
+    async fn set_namespace_revision(
+        &mut self,
+        cluster: &str,
+        namespace: &str,
+        revision: &str,
+    ) -> Result<(), TargetError> {
+        self.clusters
+            .get_mut(cluster)
+            .ok_or_else(|| TargetError::UnknownCluster(cluster.to_owned()))?
+            .set_namespace_revision(namespace, revision)
+    }
+
+    /// A restart is a new workload: a new key, a certificate from its namespace's istiod.
+    async fn restart(
+        &mut self,
+        cluster: &str,
+        namespace: &str,
+        app: App,
+    ) -> Result<(), TargetError> {
+        let c = self
+            .clusters
+            .get_mut(cluster)
+            .ok_or_else(|| TargetError::UnknownCluster(cluster.to_owned()))?;
+        c.workload(&WorkloadRef::new(cluster, namespace, app))?;
+        c.deploy(namespace, app).await
+    }
+
+    async fn uninstall_revision(
+        &mut self,
+        cluster: &str,
+        revision: &str,
+    ) -> Result<(), TargetError> {
+        self.clusters
+            .get_mut(cluster)
+            .ok_or_else(|| TargetError::UnknownCluster(cluster.to_owned()))?
+            .uninstall_revision(revision)
     }
 
     async fn teardown(&mut self) -> Result<(), TargetError> {

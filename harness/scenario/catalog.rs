@@ -33,10 +33,11 @@ pub enum Scenario {
     BadCacerts,
     IntermediateRotation,
     IstioUpgrade,
+    IstioCanaryUpgrade,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::PluginCa,
         Scenario::DefaultCa,
         Scenario::MulticlusterSharedRoot,
@@ -45,6 +46,7 @@ impl Scenario {
         Scenario::BadCacerts,
         Scenario::IntermediateRotation,
         Scenario::IstioUpgrade,
+        Scenario::IstioCanaryUpgrade,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +59,7 @@ impl Scenario {
             Scenario::BadCacerts => "bad-cacerts",
             Scenario::IntermediateRotation => "intermediate-rotation",
             Scenario::IstioUpgrade => "istio-upgrade",
+            Scenario::IstioCanaryUpgrade => "istio-canary-upgrade",
         }
     }
 
@@ -86,6 +89,9 @@ impl Scenario {
             Scenario::IstioUpgrade => {
                 "install Istio A with cluster1's cacerts, verify, upgrade to B in place and restart the workloads, verify again: same root, same intermediate, same snapshot"
             }
+            Scenario::IstioCanaryUpgrade => {
+                "install revision B beside A from the same cacerts, move foo to B and restart httpbin: sleep (A) and httpbin (B) talk over mTLS under one intermediate and root; then sleep moves too, A is removed: the same snapshot as before"
+            }
         }
     }
 
@@ -95,7 +101,8 @@ impl Scenario {
             Scenario::PluginCa
             | Scenario::MulticlusterSharedRoot
             | Scenario::IntermediateRotation
-            | Scenario::IstioUpgrade => "conformant",
+            | Scenario::IstioUpgrade
+            | Scenario::IstioCanaryUpgrade => "conformant",
             Scenario::DefaultCa => "fails: self-signed-fallback",
             Scenario::MulticlusterDifferentRoots => "fails: cross-cluster mTLS refused",
             Scenario::StrictRejectsPlaintext => "fails: plaintext refused under STRICT",
@@ -118,6 +125,7 @@ impl Scenario {
             Scenario::BadCacerts => bad_cacerts(target, certs, rec).await,
             Scenario::IntermediateRotation => intermediate_rotation(target, certs, rec).await,
             Scenario::IstioUpgrade => istio_upgrade(target, certs, rec).await,
+            Scenario::IstioCanaryUpgrade => istio_canary_upgrade(target, certs, rec).await,
         }
     }
 }
@@ -824,6 +832,178 @@ async fn istio_upgrade(
         });
         rec.expect(chain::Snapshot::of(vb) == chain::Snapshot::of(va), || {
             "the chain's snapshot changed across the upgrade".into()
+        });
+    }
+    Ok(())
+}
+
+/// The canary revision a canary upgrade installs beside the running control plane.
+pub const CANARY_REVISION: &str = "canary";
+/// The revision name of the control plane installed without `--revision`.
+pub const DEFAULT_REVISION: &str = "default";
+/// The label of httpbin's chain once it runs on the canary revision.
+pub const ON_CANARY: &str = "cluster1/foo/httpbin-on-canary";
+/// The label of httpbin's chain once the old revision is gone.
+pub const AFTER_CANARY: &str = "cluster1/foo/httpbin-after-canary-upgrade";
+
+async fn istio_canary_upgrade(
+    target: &mut dyn Target,
+    certs: &RunCerts,
+    rec: &mut Recorder<'_>,
+) -> Result<(), TargetError> {
+    let bundle = certs.cluster("cluster1");
+    let outcome = bring_up(target, rec, "cluster1", Some(&bundle)).await?;
+    expect_ca(rec, "cluster1", &outcome, CaSource::PluggedIn);
+    if matches!(outcome, InstallOutcome::Refused { .. }) {
+        return Ok(());
+    }
+    let (sleep, httpbin) = (
+        workload("cluster1", App::Sleep),
+        workload("cluster1", App::Httpbin),
+    );
+    let before =
+        capture_and_verify(target, rec, &sleep, &httpbin, &bundle, &[], App::Httpbin).await?;
+    if let Some((_, v)) = &before {
+        expect_conformant(rec, "before the canary upgrade", v);
+    }
+    let root_before = target.root_configmap("cluster1", NAMESPACE).await?;
+
+    // Revision B beside A, from the same plugged cacerts.
+    let subject = format!("cluster1 ({CANARY_REVISION})");
+    let outcome = rec
+        .phase(
+            &format!("install revision {CANARY_REVISION}"),
+            target.install_revision("cluster1", CANARY_REVISION, &InstallOptions::default()),
+        )
+        .await?;
+    let (InstallOutcome::Installed { log, .. } | InstallOutcome::Refused { log, .. }) = &outcome;
+    for line in log {
+        rec.observe(&subject, Observed::IstiodLog { line: line.clone() });
+    }
+    expect_ca(rec, &subject, &outcome, CaSource::PluggedIn);
+    if matches!(outcome, InstallOutcome::Refused { .. }) {
+        return Ok(());
+    }
+    // foo moves to B; only httpbin restarts: the two revisions now serve one namespace.
+    rec.phase(
+        &format!("move {NAMESPACE} to {CANARY_REVISION}"),
+        target.set_namespace_revision("cluster1", NAMESPACE, CANARY_REVISION),
+    )
+    .await?;
+    rec.phase(
+        "restart httpbin",
+        target.restart("cluster1", NAMESPACE, App::Httpbin),
+    )
+    .await?;
+    let on_canary = capture_and_verify_as(
+        target,
+        rec,
+        ON_CANARY,
+        &sleep,
+        &httpbin,
+        &bundle,
+        &[],
+        App::Httpbin,
+    )
+    .await?;
+    if let Some((_, v)) = &on_canary {
+        expect_conformant(rec, ON_CANARY, v);
+    }
+    if let (Some((before, _)), Some((during, _))) = (&before, &on_canary) {
+        rec.expect(before.get(1) == during.get(1), || {
+            format!("httpbin on {CANARY_REVISION} serves another intermediate than before")
+        });
+        rec.expect(before.last() == during.last(), || {
+            format!("httpbin on {CANARY_REVISION} serves another root than before")
+        });
+    }
+    // sleep (A) -> httpbin (B): each side verifies the other's certificate.
+    let across = rec
+        .phase(
+            "request sleep (default) -> httpbin (canary)",
+            target.request(&sleep, &httpbin, Transport::Mtls, "/headers"),
+        )
+        .await?;
+    expect_mtls_identity(
+        rec,
+        "sleep (default) -> httpbin (canary)",
+        (&sleep, &httpbin),
+        &across,
+        App::Sleep,
+    );
+    let root_during = target.root_configmap("cluster1", NAMESPACE).await?;
+    if let Some(pem) = &root_during {
+        rec.trust_bundle("cluster1", pem);
+    }
+    if root_during.is_some() && root_during == root_before {
+        rec.observe(
+            "cluster1",
+            Observed::RootConfigMap {
+                namespace: NAMESPACE.to_owned(),
+                equal: true,
+            },
+        );
+    } else {
+        rec.fail(format!(
+            "ConfigMap istio-ca-root-cert in {NAMESPACE} changed when {NAMESPACE} moved to {CANARY_REVISION}"
+        ));
+    }
+
+    // sleep follows; A goes.
+    rec.phase(
+        "restart sleep",
+        target.restart("cluster1", NAMESPACE, App::Sleep),
+    )
+    .await?;
+    rec.phase(
+        &format!("uninstall revision {DEFAULT_REVISION}"),
+        target.uninstall_revision("cluster1", DEFAULT_REVISION),
+    )
+    .await?;
+    // The namespace must live on the canary now: a pod started after the old revision is
+    // gone still gets its certificate (a move that restarted nothing fails here).
+    let restarted = rec
+        .phase(
+            &format!("restart httpbin without {DEFAULT_REVISION}"),
+            target.restart("cluster1", NAMESPACE, App::Httpbin),
+        )
+        .await;
+    if let Err(e) = restarted {
+        rec.fail(format!(
+            "httpbin cannot restart once revision {DEFAULT_REVISION} is removed ({e}): {NAMESPACE} never moved to {CANARY_REVISION}"
+        ));
+        return Ok(());
+    }
+    let after = capture_and_verify_as(
+        target,
+        rec,
+        AFTER_CANARY,
+        &sleep,
+        &httpbin,
+        &bundle,
+        &[],
+        App::Httpbin,
+    )
+    .await?;
+    if let Some((_, v)) = &after {
+        expect_conformant(rec, AFTER_CANARY, v);
+    }
+    let last = rec
+        .phase(
+            "request sleep (canary) -> httpbin (canary)",
+            target.request(&sleep, &httpbin, Transport::Mtls, "/headers"),
+        )
+        .await?;
+    expect_mtls_identity(
+        rec,
+        "sleep (canary) -> httpbin (canary)",
+        (&sleep, &httpbin),
+        &last,
+        App::Sleep,
+    );
+    if let (Some((_, vb)), Some((_, va))) = (&before, &after) {
+        rec.expect(chain::Snapshot::of(vb) == chain::Snapshot::of(va), || {
+            "the chain's snapshot changed across the canary upgrade".into()
         });
     }
     Ok(())

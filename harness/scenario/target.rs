@@ -194,6 +194,17 @@ pub enum TargetError {
     IstiodDown { cluster: String, reason: String },
     #[error("no workload `{0}` (hint: `deploy` it first)")]
     UnknownWorkload(WorkloadRef),
+    #[error(
+        "no control plane of revision `{revision}` in cluster `{cluster}` (hint: `install_revision` it first)"
+    )]
+    UnknownRevision { cluster: String, revision: String },
+    #[error(
+        "the {target} target cannot {verb} yet (hint: run this scenario on the local target: `--target local`)"
+    )]
+    Unsupported {
+        target: &'static str,
+        verb: &'static str,
+    },
     #[error("cannot read the cacerts bundle `{dir}`: {cause}")]
     Bundle {
         dir: String,
@@ -280,6 +291,67 @@ pub trait Target: Send + Sync {
         cluster: &str,
         options: &UpgradeOptions,
     ) -> Result<InstallOutcome, TargetError>;
+
+    /// Installs a second control plane beside the running one, as a canary upgrade does
+    /// (`istioctl install --revision REVISION`), reading the same plugged `cacerts`. It
+    /// serves no namespace until one is moved to it. A refusal is an outcome.
+    async fn install_revision(
+        &mut self,
+        cluster: &str,
+        revision: &str,
+        options: &InstallOptions,
+    ) -> Result<InstallOutcome, TargetError> {
+        let _ = (cluster, revision, options);
+        Err(TargetError::Unsupported {
+            target: self.name(),
+            verb: "install a control plane revision",
+        })
+    }
+
+    /// Points `namespace` at `revision` (label `istio.io/rev=REVISION`, no
+    /// `istio-injection`); pods started afterwards get that revision's sidecar and
+    /// certificates. `default` is the unrevisioned control plane.
+    async fn set_namespace_revision(
+        &mut self,
+        cluster: &str,
+        namespace: &str,
+        revision: &str,
+    ) -> Result<(), TargetError> {
+        let _ = (cluster, namespace, revision);
+        Err(TargetError::Unsupported {
+            target: self.name(),
+            verb: "move a namespace to a revision",
+        })
+    }
+
+    /// Restarts `app` (`kubectl rollout restart`): a new pod, injected by its namespace's
+    /// revision, with a freshly issued certificate; waits until it serves.
+    async fn restart(
+        &mut self,
+        cluster: &str,
+        namespace: &str,
+        app: App,
+    ) -> Result<(), TargetError> {
+        let _ = (cluster, namespace, app);
+        Err(TargetError::Unsupported {
+            target: self.name(),
+            verb: "restart a workload",
+        })
+    }
+
+    /// Removes one control plane revision (`istioctl uninstall --revision REVISION`);
+    /// `default` is the unrevisioned one.
+    async fn uninstall_revision(
+        &mut self,
+        cluster: &str,
+        revision: &str,
+    ) -> Result<(), TargetError> {
+        let _ = (cluster, revision);
+        Err(TargetError::Unsupported {
+            target: self.name(),
+            verb: "uninstall a control plane revision",
+        })
+    }
 
     /// Removes everything this target created.
     async fn teardown(&mut self) -> Result<(), TargetError>;

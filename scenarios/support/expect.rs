@@ -5,7 +5,7 @@
 use meshtrust::chain::Snapshot;
 use meshtrust::check::Severity;
 use meshtrust::report::{Observation, Observed, Transport};
-use meshtrust::scenario::catalog::AFTER_UPGRADE;
+use meshtrust::scenario::catalog::{AFTER_CANARY, AFTER_UPGRADE, ON_CANARY};
 use meshtrust::scenario::{RunOutput, Scenario};
 
 use super::targets::story;
@@ -208,4 +208,41 @@ pub fn upgrade(out: &RunOutput) {
         .expect("a verdict after the upgrade");
     assert_eq!(before, after);
     chain_snapshot(out, Scenario::IstioUpgrade, "cluster1/foo/httpbin");
+}
+
+pub fn canary_upgrade(out: &RunOutput) {
+    let s = passed(out);
+    let phases: Vec<&str> = s.phases.iter().map(|p| p.name.as_str()).collect();
+    for step in [
+        "install revision canary",
+        "move foo to canary",
+        "restart httpbin",
+        "request sleep (default) -> httpbin (canary)",
+        "restart sleep",
+        "uninstall revision default",
+        "restart httpbin without default",
+    ] {
+        assert!(phases.contains(&step), "no phase `{step}`: {phases:?}");
+    }
+    let before = out
+        .snapshot(Scenario::IstioCanaryUpgrade, "cluster1/foo/httpbin")
+        .expect("a verdict before the canary upgrade");
+    for label in [ON_CANARY, AFTER_CANARY] {
+        let v = out
+            .snapshot(Scenario::IstioCanaryUpgrade, label)
+            .unwrap_or_else(|| panic!("a verdict `{label}`"));
+        assert_eq!(before, v, "{label} differs from before the upgrade");
+    }
+    observed(
+        out,
+        |o| {
+            o.subject == "cluster1 (canary)"
+                && o.observed
+                    == Observed::IstiodLog {
+                        line: "Use local CA certificate".into(),
+                    }
+        },
+        "the canary istiod's plug-in log line",
+    );
+    chain_snapshot(out, Scenario::IstioCanaryUpgrade, "cluster1/foo/httpbin");
 }

@@ -82,6 +82,10 @@ pub enum Sabotage {
     UpgradeReplugsAnotherBundle,
     /// The broken bundles are replaced by the good cluster1 bundle.
     FixesBadBundles,
+    /// The canary revision is installed without access to `cacerts` (it self-signs).
+    CanaryWithoutCacerts,
+    /// Moving a namespace to another revision does nothing (a tag move that restarts nothing).
+    IgnoresRevisionMove,
 }
 
 pub struct Sabotaged {
@@ -226,6 +230,60 @@ impl Target for Sabotaged {
             self.inner.plug_in(cluster, Some(&other)).await?;
         }
         self.inner.upgrade(cluster, options).await
+    }
+
+    async fn install_revision(
+        &mut self,
+        cluster: &str,
+        revision: &str,
+        options: &InstallOptions,
+    ) -> Result<InstallOutcome, TargetError> {
+        if self.how != Sabotage::CanaryWithoutCacerts {
+            return self
+                .inner
+                .install_revision(cluster, revision, options)
+                .await;
+        }
+        // The new control plane mounts no secret: it starts with no bundle at all.
+        self.inner.plug_in(cluster, None).await?;
+        let outcome = self
+            .inner
+            .install_revision(cluster, revision, options)
+            .await;
+        let good = self.good_bundle(cluster);
+        self.inner.plug_in(cluster, Some(&good)).await?;
+        outcome
+    }
+
+    async fn set_namespace_revision(
+        &mut self,
+        cluster: &str,
+        namespace: &str,
+        revision: &str,
+    ) -> Result<(), TargetError> {
+        if self.how == Sabotage::IgnoresRevisionMove {
+            return Ok(());
+        }
+        self.inner
+            .set_namespace_revision(cluster, namespace, revision)
+            .await
+    }
+
+    async fn restart(
+        &mut self,
+        cluster: &str,
+        namespace: &str,
+        app: scenario::App,
+    ) -> Result<(), TargetError> {
+        self.inner.restart(cluster, namespace, app).await
+    }
+
+    async fn uninstall_revision(
+        &mut self,
+        cluster: &str,
+        revision: &str,
+    ) -> Result<(), TargetError> {
+        self.inner.uninstall_revision(cluster, revision).await
     }
 
     async fn teardown(&mut self) -> Result<(), TargetError> {
