@@ -1154,7 +1154,9 @@ fn peers_of_each_cluster_judge_every_other_clusters_workloads_both_ways_and_for_
     assert!(
         text.contains("error[peers-refuse] [root-cert.pem]: peers in `")
             && text.contains("refuse the workloads of `")
-            && text.contains("cluster1 -> peers of cluster2, clientAuth: "),
+            && text.contains("as servers (serverAuth) and as mTLS clients (clientAuth): `cluster2`'s root-cert.pem does not lead to the chain `cluster1` serves")
+            && text.contains("cluster1 -> peers of cluster2, clientAuth: ")
+            && text.contains("fix: give both clusters one root (`meshtrust certs cacerts cluster1 cluster2`), or add `cluster1`'s root to `cluster2`'s root-cert.pem as well"),
         "{text}"
     );
     openssl_fails(f.path(), &verify_a_leaf_with("cluster2/root-cert.pem"));
@@ -1217,4 +1219,75 @@ fn a_refusal_a_cluster_meets_at_home_is_reported_once_not_for_every_peer_cluster
         home[0].reason
     );
     assert!(refusals_across(&report).is_empty(), "{:?}", report.findings);
+}
+
+#[test]
+fn cross_cluster_findings_name_the_kubernetes_tls_files() {
+    let f = Fixture::new();
+    let other = tpki::root();
+    let b_ca = tpki::intermediate("cluster2", &other);
+    let mut dirs = Vec::new();
+    for (name, ca, root) in [("cluster1", &f.ca, &f.root), ("cluster2", &b_ca, &other)] {
+        let made = tpki::makefile_layout(f.path(), &format!("{name}-made"), ca, root);
+        let tls = f.path().join(name);
+        std::fs::create_dir_all(&tls).unwrap();
+        std::fs::copy(made.join("ca-cert.pem"), tls.join("tls.crt")).unwrap();
+        std::fs::copy(made.join("ca-key.pem"), tls.join("tls.key")).unwrap();
+        std::fs::copy(made.join("root-cert.pem"), tls.join("ca.crt")).unwrap();
+        dirs.push(tls);
+    }
+    let report = run(&dirs, &opts());
+    let text = check::render_text(&report);
+    assert_eq!(refusals_across(&report).len(), 4, "{text}");
+    assert!(report.has("different-roots"), "{text}");
+    assert!(
+        text.contains("`cluster2`'s ca.crt does not lead to the chain `cluster1` serves"),
+        "{text}"
+    );
+    for wrong in ["cert-chain.pem", "root-cert.pem", "ca-cert.pem"] {
+        assert!(
+            !text.contains(wrong),
+            "`{wrong}` named for kubernetes.io/tls bundles:\n{text}"
+        );
+    }
+    let file_of = |report: &Report, id: &str| {
+        report
+            .findings
+            .iter()
+            .find(|x| x.id == id)
+            .and_then(|x| x.file.clone())
+    };
+    assert_eq!(
+        file_of(&report, "different-roots").as_deref(),
+        Some("ca.crt")
+    );
+    // A copy of cluster1's bundle: the shared intermediate is named by its tls.crt; beside
+    // an istiod-layout bundle, both layouts' files are named.
+    let copy = f.path().join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for file in ["tls.crt", "tls.key", "ca.crt"] {
+        std::fs::copy(dirs[0].join(file), copy.join(file)).unwrap();
+    }
+    let report = run(&[dirs[0].clone(), copy], &opts());
+    assert_eq!(
+        file_of(&report, "overlapping-intermediates").as_deref(),
+        Some("tls.crt")
+    );
+    let istiod_layout = tpki::makefile_layout(f.path(), "istiod-layout", &f.ca, &f.root);
+    let report = run(&[istiod_layout, dirs[0].clone()], &opts());
+    assert_eq!(
+        file_of(&report, "overlapping-intermediates").as_deref(),
+        Some("ca-cert.pem, tls.crt")
+    );
+    let report = run(
+        &[
+            tpki::makefile_layout(f.path(), "istiod-layout-2", &f.ca, &f.root),
+            dirs[1].clone(),
+        ],
+        &opts(),
+    );
+    assert_eq!(
+        file_of(&report, "different-roots").as_deref(),
+        Some("root-cert.pem, ca.crt")
+    );
 }

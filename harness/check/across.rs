@@ -34,7 +34,7 @@ pub(crate) fn across_bundles(
                 id: "different-roots",
                 severity: Severity::Error,
                 bundle: "*".into(),
-                file: Some("root-cert.pem".into()),
+                file: Some(files_of(&[bundles[0], b], root_file)),
                 message: format!(
                     "`{}` and `{}` have different roots: cross-cluster mTLS fails (CERTIFICATE_VERIFY_FAILED) unless both roots are distributed to every cluster",
                     bundles[0].dir.display(),
@@ -73,7 +73,7 @@ pub(crate) fn across_bundles(
                     id: "overlapping-intermediates",
                     severity: Severity::Error,
                     bundle: "*".into(),
-                    file: Some("ca-cert.pem".into()),
+                    file: Some(files_of(&[a, b], signing_file)),
                     message: format!(
                         "`{}` and `{}` share an intermediate ({}): one cluster's compromise or rotation is the other's, and revocation cannot tell them apart",
                         a.dir.display(),
@@ -131,10 +131,7 @@ fn peers_across(loaded: &[(&Bundle, Evaluation)], opts: &CheckOptions) -> Vec<Fi
             if finding.peer_refusals.is_empty() {
                 continue;
             }
-            let trust = match b.layout {
-                Layout::Istiod => "root-cert.pem",
-                Layout::KubernetesTls => "ca.crt",
-            };
+            let trust = root_file(b.layout);
             let purposes: Vec<&str> = finding
                 .peer_refusals
                 .iter()
@@ -172,4 +169,33 @@ fn peers_across(loaded: &[(&Bundle, Evaluation)], opts: &CheckOptions) -> Vec<Fi
         }
     }
     out
+}
+
+/// The file that holds a bundle's roots, in its layout.
+fn root_file(layout: Layout) -> &'static str {
+    match layout {
+        Layout::Istiod => "root-cert.pem",
+        Layout::KubernetesTls => "ca.crt",
+    }
+}
+
+/// The file that holds a bundle's signing certificate, in its layout.
+fn signing_file(layout: Layout) -> &'static str {
+    match layout {
+        Layout::Istiod => "ca-cert.pem",
+        Layout::KubernetesTls => "tls.crt",
+    }
+}
+
+/// `file(layout)` of each bundle, once each: `root-cert.pem`, or `root-cert.pem, ca.crt`
+/// across layouts.
+fn files_of(bundles: &[&Bundle], file: fn(Layout) -> &'static str) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for b in bundles {
+        let name = file(b.layout);
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names.join(", ")
 }
