@@ -41,12 +41,15 @@ pub async fn run_scenarios(
         .unwrap_or_default();
     let mut phases = shared.timings.clone();
     if let Ok(out) = &output {
-        phases.extend(
-            out.report
-                .scenarios
-                .iter()
-                .map(|s| (format!("scenario {}", s.name), s.duration)),
-        );
+        for s in &out.report.scenarios {
+            phases.push((format!("scenario {}", s.name), s.duration));
+            // Its steps too (install, workloads ready, each capture), as the JSON report has.
+            phases.extend(
+                s.phases
+                    .iter()
+                    .map(|p| (format!("scenario {} / {}", s.name, p.name), p.duration)),
+            );
+        }
     }
     phases.push(("cleanup".to_owned(), started.elapsed()));
     write_phases(&shared.run.artifacts, &phases);
@@ -57,13 +60,18 @@ pub async fn run_scenarios(
 /// the budget the README gives (preflight, clusters, images, each scenario, cleanup). Best
 /// effort: a report that cannot be written is logged.
 pub fn write_phases(run_dir: &std::path::Path, phases: &[(String, std::time::Duration)]) {
-    let doc: serde_json::Map<String, serde_json::Value> = phases
-        .iter()
-        .map(|(name, took)| {
-            let secs = (took.as_secs_f64() * 10.0).round() / 10.0;
-            (name.clone(), serde_json::Value::from(secs))
-        })
-        .collect();
+    let mut doc = serde_json::Map::new();
+    for (name, took) in phases {
+        let secs = (took.as_secs_f64() * 10.0).round() / 10.0;
+        // A step a scenario repeats (an install per cluster) keeps each time.
+        let mut key = name.clone();
+        let mut n = 1;
+        while doc.contains_key(&key) {
+            n += 1;
+            key = format!("{name} #{n}");
+        }
+        doc.insert(key, serde_json::Value::from(secs));
+    }
     let file = run_dir.join("phases.json");
     let written = std::fs::create_dir_all(run_dir).and_then(|()| {
         std::fs::write(
@@ -90,6 +98,14 @@ mod tests {
             &[
                 ("clusters".into(), Duration::from_millis(61_240)),
                 ("scenario plugin-ca".into(), Duration::from_secs(200)),
+                (
+                    "scenario plugin-ca / install".into(),
+                    Duration::from_secs(90),
+                ),
+                (
+                    "scenario plugin-ca / install".into(),
+                    Duration::from_secs(80),
+                ),
             ],
         );
         let doc: serde_json::Value =
@@ -97,7 +113,12 @@ mod tests {
                 .unwrap();
         assert_eq!(
             doc,
-            serde_json::json!({"clusters": 61.2, "scenario plugin-ca": 200.0})
+            serde_json::json!({
+                "clusters": 61.2,
+                "scenario plugin-ca": 200.0,
+                "scenario plugin-ca / install": 90.0,
+                "scenario plugin-ca / install #2": 80.0,
+            })
         );
     }
 }
