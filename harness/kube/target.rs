@@ -1656,6 +1656,127 @@ exit 0"#,
         );
     }
 
+    /// A scripted API server for one cluster with istio-system's istiod Ready and plugged in,
+    /// and no namespace (each is created, and gone once deleted).
+    fn ready_istiod_api() -> (kube::Client, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        crate::kube::mock::api_server(|method, path| {
+            let not_found = || {
+                (
+                    404,
+                    serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "reason": "NotFound", "code": 404, "message": "not found"})
+                    .to_string(),
+                )
+            };
+            if path.ends_with("/deployments/istiod") {
+                return (
+                    200,
+                    serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": {"name": "istiod", "namespace": "istio-system", "generation": 1},
+                        "spec": {"replicas": 1, "selector": {}, "template": {}},
+                        "status": {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1,
+                            "observedGeneration": 1}})
+                    .to_string(),
+                );
+            }
+            if path.ends_with("/namespaces/istio-system/pods") {
+                return (
+                    200,
+                    serde_json::json!({"apiVersion": "v1", "kind": "PodList", "metadata": {},
+                        "items": [{"metadata": {"name": "istiod-1", "namespace": "istio-system"}}]})
+                    .to_string(),
+                );
+            }
+            if path.ends_with("/pods/istiod-1/log") {
+                return (200, format!("t\tinfo\t{}\n", istio::PLUGGED_IN_LINE));
+            }
+            match (method, path.strip_prefix("/api/v1/namespaces/")) {
+                ("DELETE", Some(ns)) if !ns.contains('/') => (
+                    200,
+                    serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+                        "metadata": {"name": ns}})
+                    .to_string(),
+                ),
+                _ => not_found(),
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn install_and_teardown_run_the_planned_istioctl_commands() {
+        let tools = tempfile::tempdir().unwrap();
+        fake_tools(tools.path());
+        let istioctl = tools.path().join("istioctl");
+        let mut run = KindRun::single("meshtrust-1796000000-7");
+        run.workdir = tools.path().join("work");
+        run.istioctl = vec![istioctl.clone()];
+        run.plug_in = false;
+        let name = kind::cluster_name(&run.prefix, "cluster1");
+        let cluster = ClusterRef {
+            cluster: "cluster1".into(),
+            kubeconfig: Some(kind::kubeconfig_path(&run.workdir, &name)),
+            context: Some(kind::context_name(&name)),
+        };
+        let (client, calls) = ready_istiod_api();
+        let workdir = tempfile::tempdir().unwrap();
+        let shared = KindClusters {
+            run: run.clone(),
+            tools: Toolbox {
+                docker: None,
+                kind: None,
+                istioctl: vec![super::super::tools::Tool {
+                    name: super::super::tools::ToolName::Istioctl,
+                    path: istioctl,
+                    version: "1.32.0".into(),
+                }],
+                kubectl: None,
+            },
+            clusters: vec![KindCluster { cluster, client }],
+            guard: ClusterGuard::new("kind", tools.path().join("artifacts"), true),
+            probe: Vec::new(),
+            _workdir: workdir,
+            registry_container: tokio::sync::Mutex::new(None),
+            timings: Vec::new(),
+            created: true,
+        };
+        let mut target = KindTarget::new(Arc::new(shared));
+        target.plug_in("cluster1", None).await.unwrap();
+        let outcome = target
+            .install("cluster1", &InstallOptions::default())
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                outcome,
+                InstallOutcome::Installed {
+                    ca: CaSource::PluggedIn,
+                    ..
+                }
+            ),
+            "{outcome:?}"
+        );
+        target.teardown().await.unwrap();
+        let recorded: Vec<String> = process::recorded_under(tools.path())
+            .iter()
+            .map(Cmd::display_short)
+            .collect();
+        let planned: Vec<String> =
+            super::super::plan::planned_commands_in(&run, &["install", "teardown"])
+                .iter()
+                .map(Cmd::display_short)
+                .collect();
+        assert_eq!(recorded, planned);
+        assert_eq!(recorded.len(), 2, "{recorded:?}");
+        // And what the teardown deleted is what the plan says it deletes.
+        let calls = calls.lock().unwrap();
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.starts_with("DELETE /api/v1/namespaces/istio-system")),
+            "{calls:?}"
+        );
+    }
+
     #[test]
     fn each_run_and_each_failed_scenario_has_its_own_artifacts_directory() {
         let base = Path::new("target/meshtrust/artifacts");
