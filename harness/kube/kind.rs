@@ -203,7 +203,9 @@ pub fn run_images(istio_versions: &[String], workload_yaml: &[&str]) -> Vec<Stri
             }
         }
     }
-    images.dedup();
+    // The same version twice (an upgrade over itself) or one image in both fixtures: once.
+    let mut seen = std::collections::BTreeSet::new();
+    images.retain(|i| seen.insert(i.clone()));
     images
 }
 
@@ -807,6 +809,13 @@ exit 0"#,
                 "docker.io/istio/proxyv2:1.32.0",
                 "docker.io/mccutchen/go-httpbin:v2.15.0",
                 "docker.io/curlimages/curl:8.16.0",
+            ]
+        );
+        assert_eq!(
+            run_images(&["1.32.0".into(), "1.32.0".into()], &[]),
+            [
+                "docker.io/istio/pilot:1.32.0",
+                "docker.io/istio/proxyv2:1.32.0"
             ]
         );
         let cmds: Vec<String> = preload_cmds(
