@@ -1180,8 +1180,12 @@ impl Target for KindTarget {
             once,
         )
         .await?;
-        // Seen in effect, or given up on (said in the log): later requests go out once.
-        if let Ok(mut p) = self.policy_pending.lock() {
+        // A plaintext request shows whether the push landed (an mTLS one is answered under
+        // both modes): once it has been seen in effect, or given up on (said in the log),
+        // later requests go out once.
+        if transport == Transport::Plaintext
+            && let Ok(mut p) = self.policy_pending.lock()
+        {
             p.remove(&key);
         }
         Ok(outcome)
