@@ -26,6 +26,27 @@ oracle:
         (cd "$m" && go build -trimpath -o "../../target/oracle/istio-oracle-$release" .)
     done
 
+# The real kind and istioctl, built from the Go module proxy into target/e2e-tools/: kind at
+# the pinned release (oracle/e2e-tools/kind), istioctl from the Istio commit the oracle pins
+# (oracle/e2e-tools/istioctl-1.31). The first build takes minutes (istioctl is most of Istio).
+e2e-tools:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    mkdir -p target/e2e-tools
+    for m in oracle/e2e-tools/*/; do
+        tool=$(basename "$m")
+        echo "building $tool"
+        pkg=$(sed -n 's/^tool //p' "$m/go.mod")
+        version=$(sed -n 's#^// istioctl-version: ##p' "$m/go.mod")
+        (cd "$m" && go build -trimpath -ldflags "-X istio.io/istio/pkg/version.buildVersion=$version" \
+            -o "../../../target/e2e-tools/$tool" "$pkg")
+    done
+
+# The e2e-tools tier: every command line of the kind plan against the real tools, and the
+# install rendered offline by `istioctl manifest generate` (no docker, no cluster).
+e2e-tools-test: e2e-tools
+    cargo test --features e2e-tools --test scenarios e2e_tools::
+
 # The oracle tier: meshtrust's model of istiod against Istio's code (needs `just oracle`).
 oracle-test: oracle
     cargo test --features oracle --test scenarios oracle::
@@ -39,6 +60,7 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo clippy --workspace --all-targets --features e2e -- -D warnings
+    cargo clippy --workspace --all-targets --features e2e-tools -- -D warnings
     cargo clippy --workspace --all-targets --features oracle -- -D warnings
     test -z "$(gofmt -l oracle)"
     for m in oracle/istio-*/; do (cd "$m" && go vet . meshtrust.dev/oracle/glue); done

@@ -3,8 +3,13 @@
 //! the static probe (`just probe-static`, or `MESHTRUST_PROBE`); on a machine without them each
 //! test FAILS in seconds naming what is missing (preflight runs first), it never skips.
 //!
-//! Every test creates its clusters under one prefix and deletes them afterwards (unless
-//! `MESHTRUST_KEEP`), so the tests run one at a time across processes: `#[file_serial(kind)]`.
+//! Clusters are the expensive part (a create, an image load, an Istio install each), so ONE
+//! set of clusters (two, since the multicluster scenarios are among them) serves every
+//! scenario but the upgrade, with the teardown between scenarios; the upgrade has a test (and a
+//! nightly row) of its own, since it needs two Istio versions. Each run's clusters and
+//! artifacts are named for the run (`meshtrust-e2e-<start>-<pid>`), so a leaked cluster cannot
+//! break the next test; the tests still run one at a time (`#[file_serial(kind)]`): they share
+//! the docker engine.
 
 use meshtrust::kube::target::clusters_for;
 use meshtrust::kube::{KindClusters, KindRun, ToolSearch};
@@ -19,12 +24,13 @@ fn manifest(path: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// Runs `scenario` on fresh kind clusters (one, or two for the multicluster scenarios) with
-/// the real profile (RSA 4096 CAs), as `meshtrust run --target kind` does.
-fn run_kind(scenario: Scenario) -> RunOutput {
+/// Runs `scenarios` on one fresh set of kind clusters with the real profile (RSA 4096 CAs), as
+/// `meshtrust run --target kind` does, and writes meshtrust's JSON and JUnit reports (and
+/// `phases.json`) into the run's artifacts directory.
+fn run_kind(scenarios: &[Scenario]) -> RunOutput {
     let tools = require_tools();
     let mut istioctl = istioctl_phases();
-    if scenario == Scenario::IstioUpgrade && istioctl.len() < 2 {
+    if scenarios.contains(&Scenario::IstioUpgrade) && istioctl.len() < 2 {
         // One istioctl: the "upgrade" reinstalls the same version over itself. Said out loud,
         // not skipped: the nightly upgrade row sets MESHTRUST_ISTIOCTL_B.
         let a = istioctl
@@ -38,7 +44,7 @@ fn run_kind(scenario: Scenario) -> RunOutput {
         istioctl = vec![a.clone(), a];
     }
     let mut run = KindRun::single("meshtrust-e2e");
-    run.clusters = clusters_for(&[scenario]);
+    run.clusters = clusters_for(scenarios);
     run.kind_config = manifest("kind-config.yaml");
     run.artifacts = manifest("target/meshtrust/artifacts");
     run.probe_binary = std::env::var_os("MESHTRUST_PROBE")
@@ -50,8 +56,9 @@ fn run_kind(scenario: Scenario) -> RunOutput {
         let clusters = KindClusters::start(run, &ToolSearch::from_env(istioctl))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+        let artifacts = clusters.run.artifacts.clone();
         let opts = RunOptions {
-            scenarios: vec![scenario],
+            scenarios: scenarios.to_vec(),
             key: KeyAlg::Rsa4096,
             ..RunOptions::default()
         };
@@ -59,54 +66,67 @@ fn run_kind(scenario: Scenario) -> RunOutput {
             meshtrust::kube::run_scenarios(clusters, &opts, &|s, p| eprintln!("{s}: {p}")).await;
         let out = out.expect("the run's certificates are made");
         assert_eq!(out.report.target, "kind");
+        meshtrust::report::write_artifacts(&out.report, &artifacts)
+            .unwrap_or_else(|e| panic!("{e}"));
         out
     })
 }
 
-#[test]
-#[file_serial(kind)]
-fn kind_plugin_ca_serves_leaf_intermediate_root_root_from_the_plugged_bundle() {
-    expect::plugin_ca(&run_kind(Scenario::PluginCa));
+/// What a passing run of one scenario looks like (`support::expect`).
+type Expectation = fn(&RunOutput);
+
+/// `out` narrowed to one scenario, as the shared expectations read it.
+fn only(out: &RunOutput, scenario: Scenario) -> RunOutput {
+    let mut report = out.report.clone();
+    report.scenarios.retain(|s| s.name == scenario.name());
+    RunOutput {
+        report,
+        snapshots: out
+            .snapshots
+            .iter()
+            .filter(|(s, _, _)| *s == scenario)
+            .cloned()
+            .collect(),
+    }
 }
 
 #[test]
 #[file_serial(kind)]
-fn kind_default_ca_fails_the_plugged_root_check_with_the_self_signed_fallback_reason() {
-    expect::default_ca(&run_kind(Scenario::DefaultCa));
-}
-
-#[test]
-#[file_serial(kind)]
-fn kind_clusters_sharing_a_root_serve_their_own_intermediates_and_talk_over_mtls() {
-    expect::shared_root(&run_kind(Scenario::MulticlusterSharedRoot));
-}
-
-#[test]
-#[file_serial(kind)]
-fn kind_clusters_with_different_roots_refuse_each_other() {
-    expect::different_roots(&run_kind(Scenario::MulticlusterDifferentRoots));
-}
-
-#[test]
-#[file_serial(kind)]
-fn kind_strict_refuses_plaintext_and_permissive_accepts_it() {
-    expect::strict(&run_kind(Scenario::StrictRejectsPlaintext));
-}
-
-#[test]
-#[file_serial(kind)]
-fn kind_istiod_refuses_each_broken_bundle() {
-    expect::bad_cacerts(&run_kind(Scenario::BadCacerts));
-}
-
-#[test]
-#[file_serial(kind)]
-fn kind_a_new_intermediate_is_hot_loaded() {
-    expect::rotation(&run_kind(Scenario::IntermediateRotation));
+fn kind_every_scenario_but_the_upgrade_passes_on_one_set_of_clusters() {
+    let checks: [(Scenario, Expectation); 7] = [
+        (Scenario::PluginCa, expect::plugin_ca),
+        (Scenario::DefaultCa, expect::default_ca),
+        (Scenario::MulticlusterSharedRoot, expect::shared_root),
+        (
+            Scenario::MulticlusterDifferentRoots,
+            expect::different_roots,
+        ),
+        (Scenario::StrictRejectsPlaintext, expect::strict),
+        (Scenario::BadCacerts, expect::bad_cacerts),
+        (Scenario::IntermediateRotation, expect::rotation),
+    ];
+    let scenarios: Vec<Scenario> = checks.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        scenarios.len() + 1,
+        Scenario::ALL.len(),
+        "a scenario is missing here"
+    );
+    let out = run_kind(&scenarios);
+    // Every scenario's verdict, not just the first failure.
+    let failed: Vec<String> = checks
+        .iter()
+        .filter_map(|(s, check)| {
+            let one = only(&out, *s);
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&one)))
+                .err()
+                .map(|_| s.name().to_owned())
+        })
+        .collect();
+    assert!(failed.is_empty(), "failed on kind: {}", failed.join(", "));
 }
 
 #[test]
 #[file_serial(kind)]
 fn kind_an_upgrade_keeps_the_plugged_root_and_intermediate_and_the_snapshot() {
-    expect::upgrade(&run_kind(Scenario::IstioUpgrade));
+    expect::upgrade(&run_kind(&[Scenario::IstioUpgrade]));
 }

@@ -8,6 +8,8 @@ mod chain_snapshot;
 mod chain_verify;
 mod check;
 mod cli_messages;
+#[cfg(feature = "e2e-tools")]
+mod e2e_tools;
 mod json_schemas;
 #[cfg(feature = "e2e")]
 mod kube_preflight;

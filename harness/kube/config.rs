@@ -33,6 +33,9 @@ pub struct KindRun {
     pub profile: Profile,
     /// `[install]` or `[install, upgrade]`: the tool paths of each phase.
     pub istioctl: Vec<PathBuf>,
+    /// Each istioctl's version, once preflight has asked (empty in a dry run): Istio's images
+    /// are tagged with it.
+    pub istio_versions: Vec<String>,
     /// The static probe (`just probe-static`).
     pub probe_binary: PathBuf,
     pub delivery: ProbeDelivery,
@@ -53,6 +56,7 @@ impl KindRun {
             artifacts: "target/meshtrust/artifacts".into(),
             profile: Profile::Demo,
             istioctl: vec!["istioctl".into()],
+            istio_versions: Vec::new(),
             probe_binary: "target/x86_64-unknown-linux-gnu/release/meshtrust-probe".into(),
             delivery: ProbeDelivery::Exec,
             keep: false,

@@ -64,36 +64,48 @@ pub struct InstallSpec {
     pub multi_root: bool,
 }
 
+/// The `--set` flags of an install: profile, mesh ID, cluster name, network, and the trust
+/// domain and `ISTIO_MULTIROOT_MESH` when asked. One list for `install` and `manifest
+/// generate`, so that what the e2e-tools tier renders offline is what a run installs.
+pub fn install_values(spec: &InstallSpec) -> Vec<String> {
+    let mut values = vec![
+        format!("profile={}", spec.profile.name()),
+        format!("values.global.meshID={MESH_ID}"),
+        format!(
+            "values.global.multiCluster.clusterName={}",
+            spec.cluster_name
+        ),
+        format!("values.global.network={}", spec.network),
+    ];
+    if let Some(td) = &spec.trust_domain {
+        values.push(format!("meshConfig.trustDomain={td}"));
+    }
+    if spec.multi_root {
+        values.push("values.pilot.env.ISTIO_MULTIROOT_MESH=true".to_owned());
+    }
+    values
+        .into_iter()
+        .flat_map(|v| ["--set".to_owned(), v])
+        .collect()
+}
+
 /// `istioctl install` with the multicluster values, against one cluster.
 pub fn install_cmd(istioctl: &Path, cluster: &ClusterRef, spec: &InstallSpec) -> Cmd {
     Cmd::new(istioctl)
         .arg("install")
-        .args(["--set", &format!("profile={}", spec.profile.name())])
-        .args(["--set", &format!("values.global.meshID={MESH_ID}")])
-        .args([
-            "--set",
-            &format!(
-                "values.global.multiCluster.clusterName={}",
-                spec.cluster_name
-            ),
-        ])
-        .args(["--set", &format!("values.global.network={}", spec.network)])
-        .args(
-            spec.trust_domain
-                .iter()
-                .flat_map(|td| ["--set".to_owned(), format!("meshConfig.trustDomain={td}")]),
-        )
-        .args(if spec.multi_root {
-            vec![
-                "--set".to_owned(),
-                "values.pilot.env.ISTIO_MULTIROOT_MESH=true".to_owned(),
-            ]
-        } else {
-            Vec::new()
-        })
+        .args(install_values(spec))
         .arg("-y")
         .args(cluster.cli_args())
         .timeout(INSTALL_TIMEOUT)
+}
+
+/// `istioctl manifest generate` with the install's values: the manifests `install` would
+/// apply, rendered offline (no cluster).
+pub fn manifest_generate_cmd(istioctl: &Path, spec: &InstallSpec) -> Cmd {
+    Cmd::new(istioctl)
+        .args(["manifest", "generate"])
+        .args(install_values(spec))
+        .timeout(Duration::from_secs(120))
 }
 
 /// The in-place upgrade: the new istioctl installs its own version over the old one with the
@@ -360,7 +372,10 @@ pub async fn wait_istiod(client: &kube::Client) -> Result<(), KubeError> {
     }
 }
 
-/// The `discovery` container's log of every istiod pod, concatenated.
+/// The `discovery` container's log of every live istiod pod, concatenated. A pod being
+/// deleted (after an upgrade's rollout, the old istiod lingers for its grace period) is not the
+/// istiod that answers, and its log may name the old CA mode: it is skipped, and so is a pod
+/// that vanished between the list and the read (404).
 pub async fn istiod_log(client: &kube::Client) -> Result<String, KubeError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ISTIO_NAMESPACE);
     let list = pods
@@ -369,18 +384,25 @@ pub async fn istiod_log(client: &kube::Client) -> Result<String, KubeError> {
         .map_err(KubeError::api("list istiod pods"))?;
     let mut log = String::new();
     for pod in list {
+        if pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
         let name = pod.metadata.name.unwrap_or_default();
         let params = LogParams {
             container: Some("discovery".into()),
             ..LogParams::default()
         };
-        let text = pods
-            .logs(&name, &params)
-            .await
-            .map_err(KubeError::api(format!(
-                "read the log of `{ISTIO_NAMESPACE}/{name}`"
-            )))?;
-        log.push_str(&text);
+        match pods.logs(&name, &params).await {
+            Ok(text) => log.push_str(&text),
+            Err(e) if super::error::is_not_found(&e) => {
+                tracing::debug!("istiod pod `{name}` went away before its log was read");
+            }
+            Err(e) => {
+                return Err(KubeError::api(format!(
+                    "read the log of `{ISTIO_NAMESPACE}/{name}`"
+                ))(e));
+            }
+        }
     }
     Ok(log)
 }
@@ -434,6 +456,77 @@ mod tests {
             trust_domain: None,
             multi_root: false,
         }
+    }
+
+    fn listed_pod(name: &str, deleting: bool) -> serde_json::Value {
+        let mut meta = serde_json::json!({"name": name, "namespace": "istio-system"});
+        if deleting {
+            meta["deletionTimestamp"] = "2026-11-30T10:00:00Z".into();
+        }
+        serde_json::json!({"metadata": meta})
+    }
+
+    fn pod_list(pods: Vec<serde_json::Value>) -> String {
+        serde_json::json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": pods})
+            .to_string()
+    }
+
+    fn not_found() -> (u16, String) {
+        (
+            404,
+            serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "message": "pods \"x\" not found", "reason": "NotFound", "code": 404})
+            .to_string(),
+        )
+    }
+
+    #[tokio::test]
+    async fn after_an_upgrade_the_log_is_the_live_istiods_not_the_terminating_ones() {
+        let (client, calls) =
+            crate::kube::mock::api_server(|_, path| match path.rsplit('/').next() {
+                Some("pods") => (
+                    200,
+                    pod_list(vec![
+                        listed_pod("istiod-old", true),
+                        listed_pod("istiod-gone", false),
+                        listed_pod("istiod-new", false),
+                    ]),
+                ),
+                _ if path.ends_with("istiod-gone/log") => not_found(),
+                _ if path.ends_with("istiod-new/log") => {
+                    (200, format!("x\tinfo\t{PLUGGED_IN_LINE}\n"))
+                }
+                _ => (200, format!("x\tinfo\t{SELF_SIGNED_LINE}\n")),
+            });
+        let log = istiod_log(&client).await.unwrap();
+        assert_eq!(log, format!("x\tinfo\t{PLUGGED_IN_LINE}\n"));
+        let calls = calls.lock().unwrap();
+        assert!(
+            !calls.iter().any(|c| c.contains("istiod-old/log")),
+            "the terminating pod's log was read: {calls:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn any_other_error_reading_the_log_still_fails_the_call() {
+        let (client, _) = crate::kube::mock::api_server(|_, path| {
+            if path.ends_with("/pods") {
+                (200, pod_list(vec![listed_pod("istiod-a", false)]))
+            } else {
+                (
+                    500,
+                    serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "message": "boom", "reason": "InternalError", "code": 500})
+                    .to_string(),
+                )
+            }
+        });
+        let err = istiod_log(&client).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("kubernetes api: cannot read the log of `istio-system/istiod-a`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub mod workloads;
 
 pub use config::{KindRun, ProbeDelivery};
 pub use error::KubeError;
-pub use plan::{PlanStep, dry_run_plan, plan};
+pub use plan::{PlanStep, dry_run_plan, plan, planned_commands};
 pub use run::run_scenarios;
 pub use target::{KindCluster, KindClusters, KindTarget};
 pub use tools::{PreflightError, Scope, ToolSearch, Toolbox, preflight, preflight_for};

@@ -11,6 +11,7 @@ use super::istio::{self, CaMode, InstallSpec};
 use super::kind::{self, Subnets};
 use super::plugin::{ISTIO_NAMESPACE, ROOT_CONFIGMAP};
 use super::probe;
+use super::process::Cmd;
 use super::registry;
 use super::tools::ToolName;
 use super::workloads::{self, HTTPBIN_CONTAINER_PORT, MtlsMode, WORKLOAD_NAMESPACE};
@@ -122,16 +123,27 @@ impl fmt::Display for PlanStep {
 
 struct Planner {
     steps: Vec<PlanStep>,
+    /// Every command line the plan names with its phase, run or conditional (`kind export
+    /// logs` on failure, phase `<phase> (if)`): what the e2e-tools tier checks against the real
+    /// kind and istioctl, and what a recorded run is compared with.
+    cmds: Vec<(String, Cmd)>,
 }
 
 impl Planner {
-    fn run(&mut self, phase: &str, cmd: crate::kube::process::Cmd) {
+    fn run(&mut self, phase: &str, cmd: Cmd) {
         // The full program as configured: bare `kind`/`docker`, and each phase's istioctl path
         // (which one installs and which upgrades is the point of an upgrade plan).
         self.steps.push(PlanStep::Run {
             phase: phase.into(),
             cmd: cmd.to_string(),
         });
+        self.cmds.push((phase.to_owned(), cmd));
+    }
+
+    /// A command that runs only on a condition, shown in a check step.
+    fn maybe(&mut self, phase: &str, cmd: &Cmd) -> String {
+        self.cmds.push((format!("{phase} (if)"), cmd.clone()));
+        cmd.display_short()
     }
     fn apply(&mut self, phase: &str, cluster: &str, object: String, detail: Option<String>) {
         self.steps.push(PlanStep::Apply {
@@ -160,7 +172,29 @@ impl Planner {
 
 /// Every step of `run`, in order. Tools appear by name; paths as configured.
 pub fn plan(run: &KindRun) -> Vec<PlanStep> {
-    let mut p = Planner { steps: Vec::new() };
+    planner(run).steps
+}
+
+/// Every command line of `run`'s plan, including those that run only on a condition.
+pub fn planned_commands(run: &KindRun) -> Vec<Cmd> {
+    planner(run).cmds.into_iter().map(|(_, c)| c).collect()
+}
+
+/// The commands of `run`'s plan that always run in `phases`, in order.
+pub fn planned_commands_in(run: &KindRun, phases: &[&str]) -> Vec<Cmd> {
+    planner(run)
+        .cmds
+        .into_iter()
+        .filter(|(p, _)| phases.contains(&p.as_str()))
+        .map(|(_, c)| c)
+        .collect()
+}
+
+fn planner(run: &KindRun) -> Planner {
+    let mut p = Planner {
+        steps: Vec::new(),
+        cmds: Vec::new(),
+    };
     let docker = Path::new(ToolName::Docker.binary());
     let kind_bin = Path::new(ToolName::Kind.binary());
 
@@ -179,7 +213,7 @@ pub fn plan(run: &KindRun) -> Vec<PlanStep> {
         .zip(&names)
         .map(|(c, n)| ClusterRef {
             cluster: c.clone(),
-            kubeconfig: Some(run.workdir.join(format!("{n}.kubeconfig"))),
+            kubeconfig: Some(kind::kubeconfig_path(&run.workdir, n)),
             context: Some(kind::context_name(n)),
         })
         .collect();
@@ -199,24 +233,31 @@ pub fn plan(run: &KindRun) -> Vec<PlanStep> {
                 subnets.as_ref().map_or("?", |s| s.service.as_str()),
             ),
         );
-        p.run("clusters", kind::create_cmd(kind_bin, name, &config));
-    }
-    for (name, r) in names.iter().zip(&refs) {
-        p.steps.push(PlanStep::Run {
-            phase: "clusters".into(),
-            cmd: format!(
-                "{} > {} (mode 0600)",
-                kind::kubeconfig_cmd(kind_bin, name),
-                r.kubeconfig
-                    .as_ref()
-                    .map(|k| k.display().to_string())
-                    .unwrap_or_default()
+        let kubeconfig = kind::kubeconfig_path(&run.workdir, name);
+        p.run(
+            "clusters",
+            kind::create_cmd(kind_bin, name, &config, &kubeconfig),
+        );
+        p.check(
+            "clusters",
+            name,
+            format!(
+                "{} is the run's own kubeconfig, mode 0600",
+                kubeconfig.display()
             ),
-        });
+        );
     }
-
-    if run.clusters.len() > 1 {
-        network_steps(&mut p, run, docker, &names);
+    // Istio's images are tagged with each istioctl's own version, known after preflight.
+    let versions: Vec<String> = if run.istio_versions.is_empty() {
+        (1..=run.istioctl.len())
+            .map(|i| format!("<version of istioctl {i}>"))
+            .collect()
+    } else {
+        run.istio_versions.clone()
+    };
+    let images = kind::run_images(&versions, &[workloads::HTTPBIN_YAML, workloads::SLEEP_YAML]);
+    for cmd in kind::preload_cmds(docker, kind_bin, &images, &names) {
+        p.run("images", cmd);
     }
 
     for (i, r) in refs.iter().enumerate() {
@@ -246,13 +287,16 @@ pub fn plan(run: &KindRun) -> Vec<PlanStep> {
         install_steps(&mut p, run, r, i, 0, "install");
     }
 
-    if run.clusters.len() > 1 {
-        remote_secret_steps(&mut p, run, kind_bin, &names, &refs);
-    }
-
     for r in &refs {
         workload_steps(&mut p, run, r, "workloads");
         probe_steps(&mut p, run, r, docker, kind_bin, "probe");
+        traffic_steps(&mut p, r);
+    }
+
+    // Made on the first cross-cluster request, after the workloads (`KindTarget::connect`).
+    if run.clusters.len() > 1 {
+        network_steps(&mut p, run, docker, &names);
+        remote_secret_steps(&mut p, run, &names, &refs);
     }
 
     if run.istioctl.len() > 1 {
@@ -271,30 +315,101 @@ pub fn plan(run: &KindRun) -> Vec<PlanStep> {
         }
     }
 
+    for r in &refs {
+        teardown_steps(&mut p, run, r);
+    }
+
     for name in &names {
-        p.steps.push(PlanStep::Check {
-            phase: "teardown".into(),
-            cluster: name.clone(),
-            what: format!(
-                "on failure: {}",
-                kind::export_logs_cmd(kind_bin, name, &run.artifacts.join(name)).display_short()
-            ),
-        });
+        let kubeconfig = kind::kubeconfig_path(&run.workdir, name);
+        let export = p.maybe(
+            "cleanup",
+            &kind::export_logs_cmd(kind_bin, name, &run.artifacts.join(name), &kubeconfig),
+        );
+        p.check("cleanup", name, format!("on failure: {export}"));
+        let delete = kind::delete_cmd(kind_bin, name, &kubeconfig);
         if run.keep {
+            p.maybe("cleanup", &delete);
             p.check(
-                "teardown",
+                "cleanup",
                 name,
                 "keep (--keep / MESHTRUST_KEEP): not deleted".into(),
             );
         } else {
-            p.run("teardown", kind::delete_cmd(kind_bin, name));
+            p.run("cleanup", delete);
         }
     }
-    p.steps
+    p
 }
 
-fn preflight_cmds(run: &KindRun) -> Vec<crate::kube::process::Cmd> {
-    use super::process::Cmd;
+/// The requests after STRICT: plaintext from the sleep pod's istio-proxy (not captured
+/// outbound) straight to the httpbin pod, polled until STRICT is in effect; mTLS through
+/// sleep's sidecar to the Service.
+fn traffic_steps(p: &mut Planner, r: &ClusterRef) {
+    let c = &r.cluster;
+    let polled = super::target::POLICY_PUSH;
+    for (container, url, until) in [
+        (
+            probe::PROXY_CONTAINER,
+            format!("http://<httpbin pod IP>:{HTTPBIN_CONTAINER_PORT}/status/200"),
+            "refused (STRICT in effect)",
+        ),
+        (
+            "sleep",
+            format!(
+                "http://httpbin.{WORKLOAD_NAMESPACE}:{}/status/200",
+                workloads::HTTPBIN_SERVICE_PORT
+            ),
+            "answered",
+        ),
+    ] {
+        p.steps.push(PlanStep::Exec {
+            phase: "traffic".into(),
+            cluster: c.clone(),
+            target: format!("<sleep pod>/{container}"),
+            argv: super::target::curl_argv(&url)
+                .iter()
+                .map(|a| match a.contains('\n') {
+                    true => format!("'{}'", a.replace('\n', "\\n")),
+                    false => a.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            stdin: None,
+        });
+        p.wait(
+            "traffic",
+            c,
+            format!(
+                "the request above to be {until}, repeated every {}s",
+                polled.interval.as_secs()
+            ),
+            polled,
+        );
+    }
+}
+
+/// What `teardown` does between scenarios on a cluster: Istio uninstalled, then the
+/// namespaces the scenario made, waited for until they are gone.
+fn teardown_steps(p: &mut Planner, run: &KindRun, r: &ClusterRef) {
+    if let Some(istioctl) = run.istioctl.first() {
+        p.run("teardown", istio::uninstall_cmd(istioctl, r));
+    }
+    for ns in [WORKLOAD_NAMESPACE, ISTIO_NAMESPACE] {
+        p.steps.push(PlanStep::Delete {
+            phase: "teardown".into(),
+            cluster: r.cluster.clone(),
+            object: format!("Namespace {ns}"),
+        });
+    }
+    p.wait(
+        "teardown",
+        &r.cluster,
+        format!("namespaces {WORKLOAD_NAMESPACE}, {ISTIO_NAMESPACE} to be deleted"),
+        super::target::NAMESPACES_GONE,
+    );
+}
+
+fn preflight_cmds(run: &KindRun) -> Vec<Cmd> {
     let mut cmds = vec![
         Cmd::new("docker").args(["info", "--format", "{{.ServerVersion}}"]),
         Cmd::new("kind").arg("version"),
@@ -373,21 +488,11 @@ fn install_steps(
     );
 }
 
-fn remote_secret_steps(
-    p: &mut Planner,
-    run: &KindRun,
-    kind_bin: &Path,
-    names: &[String],
-    refs: &[ClusterRef],
-) {
+fn remote_secret_steps(p: &mut Planner, run: &KindRun, names: &[String], refs: &[ClusterRef]) {
     let Some(istioctl) = run.istioctl.first() else {
         return;
     };
     for (i, (name, r)) in names.iter().zip(refs).enumerate() {
-        p.run(
-            "multicluster",
-            kind::internal_kubeconfig_cmd(kind_bin, name),
-        );
         let server = format!("https://{}:6443", kind::control_plane(name));
         p.run(
             "multicluster",
@@ -502,15 +607,11 @@ fn probe_steps(
             {
                 p.run(phase, cmd);
             }
-            p.check(
+            let load = p.maybe(
                 phase,
-                c,
-                format!(
-                    "if the push fails: {}",
-                    kind::load_image_cmd(kind_bin, &image, &kind::cluster_name(&run.prefix, c))
-                        .display_short()
-                ),
+                &kind::load_image_cmd(kind_bin, &image, &kind::cluster_name(&run.prefix, c)),
             );
+            p.check(phase, c, format!("if the push fails: {load}"));
             p.apply(
                 phase,
                 c,
@@ -546,7 +647,8 @@ fn probe_steps(
 /// The plan as text, one step a line: what `meshtrust run --target kind --dry-run` prints.
 pub fn dry_run_plan(run: &KindRun) -> String {
     let mut out = format!(
-        "meshtrust kind plan: {} cluster(s) [{}], profile {}, {} (nothing was run)\n",
+        "meshtrust kind plan: {} cluster(s) [{}], profile {}, {} (nothing was run; a run \
+         stamps its prefix, `<prefix>-<start>-<pid>`, and writes under `<artifacts>/<that>/`)\n",
         run.clusters.len(),
         run.clusters.join(", "),
         run.profile.name(),
@@ -577,8 +679,8 @@ mod tests {
         let mut run = KindRun::single("mt");
         run.clusters.push("cluster2".into());
         run.istioctl = vec![
-            "/opt/istio-1.26.3/bin/istioctl".into(),
-            "/opt/istio-1.27.1/bin/istioctl".into(),
+            "/opt/istio-1.31.4/bin/istioctl".into(),
+            "/opt/istio-1.32.0/bin/istioctl".into(),
         ];
         run.delivery = ProbeDelivery::Image;
         run.keep = true;

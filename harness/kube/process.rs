@@ -262,6 +262,8 @@ fn describe_status(status: std::process::ExitStatus) -> String {
 /// Runs `cmd` to completion or its deadline; exit 0 is success, anything else an error that
 /// carries both streams.
 pub async fn run(cmd: &Cmd) -> Result<Output, ProcessError> {
+    #[cfg(test)]
+    record(cmd);
     let line = cmd.to_string();
     tracing::debug!(cmd = %line, "running");
     let mut child = tokio::process::Command::new(&cmd.program);
@@ -283,6 +285,7 @@ pub async fn run(cmd: &Cmd) -> Result<Output, ProcessError> {
         cmd: line.clone(),
         source,
     })?;
+    let _live = child.id().map(LiveGroup::register);
 
     let stdin = child.stdin.take();
     let input = cmd.stdin.clone();
@@ -329,6 +332,75 @@ pub async fn run(cmd: &Cmd) -> Result<Output, ProcessError> {
     }
 }
 
+/// Every command run by this test process, in order: a test compares what a run did with
+/// its plan by the commands whose program is under its own fake-tools directory (tests run
+/// in parallel threads of one process).
+#[cfg(test)]
+pub static RECORDED: std::sync::Mutex<Vec<Cmd>> = std::sync::Mutex::new(Vec::new());
+
+#[cfg(test)]
+fn record(cmd: &Cmd) {
+    if let Ok(mut r) = RECORDED.lock() {
+        r.push(cmd.clone());
+    }
+}
+
+/// The commands run so far whose program is in `dir`.
+#[cfg(test)]
+pub fn recorded_under(dir: &std::path::Path) -> Vec<Cmd> {
+    RECORDED
+        .lock()
+        .map(|r| {
+            r.iter()
+                .filter(|c| c.program.starts_with(dir))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The process groups of every command running now. Each runs in a group of its own (so a
+/// deadline kills its children too), which also means a Ctrl-C or SIGTERM sent to meshtrust's
+/// group does not reach them, and `exit` skips `kill_on_drop`: a signal handler must kill them
+/// itself ([`kill_live_groups`]), or a `kind create` still pulling the node image outlives the
+/// delete that was meant to clean up after it.
+static LIVE_GROUPS: std::sync::Mutex<std::collections::BTreeSet<u32>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// A running command's group, registered while this lives.
+struct LiveGroup(u32);
+
+impl LiveGroup {
+    fn register(pid: u32) -> LiveGroup {
+        if let Ok(mut groups) = LIVE_GROUPS.lock() {
+            groups.insert(pid);
+        }
+        LiveGroup(pid)
+    }
+}
+
+impl Drop for LiveGroup {
+    fn drop(&mut self) {
+        if let Ok(mut groups) = LIVE_GROUPS.lock() {
+            groups.remove(&self.0);
+        }
+    }
+}
+
+/// SIGKILL to the process group of every command still running; returns how many there were.
+pub fn kill_live_groups() -> usize {
+    let groups: Vec<u32> = match LIVE_GROUPS.lock() {
+        Ok(mut g) => std::mem::take(&mut *g).into_iter().collect(),
+        Err(poisoned) => std::mem::take(&mut *poisoned.into_inner())
+            .into_iter()
+            .collect(),
+    };
+    for &pid in &groups {
+        kill_group(pid);
+    }
+    groups.len()
+}
+
 /// SIGKILL to the process group led by `pid` (spawned with `process_group(0)`).
 fn kill_group(pid: u32) {
     let Ok(pid) = i32::try_from(pid) else { return };
@@ -367,6 +439,8 @@ async fn collect(reader: Reader) -> String {
 /// The blocking twin of [`run`], for `Drop` (which cannot await): the same deadline and the
 /// same error, polled with `try_wait` because std has no timed wait.
 pub fn run_blocking(cmd: &Cmd) -> Result<Output, ProcessError> {
+    #[cfg(test)]
+    record(cmd);
     use std::io::{Read as _, Write as _};
     let line = cmd.to_string();
     let mut child = std::process::Command::new(&cmd.program);
@@ -385,6 +459,7 @@ pub fn run_blocking(cmd: &Cmd) -> Result<Output, ProcessError> {
         cmd: line.clone(),
         source,
     })?;
+    let _live = LiveGroup::register(child.id());
     if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), cmd.stdin.as_ref()) {
         let _ = pipe.write_all(bytes);
     }

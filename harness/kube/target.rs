@@ -49,10 +49,14 @@ const AGENT_TTL_SECONDS: i64 = 24 * 3600;
 /// sync period, a minute by default) and its file watcher fired.
 const RELOAD: Patience = Patience::new(Duration::from_secs(180), Duration::from_secs(5));
 /// Namespace deletion waits for every pod's termination and every finalizer.
-const NAMESPACES_GONE: Patience = Patience::new(Duration::from_secs(180), Duration::from_secs(2));
+pub const NAMESPACES_GONE: Patience =
+    Patience::new(Duration::from_secs(180), Duration::from_secs(2));
 /// Remote endpoints appear once istiod has read the other cluster through its remote secret and
 /// pushed them to the client's sidecar.
 const CROSS_CLUSTER: Patience = Patience::new(Duration::from_secs(180), Duration::from_secs(5));
+/// After a PeerAuthentication change istiod debounces (100 ms by default, more under load) and
+/// pushes new listeners to every sidecar; until the push lands, the old filter chains answer.
+pub const POLICY_PUSH: Patience = Patience::new(Duration::from_secs(60), Duration::from_secs(2));
 /// curl's own budget in the pod, and the exec deadline around it.
 const CURL_MAX_TIME: &str = "10";
 const EXEC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -86,19 +90,25 @@ impl KindClusters {
         let tools = preflight(search).await?;
         let mut timings = vec![("preflight".to_owned(), started.elapsed())];
         run.istioctl = tools.istioctl.iter().map(|t| t.path.clone()).collect();
+        run.istio_versions = tools.istioctl.iter().map(|t| t.version.clone()).collect();
         let probe = probe::read_probe_binary(&run.probe_binary)?;
         let workdir = tempfile::Builder::new()
             .prefix("meshtrust-kind-")
             .tempdir()
             .map_err(KubeError::io("create a temp dir in", std::env::temp_dir()))?;
         run.workdir = workdir.path().to_owned();
+        // Each run names its clusters and its artifacts for itself (see `kind::run_prefix`).
+        if kind::run_stamp(&run.prefix).is_none() {
+            run.prefix = kind::run_prefix(&run.prefix, std::time::SystemTime::now());
+        }
+        run.artifacts = run_artifacts(&run.artifacts, &run.prefix);
         let kind_bin = tools
             .kind
             .as_ref()
             .map(|t| t.path.clone())
             .unwrap_or_default();
         let guard = ClusterGuard::new(&kind_bin, &run.artifacts, run.keep);
-        guard.cleanup_on_ctrl_c();
+        guard.cleanup_on_signal();
         let specs: Vec<ClusterSpec> = run
             .clusters
             .iter()
@@ -120,6 +130,9 @@ impl KindClusters {
         .await;
         let refs = created.inspect_err(|_| guard.mark_failed())?;
         timings.push(("clusters".to_owned(), started.elapsed()));
+        let started = Instant::now();
+        preload_images(&tools, &kind_bin, &run).await;
+        timings.push(("images".to_owned(), started.elapsed()));
         let mut clusters = Vec::new();
         for r in refs {
             let client = r.client().await.inspect_err(|_| guard.mark_failed())?;
@@ -156,6 +169,7 @@ impl KindClusters {
             .tempdir()
             .map_err(KubeError::io("create a temp dir in", std::env::temp_dir()))?;
         run.workdir = workdir.path().to_owned();
+        run.artifacts = run_artifacts(&run.artifacts, &run.prefix);
         // No cluster is adopted: this guard deletes nothing.
         let guard = ClusterGuard::new("kind", &run.artifacts, true);
         let mut attached = Vec::new();
@@ -181,20 +195,18 @@ impl KindClusters {
         self.guard.mark_failed();
     }
 
-    /// After a failure, with kubectl: `<artifacts>/<cluster>-pods-events.txt` per cluster.
-    /// Best effort: a dump that fails is logged, never an error of the run.
-    pub async fn dump_pods(&self) {
+    /// After a failure, with kubectl: `<dir>/<cluster>-pods-events.txt` per cluster (`dir` is
+    /// the failed scenario's own directory under the run's). Best effort: a dump that fails is
+    /// logged, never an error of the run.
+    pub async fn dump_pods(&self, dir: &Path) {
         let Some(kubectl) = &self.tools.kubectl else {
             return;
         };
         for c in &self.clusters {
-            let file = self
-                .run
-                .artifacts
-                .join(format!("{}-pods-events.txt", c.cluster.cluster));
+            let file = dir.join(format!("{}-pods-events.txt", c.cluster.cluster));
             let dumped = process::run(&kubectl_dump_cmd(&kubectl.path, &c.cluster)).await;
             let written = match dumped {
-                Ok(out) => std::fs::create_dir_all(&self.run.artifacts)
+                Ok(out) => std::fs::create_dir_all(dir)
                     .and_then(|()| std::fs::write(&file, out.stdout))
                     .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
@@ -284,6 +296,34 @@ impl KindClusters {
     }
 }
 
+/// Pulls every image of the run once on the host and loads it into every node. Best effort:
+/// an image that cannot be had here (a dev build's version tag, a registry that is down) is
+/// said on stderr and left to the node to pull, which fails the scenario with the pod's own
+/// event if it cannot either.
+async fn preload_images(tools: &Toolbox, kind_bin: &Path, run: &KindRun) {
+    let Some(docker) = &tools.docker else { return };
+    let mut images = kind::run_images(
+        &run.istio_versions,
+        &[workloads::HTTPBIN_YAML, workloads::SLEEP_YAML],
+    );
+    let mut pulled = Vec::new();
+    for image in images.drain(..) {
+        match process::run(&kind::pull_cmd(&docker.path, &image)).await {
+            Ok(_) => pulled.push(image),
+            Err(e) => eprintln!("meshtrust: not preloading `{image}`; the nodes will pull it: {e}"),
+        }
+    }
+    if pulled.is_empty() {
+        return;
+    }
+    for c in &run.clusters {
+        let name = kind::cluster_name(&run.prefix, c);
+        if let Err(e) = process::run(&kind::load_images_cmd(kind_bin, &pulled, &name)).await {
+            eprintln!("meshtrust: the nodes will pull the images themselves: {e}");
+        }
+    }
+}
+
 /// What one scenario did to one physical cluster.
 #[derive(Default)]
 struct SlotState {
@@ -303,6 +343,9 @@ pub struct KindTarget {
     slots: Vec<SlotState>,
     /// Routes and remote secrets, made on the first cross-cluster request.
     connected: tokio::sync::OnceCell<()>,
+    /// PeerAuthentications applied and not yet seen in effect, by (slot, namespace): the next
+    /// request into that namespace polls until its outcome is what the mode makes of it.
+    policy_pending: std::sync::Mutex<BTreeMap<(usize, String), Mode>>,
 }
 
 impl KindTarget {
@@ -316,6 +359,7 @@ impl KindTarget {
             shared,
             slots,
             connected: tokio::sync::OnceCell::new(),
+            policy_pending: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -359,6 +403,9 @@ impl KindTarget {
         let client = self.client(i).clone();
         let cluster = self.shared.clusters[i].cluster.clone();
         let slot = std::mem::take(&mut self.slots[i]);
+        if let Ok(mut pending) = self.policy_pending.lock() {
+            pending.retain(|(slot, _), _| *slot != i);
+        }
         let mut namespaces = slot.namespaces;
         if slot.installed {
             let istioctl = self.shared.istioctl(0).map_err(backend("reset"))?;
@@ -438,7 +485,7 @@ impl KindTarget {
     /// (Istio's own kind provisioner does the same), and each cluster's remote secret in the
     /// others, so each istiod discovers the others' endpoints.
     async fn connect(&self) -> Result<(), KubeError> {
-        let (docker, kind_bin) = self.shared.kind_tools(
+        let (docker, _) = self.shared.kind_tools(
             "cross-cluster traffic (on existing clusters, connect them yourself: one network, \
              remote secrets)",
         )?;
@@ -465,7 +512,6 @@ impl KindTarget {
         let istioctl = self.shared.istioctl(0)?;
         for (i, name) in names.iter().enumerate() {
             let server = format!("https://{}:6443", kind::control_plane(name));
-            process::run(&kind::internal_kubeconfig_cmd(&kind_bin, name)).await?;
             let secret = process::run(&istio::create_remote_secret_cmd(
                 &istioctl,
                 &self.shared.clusters[i].cluster,
@@ -829,6 +875,81 @@ pub fn curl_outcome(code: i32, stdout: &str, stderr: &str) -> Result<Outcome, St
     }
 }
 
+/// Whether `outcome` is what `mode` makes of a request over `transport`: STRICT refuses
+/// plaintext, PERMISSIVE answers it, mTLS is answered under both.
+pub fn in_effect(mode: Mode, transport: Transport, outcome: &Outcome) -> bool {
+    match (transport, mode) {
+        (Transport::Plaintext, Mode::Strict) => matches!(outcome, Outcome::Refused { .. }),
+        (Transport::Plaintext, Mode::Permissive) | (Transport::Mtls, _) => {
+            matches!(outcome, Outcome::Response { .. })
+        }
+    }
+}
+
+/// The first observation after a policy change that shows the policy in effect, polled up to
+/// the deadline. When it never does, the LAST outcome seen is returned as data (the scenario
+/// judges it: a plaintext 200 under STRICT fails there, with this outcome as the reason) and
+/// the wait is logged. An observation that fails outright ends the poll with its error.
+pub async fn observe_after_policy<F, Fut>(
+    what: &str,
+    mode: Mode,
+    transport: Transport,
+    patience: Patience,
+    mut observe: F,
+) -> Result<Outcome, TargetError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Outcome, TargetError>>,
+{
+    let last: std::sync::Mutex<Option<Outcome>> = std::sync::Mutex::new(None);
+    let failed: std::sync::Mutex<Option<TargetError>> = std::sync::Mutex::new(None);
+    let waited = wait::poll(
+        format!("{what}: the PeerAuthentication to reach the sidecars"),
+        patience,
+        || {
+            let look = observe();
+            let (last, failed) = (&last, &failed);
+            async move {
+                match look.await {
+                    Ok(outcome) if in_effect(mode, transport, &outcome) => Check::Done(outcome),
+                    Ok(outcome) => {
+                        let seen = format!("{outcome:?}");
+                        if let Ok(mut l) = last.lock() {
+                            *l = Some(outcome);
+                        }
+                        Check::NotYet(seen)
+                    }
+                    Err(e) => {
+                        let seen = e.to_string();
+                        if let Ok(mut f) = failed.lock() {
+                            *f = Some(e);
+                        }
+                        // Ends the poll at once: an error is not a policy still on its way.
+                        Check::Done(Outcome::Refused { reason: seen })
+                    }
+                }
+            }
+        },
+    )
+    .await;
+    if let Some(e) = failed.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    match waited {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => {
+            tracing::warn!("{e}");
+            last.into_inner()
+                .ok()
+                .flatten()
+                .ok_or_else(|| TargetError::Backend {
+                    what: what.to_owned(),
+                    cause: Box::new(e),
+                })
+        }
+    }
+}
+
 /// Before remote endpoints arrive, the client's sidecar has none for the name.
 fn not_discovered_yet(outcome: &Outcome) -> bool {
     matches!(outcome, Outcome::Refused { reason } if reason.contains("no healthy upstream"))
@@ -942,7 +1063,11 @@ impl Target for KindTarget {
         let i = self.slot(cluster)?;
         workloads::set_peer_authentication_in(self.client(i), namespace, mtls_mode(mode))
             .await
-            .map_err(backend("apply the PeerAuthentication"))
+            .map_err(backend("apply the PeerAuthentication"))?;
+        if let Ok(mut pending) = self.policy_pending.lock() {
+            pending.insert((i, namespace.to_owned()), mode);
+        }
+        Ok(())
     }
 
     async fn capture_chain(
@@ -1029,13 +1154,41 @@ impl Target for KindTarget {
                 )
             }
         };
-        curl_in(client, from, &container, &url)
-            .await
-            .map_err(backend(&format!("request {from} -> {to}")))?
-            .map_err(|e| TargetError::Backend {
-                what: format!("request {from} -> {to} with curl in container `{container}`"),
-                cause: e.into(),
-            })
+        let once = || async {
+            curl_in(client, from, &container, &url)
+                .await
+                .map_err(backend(&format!("request {from} -> {to}")))?
+                .map_err(|e| TargetError::Backend {
+                    what: format!("request {from} -> {to} with curl in container `{container}`"),
+                    cause: e.into(),
+                })
+        };
+        let key = (i, to.namespace.clone());
+        let pending = self
+            .policy_pending
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&key).copied());
+        let Some(mode) = pending else {
+            return once().await;
+        };
+        let outcome = observe_after_policy(
+            &format!("{transport:?} {from} -> {to} under {mode:?}"),
+            mode,
+            transport,
+            POLICY_PUSH.scaled(),
+            once,
+        )
+        .await?;
+        // A plaintext request shows whether the push landed (an mTLS one is answered under
+        // both modes): once it has been seen in effect, or given up on (said in the log),
+        // later requests go out once.
+        if transport == Transport::Plaintext
+            && let Ok(mut p) = self.policy_pending.lock()
+        {
+            p.remove(&key);
+        }
+        Ok(outcome)
     }
 
     /// Through the real CA API: a TokenRequest for the service account (audience `istio-ca`,
@@ -1146,6 +1299,13 @@ impl Target for KindTarget {
         Ok(outcome)
     }
 
+    async fn keep_evidence(&mut self, scenario: &str) {
+        self.shared.failed();
+        self.shared
+            .dump_pods(&scenario_artifacts(&self.shared.run.artifacts, scenario))
+            .await;
+    }
+
     async fn teardown(&mut self) -> Result<(), TargetError> {
         let mut problems = Vec::new();
         for i in 0..self.slots.len() {
@@ -1165,6 +1325,21 @@ impl Target for KindTarget {
             })
         }
     }
+}
+
+/// A run's artifacts directory: `<base>/<run>`, where `<run>` is the run's stamped prefix
+/// (`meshtrust-1796000000-4242`), so that no two runs write into the same place.
+pub fn run_artifacts(base: &Path, prefix: &str) -> PathBuf {
+    if kind::run_stamp(prefix).is_some() {
+        base.join(prefix)
+    } else {
+        base.join(kind::run_prefix(prefix, std::time::SystemTime::now()))
+    }
+}
+
+/// A failed scenario's own directory inside the run's.
+pub fn scenario_artifacts(run_dir: &Path, scenario: &str) -> PathBuf {
+    run_dir.join(scenario)
 }
 
 /// Every pod and event of a cluster, for the artifacts of a failed run (kubectl is optional).
@@ -1281,6 +1456,345 @@ mod tests {
         // exec could not start curl (distroless istio-proxy).
         assert!(curl_outcome(-1, "", "").is_err());
         assert!(curl_outcome(0, "garbage", "").is_err());
+    }
+
+    const QUICK: Patience = Patience::new(Duration::from_millis(800), Duration::from_millis(10));
+
+    fn ok(status: u16) -> Result<Outcome, TargetError> {
+        Ok(Outcome::Response {
+            status,
+            body: Vec::new(),
+        })
+    }
+
+    fn refused() -> Result<Outcome, TargetError> {
+        Ok(Outcome::Refused {
+            reason: "curl exited 56: Connection reset by peer".into(),
+        })
+    }
+
+    /// A target whose sidecars get the new policy only at the `flip`-th look.
+    async fn scripted(
+        mode: Mode,
+        transport: Transport,
+        flip: usize,
+        before: fn() -> Result<Outcome, TargetError>,
+        after: fn() -> Result<Outcome, TargetError>,
+    ) -> (Result<Outcome, TargetError>, usize) {
+        let looks = std::sync::atomic::AtomicUsize::new(0);
+        let out =
+            observe_after_policy("plaintext sleep -> httpbin", mode, transport, QUICK, || {
+                let n = looks.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                async move { if n >= flip { after() } else { before() } }
+            })
+            .await;
+        (out, looks.into_inner())
+    }
+
+    #[tokio::test]
+    async fn under_strict_a_late_push_is_waited_for_and_the_refusal_is_reported() {
+        let (out, looks) =
+            scripted(Mode::Strict, Transport::Plaintext, 4, || ok(200), refused).await;
+        assert!(matches!(out, Ok(Outcome::Refused { .. })), "{out:?}");
+        assert_eq!(looks, 4);
+    }
+
+    #[tokio::test]
+    async fn under_permissive_a_late_push_is_waited_for_and_the_200_is_reported() {
+        let (out, looks) = scripted(Mode::Permissive, Transport::Plaintext, 3, refused, || {
+            ok(200)
+        })
+        .await;
+        assert_eq!(out.unwrap().status(), Some(200));
+        assert_eq!(looks, 3);
+    }
+
+    #[tokio::test]
+    async fn a_policy_that_never_lands_gives_up_with_the_last_outcome_seen() {
+        let started = std::time::Instant::now();
+        let (out, looks) = scripted(
+            Mode::Strict,
+            Transport::Plaintext,
+            usize::MAX,
+            || ok(200),
+            refused,
+        )
+        .await;
+        // The scenario then fails on this 200, as it must.
+        assert_eq!(out.unwrap().status(), Some(200));
+        assert!(looks > 2, "{looks}");
+        assert!(started.elapsed() >= QUICK.deadline);
+    }
+
+    #[tokio::test]
+    async fn an_answer_already_in_effect_is_looked_at_once() {
+        let (out, looks) = scripted(Mode::Strict, Transport::Mtls, 1, refused, || ok(200)).await;
+        assert_eq!(out.unwrap().status(), Some(200));
+        assert_eq!(looks, 1);
+    }
+
+    #[tokio::test]
+    async fn an_observation_that_fails_ends_the_poll_with_its_error() {
+        let (out, looks) = scripted(
+            Mode::Strict,
+            Transport::Plaintext,
+            2,
+            || ok(200),
+            || {
+                Err(TargetError::Backend {
+                    what: "request".into(),
+                    cause: "curl exited 6: Could not resolve host".into(),
+                })
+            },
+        )
+        .await;
+        assert!(out.unwrap_err().to_string().contains("request"));
+        assert_eq!(looks, 2);
+    }
+
+    /// Fake docker, kind and istioctl that answer as the real ones do where the run reads
+    /// their output; `kind create` writes the kubeconfig it was given.
+    fn fake_tools(dir: &Path) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let scripts = [
+            ("docker", "case \"$1\" in info) echo 27.3.1 ;; esac\nexit 0"),
+            (
+                "kind",
+                r#"kc=""; name=""; prev=""
+for a in "$@"; do [ "$prev" = "--kubeconfig" ] && kc="$a"; [ "$prev" = "--name" ] && name="$a"; prev="$a"; done
+case "$1 $2" in
+  "version ") echo "kind v0.33.0 go1.26.8 linux/amd64" ;;
+  "create cluster") printf 'apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster:
+    server: https://127.0.0.1:1
+users:
+- name: u
+  user:
+    token: t
+contexts:
+- name: kind-%s
+  context:
+    cluster: c
+    user: u
+current-context: kind-%s
+' "$name" "$name" > "$kc" ;;
+esac
+exit 0"#,
+            ),
+            ("istioctl", "echo 'client version: 1.32.0'"),
+        ];
+        for (name, body) in scripts {
+            let path = dir.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_cluster_phases_run_exactly_the_planned_commands() {
+        let tools = tempfile::tempdir().unwrap();
+        fake_tools(tools.path());
+        let probe = tools.path().join("probe");
+        std::fs::write(&probe, b"\x7fELF not really").unwrap();
+        let mut run = KindRun::single("meshtrust");
+        run.clusters.push("cluster2".into());
+        run.kind_config = Path::new(env!("CARGO_MANIFEST_DIR")).join("kind-config.yaml");
+        run.artifacts = tools.path().join("artifacts");
+        run.probe_binary = probe;
+        let search = ToolSearch {
+            path: Some(tools.path().as_os_str().to_owned()),
+            istioctl_env: None,
+            istioctl: Vec::new(),
+        };
+        let clusters = KindClusters::start(run, &search)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        // The plan of the run as it actually is (its stamped prefix, work dir, tool versions).
+        let phases = ["preflight", "clusters", "images", "cleanup"];
+        let planned: Vec<String> = super::super::plan::planned_commands_in(&clusters.run, &phases)
+            .iter()
+            .map(Cmd::display_short)
+            .collect();
+        let cleanup = tokio::task::spawn_blocking(move || clusters.finish())
+            .await
+            .unwrap();
+        assert_eq!(cleanup.deleted.len(), 2, "{cleanup:?}");
+        let recorded: Vec<String> = process::recorded_under(tools.path())
+            .iter()
+            .map(Cmd::display_short)
+            .collect();
+        // Preflight asks its tools at once; creates run in parallel: compare those as sets.
+        let (plan_pre, plan_rest) = planned.split_at(3);
+        let (rec_pre, rec_rest) = recorded.split_at(3.min(recorded.len()));
+        let (mut plan_pre, mut rec_pre) = (plan_pre.to_vec(), rec_pre.to_vec());
+        plan_pre.sort();
+        rec_pre.sort();
+        assert_eq!(rec_pre, plan_pre, "preflight");
+        let sorted_creates = |cmds: &[String]| {
+            let mut cmds = cmds.to_vec();
+            let creates: Vec<usize> = (0..cmds.len())
+                .filter(|&i| cmds[i].contains(" create cluster "))
+                .collect();
+            let mut c: Vec<String> = creates.iter().map(|&i| cmds[i].clone()).collect();
+            c.sort();
+            for (i, line) in creates.into_iter().zip(c) {
+                cmds[i] = line;
+            }
+            cmds
+        };
+        assert_eq!(
+            sorted_creates(rec_rest),
+            sorted_creates(plan_rest),
+            "\nrecorded:\n{}\nplanned:\n{}",
+            rec_rest.join("\n"),
+            plan_rest.join("\n")
+        );
+        assert!(
+            plan_rest
+                .iter()
+                .any(|c| c.contains("kind load docker-image"))
+        );
+    }
+
+    /// A scripted API server for one cluster with istio-system's istiod Ready and plugged in,
+    /// and no namespace (each is created, and gone once deleted).
+    fn ready_istiod_api() -> (kube::Client, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        crate::kube::mock::api_server(|method, path| {
+            let not_found = || {
+                (
+                    404,
+                    serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "reason": "NotFound", "code": 404, "message": "not found"})
+                    .to_string(),
+                )
+            };
+            if path.ends_with("/deployments/istiod") {
+                return (
+                    200,
+                    serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": {"name": "istiod", "namespace": "istio-system", "generation": 1},
+                        "spec": {"replicas": 1, "selector": {}, "template": {}},
+                        "status": {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1,
+                            "observedGeneration": 1}})
+                    .to_string(),
+                );
+            }
+            if path.ends_with("/namespaces/istio-system/pods") {
+                return (
+                    200,
+                    serde_json::json!({"apiVersion": "v1", "kind": "PodList", "metadata": {},
+                        "items": [{"metadata": {"name": "istiod-1", "namespace": "istio-system"}}]})
+                    .to_string(),
+                );
+            }
+            if path.ends_with("/pods/istiod-1/log") {
+                return (200, format!("t\tinfo\t{}\n", istio::PLUGGED_IN_LINE));
+            }
+            match (method, path.strip_prefix("/api/v1/namespaces/")) {
+                ("DELETE", Some(ns)) if !ns.contains('/') => (
+                    200,
+                    serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+                        "metadata": {"name": ns}})
+                    .to_string(),
+                ),
+                _ => not_found(),
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn install_and_teardown_run_the_planned_istioctl_commands() {
+        let tools = tempfile::tempdir().unwrap();
+        fake_tools(tools.path());
+        let istioctl = tools.path().join("istioctl");
+        let mut run = KindRun::single("meshtrust-1796000000-7");
+        run.workdir = tools.path().join("work");
+        run.istioctl = vec![istioctl.clone()];
+        run.plug_in = false;
+        let name = kind::cluster_name(&run.prefix, "cluster1");
+        let cluster = ClusterRef {
+            cluster: "cluster1".into(),
+            kubeconfig: Some(kind::kubeconfig_path(&run.workdir, &name)),
+            context: Some(kind::context_name(&name)),
+        };
+        let (client, calls) = ready_istiod_api();
+        let workdir = tempfile::tempdir().unwrap();
+        let shared = KindClusters {
+            run: run.clone(),
+            tools: Toolbox {
+                docker: None,
+                kind: None,
+                istioctl: vec![super::super::tools::Tool {
+                    name: super::super::tools::ToolName::Istioctl,
+                    path: istioctl,
+                    version: "1.32.0".into(),
+                }],
+                kubectl: None,
+            },
+            clusters: vec![KindCluster { cluster, client }],
+            guard: ClusterGuard::new("kind", tools.path().join("artifacts"), true),
+            probe: Vec::new(),
+            _workdir: workdir,
+            registry_container: tokio::sync::Mutex::new(None),
+            timings: Vec::new(),
+            created: true,
+        };
+        let mut target = KindTarget::new(Arc::new(shared));
+        target.plug_in("cluster1", None).await.unwrap();
+        let outcome = target
+            .install("cluster1", &InstallOptions::default())
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                outcome,
+                InstallOutcome::Installed {
+                    ca: CaSource::PluggedIn,
+                    ..
+                }
+            ),
+            "{outcome:?}"
+        );
+        target.teardown().await.unwrap();
+        let recorded: Vec<String> = process::recorded_under(tools.path())
+            .iter()
+            .map(Cmd::display_short)
+            .collect();
+        let planned: Vec<String> =
+            super::super::plan::planned_commands_in(&run, &["install", "teardown"])
+                .iter()
+                .map(Cmd::display_short)
+                .collect();
+        assert_eq!(recorded, planned);
+        assert_eq!(recorded.len(), 2, "{recorded:?}");
+        // And what the teardown deleted is what the plan says it deletes.
+        let calls = calls.lock().unwrap();
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.starts_with("DELETE /api/v1/namespaces/istio-system")),
+            "{calls:?}"
+        );
+    }
+
+    #[test]
+    fn each_run_and_each_failed_scenario_has_its_own_artifacts_directory() {
+        let base = Path::new("target/meshtrust/artifacts");
+        let one = run_artifacts(base, "meshtrust-e2e-1796000000-41");
+        let two = run_artifacts(base, "meshtrust-e2e-1796000007-42");
+        assert_eq!(one, base.join("meshtrust-e2e-1796000000-41"));
+        assert_ne!(one, two);
+        // An unstamped prefix (target kubeconfig) still gets a directory of its own.
+        let attached = run_artifacts(base, "meshtrust");
+        assert_ne!(attached, base.join("meshtrust"));
+        assert!(kind::run_stamp(&attached.file_name().unwrap().to_string_lossy()).is_some());
+        assert_ne!(
+            scenario_artifacts(&one, "plugin-ca"),
+            scenario_artifacts(&one, "strict-rejects-plaintext")
+        );
     }
 
     #[test]

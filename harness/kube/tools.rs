@@ -10,10 +10,22 @@ use std::time::Duration;
 use super::process::{self, Cmd, ProcessError};
 use crate::exit::Exit;
 
-/// The kind release the nightly workflow installs and the hint names.
-pub const KIND_VERSION: &str = "v0.30.0";
-/// The Istio release the hint names (the nightly matrix pins its own).
-pub const ISTIO_VERSION: &str = "1.27.1";
+/// The kind release the nightly workflow installs, the hint names and `just e2e-tools` builds
+/// (oracle/e2e-tools/kind/go.mod). README "Version pins" says how to move every pin together;
+/// a unit test holds the workflow and the go.mod to these constants.
+pub const KIND_VERSION: &str = "v0.33.0";
+/// Every cluster's node: Kubernetes 1.35, inside the supported range of every Istio release
+/// the nightly runs (Istio's own CI of release-1.30 and release-1.31 runs kind nodes of 1.35;
+/// their istioctl requires 1.32 at least). Pinned by digest: kind's default node moves with
+/// each kind release (v0.33.0's is 1.37), and a tag can be re-pushed. The digest is the one
+/// kind's sources name for this image (kubernetes-sigs/kind ec6b5bd7).
+pub const KIND_NODE_IMAGE: &str =
+    "kindest/node:v1.35.1@sha256:05d7bcdefbda08b4e038f644c4df690cdac3fba8b06f8289f30e10026720a1ab";
+/// The newest Istio release (the hint names it; the local target models it by default). The
+/// nightly matrix runs it and the release before it, and upgrades from that one to it.
+pub const ISTIO_VERSION: &str = "1.32.0";
+/// The release before [`ISTIO_VERSION`], newest patch: the upgrade's starting point.
+pub const ISTIO_PREVIOUS_VERSION: &str = "1.31.4";
 
 /// `docker info` asks the engine; an engine that is wedged answers never, so keep this short
 /// (the deadline is what makes "no Docker here" fail in seconds).
@@ -412,11 +424,11 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("`go install sigs.k8s.io/kind@v0.30.0`"),
+            text.contains("`go install sigs.k8s.io/kind@v0.33.0`"),
             "{text}"
         );
         assert!(
-            text.contains("`curl -L https://istio.io/downloadIstio | ISTIO_VERSION=1.27.1 sh -`"),
+            text.contains("`curl -L https://istio.io/downloadIstio | ISTIO_VERSION=1.32.0 sh -`"),
             "{text}"
         );
     }
@@ -524,5 +536,47 @@ mod tests {
         );
         assert_eq!(parse_version("no version").as_deref(), None);
         assert_eq!(minor_of("1.27.1"), Some((1, 27)));
+    }
+
+    #[test]
+    fn the_nightly_the_kind_module_and_the_local_default_follow_the_pins() {
+        let nightly = include_str!("../../.github/workflows/nightly.yml");
+        assert!(
+            nightly.contains(&format!("KIND_VERSION: {KIND_VERSION}\n")),
+            "nightly.yml's KIND_VERSION is not {KIND_VERSION}"
+        );
+        for (row, a, b) in [
+            ("istio-1.31", ISTIO_PREVIOUS_VERSION, None),
+            ("istio-1.32", ISTIO_VERSION, None),
+            (
+                "upgrade-1.31-to-1.32",
+                ISTIO_PREVIOUS_VERSION,
+                Some(ISTIO_VERSION),
+            ),
+        ] {
+            let at = nightly
+                .find(&format!("- name: {row}\n"))
+                .unwrap_or_else(|| panic!("nightly.yml has no matrix row `{row}`"));
+            let rest = &nightly[at..];
+            let rest = &rest[..rest[2..].find("- name:").map_or(rest.len(), |e| e + 2)];
+            assert!(rest.contains(&format!("istio_a: \"{a}\"")), "{row}: {rest}");
+            if let Some(b) = b {
+                assert!(rest.contains(&format!("istio_b: \"{b}\"")), "{row}: {rest}");
+            }
+        }
+        let kind_mod = include_str!("../../oracle/e2e-tools/kind/go.mod");
+        assert!(
+            kind_mod.contains(&format!("sigs.k8s.io/kind {KIND_VERSION} ")),
+            "oracle/e2e-tools/kind/go.mod does not pin kind {KIND_VERSION}"
+        );
+        // The local target's default version is the newest release.
+        let latest = crate::istio::IstioVersion::LATEST;
+        assert_eq!(
+            minor_of(ISTIO_VERSION),
+            Some((1, u32::from(latest.minor))),
+            "ISTIO_VERSION {ISTIO_VERSION} is not IstioVersion::LATEST ({latest})"
+        );
+        assert!(KIND_NODE_IMAGE.starts_with("kindest/node:v1.35."));
+        assert!(KIND_NODE_IMAGE.contains("@sha256:"));
     }
 }

@@ -97,6 +97,9 @@ pub async fn run<T: Target>(
             if let Err(e) = scenario.run(&mut target, certs, &mut rec).await {
                 rec.fail(format!("the target could not carry out a step: {e}"));
             }
+            if !rec.reasons.is_empty() {
+                target.keep_evidence(scenario.name()).await;
+            }
             if let Err(e) = target.teardown().await {
                 rec.observe(
                     "teardown",

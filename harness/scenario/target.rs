@@ -353,6 +353,13 @@ pub trait Target: Send + Sync {
         })
     }
 
+    /// The scenario `scenario` failed: keep what explains it (the kind target writes the pods
+    /// and events of its clusters into the run's artifacts, one directory per scenario) before
+    /// [`teardown`](Self::teardown) removes it. Nothing to keep by default.
+    async fn keep_evidence(&mut self, scenario: &str) {
+        let _ = scenario;
+    }
+
     /// Removes everything this target created.
     async fn teardown(&mut self) -> Result<(), TargetError>;
 }
