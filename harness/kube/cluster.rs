@@ -45,7 +45,7 @@ impl ClusterRef {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("$KUBECONFIG")),
             context: self.context.clone(),
-            source,
+            cause: source,
         };
         let options = KubeConfigOptions {
             context: self.context.clone(),

@@ -20,19 +20,14 @@ pub enum KubeError {
     #[error(transparent)]
     Wait(#[from] WaitError),
 
-    #[error("kubernetes api: cannot {action}: {source}")]
-    Api {
-        action: String,
-        #[source]
-        source: kube::Error,
-    },
+    #[error("kubernetes api: cannot {action}: {cause}")]
+    Api { action: String, cause: kube::Error },
 
-    #[error("cannot use kubeconfig `{}`{}: {source}", .path.display(), context_suffix(.context))]
+    #[error("cannot use kubeconfig `{}`{}: {cause}", .path.display(), context_suffix(.context))]
     Kubeconfig {
         path: PathBuf,
         context: Option<String>,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
 
     #[error(
@@ -43,19 +38,17 @@ pub enum KubeError {
     #[error("`{}` is not a usable kind config: {reason}", .path.display())]
     KindConfig { path: PathBuf, reason: String },
 
-    #[error("cannot parse {what}: {source}")]
+    #[error("cannot parse {what}: {cause}")]
     Yaml {
         what: String,
-        #[source]
-        source: serde_norway::Error,
+        cause: serde_norway::Error,
     },
 
-    #[error("cannot {action} `{}`: {source}", .path.display())]
+    #[error("cannot {action} `{}`: {cause}", .path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error(transparent)]
@@ -85,7 +78,10 @@ fn context_suffix(context: &Option<String>) -> String {
 impl KubeError {
     pub fn api(action: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeError {
         let action = action.into();
-        move |source| KubeError::Api { action, source }
+        move |source| KubeError::Api {
+            action,
+            cause: source,
+        }
     }
 
     pub fn io(
@@ -96,7 +92,7 @@ impl KubeError {
         move |source| KubeError::Io {
             action,
             path,
-            source,
+            cause: source,
         }
     }
 

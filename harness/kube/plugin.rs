@@ -22,7 +22,7 @@ pub fn cacerts_secret(dir: &Path) -> Result<Secret, KubeError> {
     let yaml = pki::cacerts_secret_yaml(dir)?;
     serde_norway::from_str(&yaml).map_err(|source| KubeError::Yaml {
         what: format!("the cacerts Secret of `{}`", dir.display()),
-        source,
+        cause: source,
     })
 }
 

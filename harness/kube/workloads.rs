@@ -53,14 +53,14 @@ pub fn parse_manifest(what: &str, yaml: &str) -> Result<Vec<DynamicObject>, Kube
     for doc in serde_norway::Deserializer::from_str(yaml) {
         let value = serde_norway::Value::deserialize(doc).map_err(|source| KubeError::Yaml {
             what: what.to_owned(),
-            source,
+            cause: source,
         })?;
         if value.is_null() {
             continue;
         }
         let object = serde_norway::from_value(value).map_err(|source| KubeError::Yaml {
             what: what.to_owned(),
-            source,
+            cause: source,
         })?;
         out.push(object);
     }
