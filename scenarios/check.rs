@@ -1095,17 +1095,25 @@ fn an_unknown_istio_release_is_bad_input_naming_the_range() {
         ));
 }
 
-/// Each cross-cluster refusal as (workloads, peers, purpose).
+/// Each cross-cluster refusal as (workloads, peers, purpose), bundles by directory name;
+/// whether a root mismatch (`different-roots`) or `peers-refuse` reports it.
 fn refusals_across(report: &Report) -> Vec<(String, String, String)> {
+    let name = |p: &str| {
+        Path::new(p)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
     report
         .findings
         .iter()
-        .filter(|f| f.id == "peers-refuse" && f.bundle == "*")
+        .filter(|f| f.bundle == "*")
         .flat_map(|f| {
             assert_eq!(f.severity, Severity::Error);
             f.peer_refusals
                 .iter()
-                .map(|r| (r.workloads.clone(), r.peers.clone(), r.purpose.clone()))
+                .map(|r| (name(&r.workloads), name(&r.peers), r.purpose.clone()))
         })
         .collect()
 }
@@ -1150,13 +1158,21 @@ fn peers_of_each_cluster_judge_every_other_clusters_workloads_both_ways_and_for_
         "{}",
         check::render_text(&report)
     );
+    // One cause, one finding: the root mismatch carries every refusal it causes.
     let text = check::render_text(&report);
+    assert_eq!(ids(&report, Severity::Error), ["different-roots"], "{text}");
+    let p = |name: &str| f.path().join(name).display().to_string();
     assert!(
-        text.contains("error[peers-refuse] [root-cert.pem]: peers in `")
-            && text.contains("refuse the workloads of `")
-            && text.contains("as servers (serverAuth) and as mTLS clients (clientAuth): `cluster2`'s root-cert.pem does not lead to the chain `cluster1` serves")
-            && text.contains("cluster1 -> peers of cluster2, clientAuth: ")
-            && text.contains("fix: give both clusters one root (`meshtrust certs cacerts cluster1 cluster2`), or add `cluster1`'s root to `cluster2`'s root-cert.pem as well"),
+        text.contains(&format!(
+            "{} -> peers of {}, clientAuth: the chain ends in the root `O=Istio, CN=Root CA` (sha256 ",
+            p("cluster1"),
+            p("cluster2")
+        )) && text.contains(&format!(
+            "which `{}`'s root-cert.pem does not hold (OpenSSL: self-signed certificate in certificate chain)",
+            p("cluster2")
+        )) && text.contains(
+            "fix: generate every cluster's intermediate from one root (`meshtrust certs cacerts cluster1 cluster2`), or put both roots in every cluster's root-cert.pem"
+        ),
         "{text}"
     );
     openssl_fails(f.path(), &verify_a_leaf_with("cluster2/root-cert.pem"));
@@ -1176,6 +1192,18 @@ fn peers_of_each_cluster_judge_every_other_clusters_workloads_both_ways_and_for_
         check::render_text(&report)
     );
     openssl(f.path(), &verify_a_leaf_with("cluster2/root-cert.pem"));
+    let text = check::render_text(&report);
+    assert_eq!(ids(&report, Severity::Error), ["peers-refuse"], "{text}");
+    assert!(
+        text.contains(&format!(
+            "error[peers-refuse] [root-cert.pem]: peers in `{}` refuse the workloads of `{}` as servers (serverAuth) and as mTLS clients (clientAuth): `{}`'s root-cert.pem does not lead to the chain `{}` serves",
+            p("cluster1"), p("cluster2"), p("cluster1"), p("cluster2")
+        )) && text.contains(&format!(
+            "fix: add the root of `{}` to `{}`'s root-cert.pem as well (peers trust every root in it), or generate every cluster's intermediate from one root",
+            p("cluster2"), p("cluster1")
+        )),
+        "{text}"
+    );
 
     // Both trust both roots: no cross-cluster refusal (and no different-roots).
     std::fs::write(
@@ -1195,6 +1223,7 @@ fn a_refusal_a_cluster_meets_at_home_is_reported_once_not_for_every_peer_cluster
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let server_only = tpki::signed(p, &f.root);
     let a = tpki::makefile_layout(f.path(), "cluster1", &server_only, &f.root);
+    let a_dir = a.display().to_string();
     let b_ca = tpki::intermediate("cluster2", &f.root);
     let b = tpki::makefile_layout(f.path(), "cluster2", &b_ca, &f.root);
     let report = run(&[a, b], &opts());
@@ -1211,7 +1240,7 @@ fn a_refusal_a_cluster_meets_at_home_is_reported_once_not_for_every_peer_cluster
             home[0].peers.as_str(),
             home[0].purpose.as_str()
         ),
-        ("cluster1", "cluster1", "clientAuth")
+        (a_dir.as_str(), a_dir.as_str(), "clientAuth")
     );
     assert!(
         home[0].reason.contains("without clientAuth"),
@@ -1241,7 +1270,10 @@ fn cross_cluster_findings_name_the_kubernetes_tls_files() {
     assert_eq!(refusals_across(&report).len(), 4, "{text}");
     assert!(report.has("different-roots"), "{text}");
     assert!(
-        text.contains("`cluster2`'s ca.crt does not lead to the chain `cluster1` serves"),
+        text.contains(&format!(
+            "which `{}`'s ca.crt does not hold",
+            dirs[1].display()
+        )),
         "{text}"
     );
     for wrong in ["cert-chain.pem", "root-cert.pem", "ca-cert.pem"] {
@@ -1289,5 +1321,47 @@ fn cross_cluster_findings_name_the_kubernetes_tls_files() {
     assert_eq!(
         file_of(&report, "different-roots").as_deref(),
         Some("root-cert.pem, ca.crt")
+    );
+}
+
+#[test]
+fn a_directory_given_twice_is_one_bundle_and_every_pair_of_roots_is_compared() {
+    let f = Fixture::new();
+    let a = f.makefile();
+    let mut twice = a.clone().into_os_string();
+    twice.push("/");
+    let report = run(&[a.clone(), PathBuf::from(twice)], &opts());
+    assert_eq!(report.bundles.len(), 1, "{:?}", report.bundles);
+    assert!(
+        !report.has("overlapping-intermediates"),
+        "{:?}",
+        report.findings
+    );
+    // Three clusters, three roots: each pair is a mismatch, reported once with its refusals.
+    let (r2, r3) = (tpki::root(), tpki::root());
+    let b = tpki::makefile_layout(
+        f.path(),
+        "cluster2",
+        &tpki::intermediate("cluster2", &r2),
+        &r2,
+    );
+    let c = tpki::makefile_layout(
+        f.path(),
+        "cluster3",
+        &tpki::intermediate("cluster3", &r3),
+        &r3,
+    );
+    let report = run(&[a, b, c], &opts());
+    let mismatches: Vec<usize> = report
+        .findings
+        .iter()
+        .filter(|x| x.id == "different-roots")
+        .map(|x| x.peer_refusals.len())
+        .collect();
+    assert_eq!(mismatches, [4, 4, 4], "{}", check::render_text(&report));
+    assert!(
+        !report.has("peers-refuse"),
+        "{}",
+        check::render_text(&report)
     );
 }

@@ -89,12 +89,13 @@ fn check_and_its_errors_print_documents_of_their_schemas() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|f| f["id"] == "peers-refuse")
+        .filter(|f| f["id"] == "different-roots")
         .flat_map(|f| f["peer_refusals"].as_array().unwrap())
         .collect();
     assert_eq!(refusals.len(), 4, "{doc:#}");
-    assert_eq!(refusals[0]["workloads"], "cluster2");
-    assert_eq!(refusals[0]["peers"], "cluster3");
+    // Bundles are named as `bundles` lists them: their directories.
+    assert_eq!(refusals[0]["workloads"], doc["bundles"][0], "{doc:#}");
+    assert_eq!(refusals[0]["peers"], doc["bundles"][1], "{doc:#}");
     assert_eq!(refusals[0]["purpose"], "serverAuth");
     // Bad input under --format json: the error is JSON too.
     let out = meshtrust()

@@ -2,7 +2,7 @@
 //! cluster's peers must accept every other cluster's workloads.
 
 use super::istiod::describe;
-use super::{CheckOptions, Finding, Severity};
+use super::{CheckOptions, Finding, PeerRefusal, Severity};
 use crate::istio::load::Evaluation;
 use crate::pki::{Bundle, Layout};
 use crate::x509::path::{self, Purpose};
@@ -26,29 +26,48 @@ pub(crate) fn across_bundles(
                 .unwrap_or_default()
         })
         .collect();
-    let first = &roots[0];
-    for (b, r) in bundles.iter().zip(&roots).skip(1) {
-        // Multi-root meshes trust the union; a bundle sharing no root with the first cannot talk to it.
-        if !r.is_empty() && !first.is_empty() && !r.iter().any(|c| first.contains(c)) {
+    // The peer step first: which (workloads, peers, purpose) fail, per ordered pair.
+    let mut refusals = peer_refusals(loaded, opts);
+    // Two bundles that share no root: one cause, reported once, with every refusal it
+    // causes in either direction. Multi-root meshes trust the union, so one shared root
+    // is enough.
+    for i in 0..bundles.len() {
+        for j in i + 1..bundles.len() {
+            let (a, b) = (bundles[i], bundles[j]);
+            let (ra, rb) = (&roots[i], &roots[j]);
+            if ra.is_empty() || rb.is_empty() || rb.iter().any(|c| ra.contains(c)) {
+                continue;
+            }
+            let mut caused = refusals.remove(&(i, j)).unwrap_or_default();
+            caused.extend(refusals.remove(&(j, i)).unwrap_or_default());
             out.push(Finding {
                 id: "different-roots",
                 severity: Severity::Error,
                 bundle: "*".into(),
-                file: Some(files_of(&[bundles[0], b], root_file)),
+                file: Some(files_of(&[a, b], root_file)),
                 message: format!(
                     "`{}` and `{}` have different roots: cross-cluster mTLS fails (CERTIFICATE_VERIFY_FAILED) unless both roots are distributed to every cluster",
-                    bundles[0].dir.display(),
+                    a.dir.display(),
                     b.dir.display()
                 ),
-                evidence: vec![
-                    format!("{}: {}", bundles[0].name, describe(&first[0])),
-                    format!("{}: {}", b.name, describe(&r[0])),
-                ],
-                fix: "generate every cluster's intermediate from one root (`meshtrust certs cacerts cluster1 cluster2`)".into(),
+                evidence: [
+                    format!("{}: {}", a.dir.display(), describe(&ra[0])),
+                    format!("{}: {}", b.dir.display(), describe(&rb[0])),
+                ]
+                .into_iter()
+                .chain(caused.iter().map(refusal_line))
+                .collect(),
+                fix: one_root_fix(a, b),
                 istiod_error: None,
-                peer_refusals: Vec::new(),
+                peer_refusals: caused,
             });
         }
+    }
+    // Refusals no root mismatch explains (a root trusted one way only, ...).
+    let mut pairs: Vec<_> = refusals.into_iter().collect();
+    pairs.sort_by_key(|(pair, _)| *pair);
+    for ((i, j), caused) in pairs {
+        out.push(peers_refuse_across(bundles[i], bundles[j], caused));
     }
     let cas: Vec<_> = bundles
         .iter()
@@ -88,7 +107,6 @@ pub(crate) fn across_bundles(
             }
         }
     }
-    out.extend(peers_across(loaded, opts));
     out
 }
 
@@ -96,10 +114,13 @@ pub(crate) fn across_bundles(
 /// serves it), verified as OpenSSL and BoringSSL verify it by the peers of every other
 /// cluster, against that cluster's trust bundle, as a server and as a client. A refusal
 /// the workloads meet in their own cluster too is reported there (`peers-refuse` on the
-/// bundle), not again for every pair.
-fn peers_across(loaded: &[(&Bundle, Evaluation)], opts: &CheckOptions) -> Vec<Finding> {
-    let mut out = Vec::new();
-    for (a, ea) in loaded {
+/// bundle), not again for every pair. Keyed by (presenting, verifying) index into `loaded`.
+fn peer_refusals(
+    loaded: &[(&Bundle, Evaluation)],
+    opts: &CheckOptions,
+) -> std::collections::BTreeMap<(usize, usize), Vec<PeerRefusal>> {
+    let mut out = std::collections::BTreeMap::new();
+    for (i, (a, ea)) in loaded.iter().enumerate() {
         let Some(ca) = &ea.ca_cert else { continue };
         let served = crate::istio::served::served_after_leaf(&ea.chain_pem, &ea.root_pem);
         let verify = |roots: &[rustls_pki_types::CertificateDer<'static>], purpose| {
@@ -114,61 +135,100 @@ fn peers_across(loaded: &[(&Bundle, Evaluation)], opts: &CheckOptions) -> Vec<Fi
                 },
             )
         };
-        for (b, eb) in loaded {
-            if std::ptr::eq(*a, *b) {
+        for (j, (b, eb)) in loaded.iter().enumerate() {
+            if i == j {
                 continue;
             }
-            let mut finding = Finding::new("peers-refuse", Severity::Error, a);
-            finding.bundle = "*".into();
+            let mut refused = Vec::new();
             for purpose in [Purpose::ServerAuth, Purpose::ClientAuth] {
                 if verify(&ea.roots, purpose).is_err() {
                     continue;
                 }
                 if let Err(e) = verify(&eb.roots, purpose) {
-                    finding = finding.refusal(&a.name, &b.name, purpose, &e);
+                    let reason = match (&e, served.last()) {
+                        // Roots often share a name (the Makefile calls each `O=Istio, CN=Root
+                        // CA`): say which root, by fingerprint.
+                        (path::PathError::NoIssuer { subject, issuer }, Some(root))
+                            if subject == issuer =>
+                        {
+                            format!(
+                                "the chain ends in the root {}, which `{}`'s {} does not hold (OpenSSL: self-signed certificate in certificate chain)",
+                                describe(root),
+                                b.dir.display(),
+                                root_file(b.layout)
+                            )
+                        }
+                        _ => e.to_string(),
+                    };
+                    refused.push(PeerRefusal {
+                        workloads: a.dir.display().to_string(),
+                        peers: b.dir.display().to_string(),
+                        purpose: purpose.to_string(),
+                        reason,
+                    });
                 }
             }
-            if finding.peer_refusals.is_empty() {
-                continue;
+            if !refused.is_empty() {
+                out.insert((i, j), refused);
             }
-            let trust = root_file(b.layout);
-            let purposes: Vec<&str> = finding
-                .peer_refusals
-                .iter()
-                .map(|r| match r.purpose.as_str() {
-                    "serverAuth" => "as servers (serverAuth)",
-                    _ => "as mTLS clients (clientAuth)",
-                })
-                .collect();
-            let evidence: Vec<String> = finding
-                .peer_refusals
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{} -> peers of {}, {}: {}",
-                        r.workloads, r.peers, r.purpose, r.reason
-                    )
-                })
-                .collect();
-            finding = finding
-                .file(trust)
-                .message(format!(
-                    "peers in `{}` refuse the workloads of `{}` {}: `{}`'s {trust} does not lead to the chain `{}` serves, so cross-cluster mTLS fails",
-                    b.dir.display(),
-                    a.dir.display(),
-                    purposes.join(" and "),
-                    b.name,
-                    a.name
-                ))
-                .fix(format!(
-                    "give both clusters one root (`meshtrust certs cacerts {} {}`), or add `{}`'s root to `{}`'s {trust} as well (peers trust every root in it)",
-                    a.name, b.name, a.name, b.name
-                ));
-            finding.evidence = evidence;
-            out.push(finding);
         }
     }
     out
+}
+
+fn refusal_line(r: &PeerRefusal) -> String {
+    format!(
+        "{} -> peers of {}, {}: {}",
+        r.workloads, r.peers, r.purpose, r.reason
+    )
+}
+
+/// How to give two bundles one root: regenerate both under one root, by their cluster
+/// names where those differ.
+fn one_root_fix(a: &Bundle, b: &Bundle) -> String {
+    let names = if a.name != b.name {
+        format!("{} {}", a.name, b.name)
+    } else {
+        "CLUSTER1 CLUSTER2".to_owned()
+    };
+    format!(
+        "generate every cluster's intermediate from one root (`meshtrust certs cacerts {names}`), or put both roots in every cluster's {} (peers trust every root in it)",
+        files_of(&[a, b], root_file)
+    )
+}
+
+/// Peers of `b` refuse the workloads of `a`, though the two share a root.
+fn peers_refuse_across(a: &Bundle, b: &Bundle, refused: Vec<PeerRefusal>) -> Finding {
+    let trust = root_file(b.layout);
+    let purposes: Vec<&str> = refused
+        .iter()
+        .map(|r| match r.purpose.as_str() {
+            "serverAuth" => "as servers (serverAuth)",
+            _ => "as mTLS clients (clientAuth)",
+        })
+        .collect();
+    let mut finding = Finding::new("peers-refuse", Severity::Error, a)
+        .file(trust)
+        .message(format!(
+            "peers in `{}` refuse the workloads of `{}` {}: `{}`'s {trust} does not lead to the chain `{}` serves, so cross-cluster mTLS fails",
+            b.dir.display(),
+            a.dir.display(),
+            purposes.join(" and "),
+            b.dir.display(),
+            a.dir.display()
+        ))
+        .fix(format!(
+            "add the root of `{}` to `{}`'s {trust} as well (peers trust every root in it), or {}",
+            a.dir.display(),
+            b.dir.display(),
+            one_root_fix(a, b)
+                .split_once(" (`")
+                .map_or_else(String::new, |(head, _)| head.to_owned())
+        ));
+    finding.bundle = "*".into();
+    finding.evidence = refused.iter().map(refusal_line).collect();
+    finding.peer_refusals = refused;
+    finding
 }
 
 /// The file that holds a bundle's roots, in its layout.

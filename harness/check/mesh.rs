@@ -116,6 +116,7 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
     // (mTLS: every workload certificate is both). Causes other findings name already
     // (keyCertSign, a `ca.crt` that is no root) are not repeated.
     if loads {
+        let shown = bundle.dir.display().to_string();
         let served = crate::istio::served::served_after_leaf(&eval.chain_pem, &eval.root_pem);
         // A peer builds from the leaf: the signing certificate must be among what istiod
         // serves after it (or be a root the peer trusts), or no path starts at all.
@@ -131,8 +132,8 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
                             served.iter().map(|c| describe(c)).collect::<Vec<_>>().join(", ")
                         }
                     ))
-                    .refusal(&bundle.name, &bundle.name, path::Purpose::ServerAuth, "unable to get local issuer certificate")
-                    .refusal(&bundle.name, &bundle.name, path::Purpose::ClientAuth, "unable to get local issuer certificate")
+                    .refusal(&shown, &shown, path::Purpose::ServerAuth, "unable to get local issuer certificate")
+                    .refusal(&shown, &shown, path::Purpose::ClientAuth, "unable to get local issuer certificate")
                     .fix(match bundle.layout {
                         Layout::Istiod => "put the signing certificate first in cert-chain.pem, then each issuer up to the root: `cat ca-cert.pem root-cert.pem > cert-chain.pem`".to_owned(),
                         Layout::KubernetesTls => "put the signing certificate first in tls.crt".to_owned(),
@@ -176,7 +177,7 @@ pub(crate) fn mesh_rules(bundle: &Bundle, eval: &Evaluation, opts: &CheckOptions
                     .evidence(format!(
                         "verified as a peer does (OpenSSL `verify -purpose ssl{role}`, Envoy's BoringSSL): trust = {root_file}, untrusted = the chain istiod serves"
                     ))
-                    .refusal(&bundle.name, &bundle.name, purpose, &e)
+                    .refusal(&shown, &shown, purpose, &e)
                     .fix(fix),
             );
         }

@@ -47,6 +47,17 @@ impl Default for CheckOptions {
 /// Checks each bundle, then the bundles against each other.
 /// Errors only when a path is not a bundle at all or cannot be read.
 pub fn check(dirs: &[PathBuf], opts: &CheckOptions) -> Result<Report, PkiError> {
+    // A directory given twice (`certs/cluster1 certs/cluster1/`) is one bundle.
+    let mut seen = Vec::new();
+    let dirs: Vec<&PathBuf> = dirs
+        .iter()
+        .filter(|d| {
+            let key = std::fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf());
+            let new = !seen.contains(&key);
+            seen.push(key);
+            new
+        })
+        .collect();
     let bundles = dirs
         .iter()
         .map(|d| Bundle::read(d))
