@@ -30,3 +30,24 @@ fn the_scenario_fails_when_istiod_starts_with_a_good_bundle_instead() {
         story(&out)
     );
 }
+
+#[test]
+fn istiods_exit_line_wraps_its_ca_error_once_as_pilot_discovery_does() {
+    use meshtrust::report::Observed;
+    let out = crate::support::targets::run_local(meshtrust::scenario::Scenario::BadCacerts);
+    let lines: Vec<&str> = out.report.scenarios[0]
+        .observations
+        .iter()
+        .filter(|o| o.subject == "bad-incomplete")
+        .filter_map(|o| match &o.observed {
+            Observed::IstiodLog { line } => Some(line.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "failed to create discovery service: failed to create CA: failed to create an istiod CA: incomplete signing CA bundle detected"
+        ]
+    );
+}

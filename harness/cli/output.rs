@@ -236,9 +236,12 @@ pub fn paint(text: &str) -> String {
                 out.push_str(&format!("{style}{}{style:#}", &body[..len]));
                 out.push_str(&body[len..]);
             }
-            // A failed scenario in `run`'s table: `name  FAIL  time  expectation`.
+            // A scenario's result in `run`'s table: `name  FAIL  time  expectation`.
             None if line.contains("  FAIL  ") => {
                 out.push_str(&line.replacen("  FAIL  ", &format!("  {red}FAIL{red:#}  "), 1))
+            }
+            None if line.contains("  pass  ") => {
+                out.push_str(&line.replacen("  pass  ", &format!("  {green}pass{green:#}  "), 1))
             }
             None => out.push_str(line),
         }
@@ -256,7 +259,7 @@ mod tests {
 
     #[test]
     fn paint_colours_only_the_verdict_words_and_keeps_the_text() {
-        let text = "chain of 2 certificates\nFAIL leaf-ttl  too long\nPASS spiffe-id  ok\n  error[key-mismatch]: bad\n  ok: istiod loads it\nnot conformant: leaf-ttl failed\nplugin-ca  FAIL     0.10s  conformant\nplain line\n";
+        let text = "chain of 2 certificates\nFAIL leaf-ttl  too long\nPASS spiffe-id  ok\n  error[key-mismatch]: bad\n  ok: istiod loads it\nnot conformant: leaf-ttl failed\nplugin-ca  FAIL     0.10s  conformant\ndefault-ca  pass     0.10s  fails\nplain line\n";
         let painted = paint(text);
         assert_eq!(strip(&painted), text, "painting changed the words");
         for (word, colour) in [
@@ -269,6 +272,7 @@ mod tests {
             assert!(painted.contains(colour), "{word} not coloured: {painted:?}");
         }
         assert!(painted.contains("  \u{1b}[1m\u{1b}[31mFAIL\u{1b}[0m     0.10s"));
+        assert!(painted.contains("default-ca  \u{1b}[32mpass\u{1b}[0m     0.10s"));
         assert!(painted.ends_with("plain line\n"), "{painted:?}");
         assert!(painted.contains("chain of 2 certificates\n"), "{painted:?}");
         // The negative twin: a line with no verdict word is left alone.

@@ -31,8 +31,9 @@ pub struct Verify {
     /// The mesh's trust domain [default: that of --expect-id, else cluster.local].
     #[arg(long, value_name = "DOMAIN")]
     trust_domain: Option<String>,
-    /// Fail `leaf-profile` on any difference from the leaf istiod issues (an SKI, a subject,
-    /// KU criticality, the AKI), not only on what breaks mTLS: proves istiod issued it.
+    /// Fail on every note: any difference from the leaf istiod issues (`leaf-profile`: an SKI,
+    /// a subject, KU criticality, the AKI) and from the chain it serves (`chain-length`), not
+    /// only on what breaks mTLS: proves istiod issued and served it.
     #[arg(long)]
     istiod_profile: bool,
     /// How to print the verdict.
@@ -105,9 +106,15 @@ fn graph(
     bundle: &Bundle,
     verdict: &chain::Verdict,
 ) -> report::TrustGraph {
+    // Named by their directory and its parent, as a run names them: from the real path,
+    // so that `--cacerts .` or `../cluster1` read as `certs/cluster1`.
     let bundles: Vec<report::BundleArtifact> = std::iter::once(cacerts)
         .chain(others.iter().map(PathBuf::as_path))
-        .map(report::BundleArtifact::read)
+        .map(|dir| {
+            report::BundleArtifact::read(
+                &std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned()),
+            )
+        })
         .collect();
     let trust_bundles: Vec<report::TrustBundleArtifact> = bundles[0]
         .files

@@ -188,7 +188,14 @@ impl Cluster {
                     if refusal.rule != istiod::Rule::CompleteBundle {
                         log.push(istiod::LOG_PLUGGED_IN.to_owned());
                     }
-                    log.push(format!("failed to create an istiod CA: {}", refusal.reason));
+                    // What pilot-discovery logs as it exits: its command and bootstrap wrap
+                    // the CA's error (pilot/cmd/pilot-discovery/app/cmd.go, "failed to create
+                    // discovery service"; pilot/pkg/bootstrap/server.go maybeCreateCA, "failed
+                    // to create CA"; Istio 1.30 and 1.31).
+                    log.push(format!(
+                        "failed to create discovery service: failed to create CA: {}",
+                        refusal.reason
+                    ));
                     self.log.extend(log.iter().cloned());
                     return Ok((
                         InstallOutcome::Refused {

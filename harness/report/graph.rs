@@ -36,7 +36,9 @@ pub enum NodeKind {
     Intermediate,
     /// istiod's own self-signed root (`O=<trust domain>`, keyCertSign only), plugged nowhere.
     IstiodRoot,
-    /// A CA certificate served or trusted but plugged nowhere.
+    /// A self-signed CA certificate served or trusted but plugged nowhere.
+    UnpluggedRoot,
+    /// Any other certificate served or trusted but plugged nowhere.
     UnpluggedCa,
     /// A captured workload leaf, named by its workload (`cluster1/foo/httpbin`).
     Leaf,
@@ -260,8 +262,15 @@ impl TrustGraph {
                 }
             }
         }
-        // Requests between workloads.
+        // Requests between workloads, each to the leaf its workload served last before it
+        // (a restarted workload is a new leaf).
+        let mut serving: Vec<(String, String)> = Vec::new();
         for o in input.observations {
+            if let Observed::ChainCaptured { workload, .. } = &o.observed {
+                serving.retain(|(w, _)| w != workload);
+                serving.push((workload.clone(), o.subject.clone()));
+                continue;
+            }
             let Observed::Request {
                 from,
                 to,
@@ -273,6 +282,13 @@ impl TrustGraph {
             else {
                 continue;
             };
+            let node_of = |w: &String| {
+                serving
+                    .iter()
+                    .find(|(s, _)| s == w)
+                    .map_or_else(|| w.clone(), |(_, leaf)| leaf.clone())
+            };
+            let (from, to) = (&node_of(from), &node_of(to));
             for w in [from, to] {
                 if !g.nodes.iter().any(|n| &n.name == w) {
                     g.add_node(Node {
@@ -325,7 +341,7 @@ impl TrustGraph {
         let at = seen_in.map(|s| format!(" ({s})")).unwrap_or_default();
         let (kind, base) = match parse(der) {
             Some(c) if istiod_shaped(&c) => (NodeKind::IstiodRoot, "istiod self-signed root"),
-            Some(c) if c.is_ca() && self_signed(&c) => (NodeKind::UnpluggedCa, "unplugged root"),
+            Some(c) if c.is_ca() && self_signed(&c) => (NodeKind::UnpluggedRoot, "unplugged root"),
             Some(c) if c.is_ca() => (NodeKind::UnpluggedCa, "unplugged CA"),
             Some(_) => (NodeKind::UnpluggedCa, "unplugged certificate"),
             None => (NodeKind::UnpluggedCa, "unparseable certificate"),
@@ -408,7 +424,7 @@ impl TrustGraph {
         for (i, n) in self.nodes.iter().enumerate() {
             let label = esc(&Self::node_label(n));
             let _ = match n.kind {
-                NodeKind::Root | NodeKind::IstiodRoot => {
+                NodeKind::Root | NodeKind::IstiodRoot | NodeKind::UnpluggedRoot => {
                     writeln!(out, "  n{i}{{{{\"{label}\"}}}}")
                 }
                 NodeKind::Intermediate | NodeKind::UnpluggedCa => {
@@ -466,7 +482,7 @@ impl TrustGraph {
         );
         for (i, n) in self.nodes.iter().enumerate() {
             let shape = match n.kind {
-                NodeKind::Root | NodeKind::IstiodRoot => "hexagon",
+                NodeKind::Root | NodeKind::IstiodRoot | NodeKind::UnpluggedRoot => "hexagon",
                 NodeKind::Intermediate | NodeKind::UnpluggedCa => "box",
                 NodeKind::Leaf | NodeKind::Workload => "ellipse",
                 NodeKind::TrustBundle => "folder",

@@ -32,6 +32,8 @@ pub enum Observed {
     /// over which TLS version (`None`: not reported by the target).
     ChainCaptured {
         certificates: usize,
+        /// The workload that served it (`cluster1/foo/httpbin`).
+        workload: String,
         from: String,
         protocol: Option<String>,
     },
@@ -127,6 +129,7 @@ impl fmt::Display for Observation {
                 certificates,
                 from,
                 protocol,
+                ..
             } => write!(
                 f,
                 "{certificates} certificate{} captured from beside {from}, {}",

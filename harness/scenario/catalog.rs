@@ -256,6 +256,7 @@ async fn capture_and_verify_as(
         &label,
         Observed::ChainCaptured {
             certificates: captured.chain.len(),
+            workload: server.to_string(),
             from: client.to_string(),
             protocol: captured.protocol.clone(),
         },
@@ -608,7 +609,7 @@ async fn strict_rejects_plaintext(
     let mtls = rec
         .phase(
             "mTLS under STRICT",
-            target.request(&sleep, &httpbin, Transport::Mtls, "/status/200"),
+            target.request(&sleep, &httpbin, Transport::Mtls, "/headers"),
         )
         .await?;
     rec.request(
@@ -616,7 +617,7 @@ async fn strict_rejects_plaintext(
         (&sleep, &httpbin),
         report::Transport::Mtls,
         &mtls,
-        None,
+        Some(&spiffe(App::Sleep)),
     );
     rec.expect(mtls.status() == Some(200), || {
         format!("STRICT: mTLS request did not get 200: {mtls:?}")
