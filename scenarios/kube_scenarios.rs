@@ -68,6 +68,18 @@ fn run_kind(scenarios: &[Scenario]) -> RunOutput {
         assert_eq!(out.report.target, "kind");
         meshtrust::report::write_artifacts(&out.report, &artifacts)
             .unwrap_or_else(|e| panic!("{e}"));
+        // The nightly sets this to the job summary: results and trust graphs (Mermaid).
+        if let Some(summary) = std::env::var_os("MESHTRUST_SUMMARY") {
+            use std::io::Write as _;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&summary)
+                .and_then(|mut f| {
+                    f.write_all(meshtrust::report::render_markdown(&out.report).as_bytes())
+                })
+                .unwrap_or_else(|e| panic!("cannot append to MESHTRUST_SUMMARY: {e}"));
+        }
         out
     })
 }
@@ -106,8 +118,11 @@ fn kind_every_scenario_but_the_upgrade_passes_on_one_set_of_clusters() {
         (Scenario::IntermediateRotation, expect::rotation),
     ];
     let scenarios: Vec<Scenario> = checks.iter().map(|(s, _)| *s).collect();
+    // Every scenario but the upgrades: the in-place upgrade has its own test (its own
+    // nightly row); the canary upgrade's steps are not implemented on kind yet (issue 14).
+    let elsewhere = [Scenario::IstioUpgrade, Scenario::IstioCanaryUpgrade];
     assert_eq!(
-        scenarios.len() + 1,
+        scenarios.len() + elsewhere.len(),
         Scenario::ALL.len(),
         "a scenario is missing here"
     );
