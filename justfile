@@ -46,13 +46,16 @@ mutants:
     exit $status
 
 mutants-istio *ARGS:
+    mkdir -p mutants.out/istio
     cargo mutants --no-shuffle -j1 --file 'harness/istio/*.rs' --output mutants.out/istio --cargo-test-arg=--lib {{ARGS}}
 
 mutants-verdict *ARGS:
-    cargo mutants --no-shuffle -j1 --file harness/chain/verdict.rs --output mutants.out/verdict --cargo-test-arg=--test=scenarios {{ARGS}} -- chain_verify:: chain_messages:: chain_snapshot:: json_schemas::verify
+    mkdir -p mutants.out/verdict
+    cargo mutants --no-shuffle -j1 --file harness/chain/verdict.rs --output mutants.out/verdict --cargo-test-arg=--test=scenarios {{ARGS}} -- -- chain_verify:: chain_messages:: json_schemas::verify
 
 mutants-check *ARGS:
-    cargo mutants --no-shuffle -j1 --file 'harness/check/*.rs' --output mutants.out/check --cargo-test-arg=--test=scenarios {{ARGS}} -- check:: json_schemas::check
+    mkdir -p mutants.out/check
+    cargo mutants --no-shuffle -j1 --file 'harness/check/*.rs' --output mutants.out/check --cargo-test-arg=--test=scenarios {{ARGS}} -- -- check:: json_schemas::check
 
 lint:
     cargo fmt --all -- --check

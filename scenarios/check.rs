@@ -1567,3 +1567,34 @@ fn pathlen_breaks_workloads_is_not_reported_for_a_bundle_istiod_refuses() {
         check::render_text(&report)
     );
 }
+
+#[test]
+fn a_root_without_key_cert_sign_is_named_once_not_also_as_peers_refuse() {
+    // istiod (Go) does not check keyCertSign and loads it; peers refuse for that very reason,
+    // which `no-key-cert-sign` already names: peers-refuse does not repeat it.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut p = tpki::root_params();
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let root = tpki::self_signed(p);
+    let ca = tpki::intermediate("cluster1", &root);
+    let d = tpki::makefile_layout(tmp.path(), "cluster1", &ca, &root);
+    let report = run(&[d], &opts());
+    assert_eq!(
+        ids(&report, Severity::Error),
+        ["no-key-cert-sign"],
+        "{}",
+        check::render_text(&report)
+    );
+    let finding = report
+        .findings
+        .iter()
+        .find(|x| x.id == "no-key-cert-sign")
+        .unwrap();
+    assert!(
+        finding
+            .message
+            .starts_with("`O=Istio, CN=Root CA` signs certificates"),
+        "{}",
+        finding.message
+    );
+}
