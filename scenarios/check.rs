@@ -1449,6 +1449,18 @@ fn every_finding_reads_as_in_the_snapshot() {
     )
     .unwrap();
     cases.push(("tls.crt starting with a public key", vec![d], opts()));
+    let d = tpki::makefile_layout(tmp, "no-key", &f.ca, &f.root);
+    std::fs::remove_file(d.join("ca-key.pem")).unwrap();
+    for (title, version) in [
+        ("no ca-key.pem, 1.25 (ignored)", "1.25"),
+        ("no ca-key.pem, 1.26", "1.26"),
+    ] {
+        let o = CheckOptions {
+            istio_version: v(version),
+            ..opts()
+        };
+        cases.push((title, vec![d.clone()], o));
+    }
     let d = tpki::makefile_layout(tmp, "readable", &f.ca, &f.root);
     tpki::chmod(&d.join("ca-key.pem"), 0o644);
     cases.push(("a key readable by others", vec![d], opts()));
