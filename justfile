@@ -51,10 +51,32 @@ e2e-tools-test: e2e-tools
 oracle-test: oracle
     cargo test --features oracle --test scenarios oracle::
 
-# Mutation testing of the model of istiod (cargo install cargo-mutants): every mutant of the
-# rules must be caught by the unit tests. Issue 15 extends this to every verdict module.
+# Mutation testing (cargo install cargo-mutants) of every module that decides a verdict or a
+# finding, each with the tests that pin it: the model of istiod (unit tests), the chain
+# verdicts and `check`'s rules with the peer verification step (their scenario files).
+# Every mutant must be caught, or listed as equivalent with a reason in .cargo/mutants.toml.
+# Reports: mutants.out/<set>/mutants.out/ (outcomes.json, missed.txt, caught.txt, ...).
+# Every set runs even when one misses a mutant; the recipe fails if any did.
 mutants:
-    cargo mutants --no-shuffle -j1 --file 'harness/istio/*.rs' --cargo-test-arg=--lib
+    #!/usr/bin/env bash
+    set -uo pipefail
+    status=0
+    for set in istio verdict check; do
+        {{just_executable()}} mutants-$set || status=1
+    done
+    exit $status
+
+mutants-istio *ARGS:
+    mkdir -p mutants.out/istio
+    cargo mutants --no-shuffle -j1 --file 'harness/istio/*.rs' --output mutants.out/istio --cargo-test-arg=--lib {{ARGS}}
+
+mutants-verdict *ARGS:
+    mkdir -p mutants.out/verdict
+    cargo mutants --no-shuffle -j1 --file harness/chain/verdict.rs --output mutants.out/verdict --cargo-test-arg=--test=scenarios {{ARGS}} -- -- chain_verify:: chain_messages:: json_schemas::verify
+
+mutants-check *ARGS:
+    mkdir -p mutants.out/check
+    cargo mutants --no-shuffle -j1 --file 'harness/check/*.rs' --output mutants.out/check --cargo-test-arg=--test=scenarios {{ARGS}} -- -- check:: json_schemas::check
 
 lint:
     cargo fmt --all -- --check

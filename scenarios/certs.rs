@@ -318,17 +318,79 @@ fn root_and_intermediate_have_the_makefiles_field_profile() {
 }
 
 #[test]
-fn the_profile_comparison_notices_a_different_pathlen() {
-    // The twin of the parity test: the comparison must be able to fail.
+fn the_profile_comparison_notices_a_pathlen_difference_alone() {
+    // The twin of the parity test: the comparison must be able to fail on one field. One CSR,
+    // one root, the Makefile's intermediate extensions, signed three times: twice with
+    // pathlen:0 (same profile: serial, dates and key ids do not count), once with pathlen:1.
     let ours = tempfile::tempdir().unwrap();
+    let dir = ours.path();
     generate(
-        ours.path(),
+        dir,
         &["cluster1", "--key", "rsa2048", "--root-key", "rsa2048"],
     );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-x509toreq",
+            "-in",
+            "cluster1/ca-cert.pem",
+            "-signkey",
+            "cluster1/ca-key.pem",
+            "-out",
+            "ca.csr",
+        ],
+    );
+    let sign = |pathlen: u8, out: &str| {
+        let conf = format!("pathlen{pathlen}.conf");
+        std::fs::write(
+            dir.join(&conf),
+            format!(
+                "[ ext ]\nsubjectKeyIdentifier = hash\nbasicConstraints = critical, CA:true, pathlen:{pathlen}\n\
+                 keyUsage = critical, digitalSignature, nonRepudiation, keyEncipherment, keyCertSign\n\
+                 subjectAltName = DNS:istiod.istio-system.svc\n"
+            ),
+        )
+        .unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-sha256",
+                "-days",
+                "3650",
+                "-in",
+                "ca.csr",
+                "-CA",
+                "root-cert.pem",
+                "-CAkey",
+                "root-key.pem",
+                "-CAcreateserial",
+                "-extfile",
+                &conf,
+                "-extensions",
+                "ext",
+                "-out",
+                out,
+            ],
+        );
+        profile(dir, out)
+    };
+    let zero = sign(0, "zero.pem");
+    assert!(
+        zero.iter().any(|l| l.contains("pathlen:0")),
+        "the profile shows the pathlen: {zero:#?}"
+    );
+    assert_eq!(
+        zero,
+        sign(0, "zero-again.pem"),
+        "same extensions, same profile"
+    );
     assert_ne!(
-        profile(ours.path(), "root-cert.pem"),
-        profile(ours.path(), "cluster1/ca-cert.pem"),
-        "root (no pathlen, no SAN) and intermediate (pathlen:0, SAN) profiles differ"
+        zero,
+        sign(1, "one.pem"),
+        "pathlen:0 and pathlen:1 must differ"
     );
 }
 

@@ -222,10 +222,19 @@ proptest! {
 
     #[test]
     fn random_bytes_never_panic_the_chain_parser(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
-        if let Ok(certs) = chain::parse_chain(&bytes, Path::new("fuzz")) {
-            for c in certs {
-                let _ = CertInfo::from_der(&c);
+        // Anything but a chain is refused as one typed error naming the input and a reason.
+        match chain::parse_chain(&bytes, Path::new("fuzz")) {
+            Ok(certs) => {
+                prop_assert!(!certs.is_empty(), "an empty chain is not Ok");
+                for c in certs {
+                    prop_assert!(CertInfo::from_der(&c).is_ok(), "parse_chain accepted what CertInfo rejects");
+                }
             }
+            Err(ChainError::BadChain { path, reason }) => {
+                prop_assert_eq!(path, Path::new("fuzz"));
+                prop_assert!(!reason.is_empty(), "a refusal without a reason");
+            }
+            Err(other) => prop_assert!(false, "not a BadChain: {other:?}"),
         }
     }
 

@@ -10,7 +10,7 @@ use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
 
 use crate::support::chains::{
-    CaSpec, HTTPBIN, Leaf, Mesh, ca_usages, istiod_self_signed_root, now, openssl_verify,
+    CaSpec, HTTPBIN, Leaf, Mesh, ca_usages, istiod_self_signed_root, now, openssl_verify, served_by,
 };
 
 /// A verdict and what produced it, so that OpenSSL can be asked the same question.
@@ -404,11 +404,28 @@ fn a_ca_leaf_fails_leaf_not_ca_though_openssl_verifies_it() {
         .fails_exactly(&[CheckId::LeafNotCa])
         .says(
             CheckId::LeafNotCa,
-            "the leaf is a CA (basicConstraints CA:TRUE)",
+            "the leaf is a CA (basicConstraints CA:TRUE): a workload certificate must not issue certificates",
         )
+        .says(CheckId::LeafNotCa, "no pathlen constraint")
         .says(CheckId::LeafProfile, "note: subjectKeyIdentifier")
         .says(CheckId::LeafProfile, "nothing that breaks mTLS")
         .openssl_agrees();
+    // CA:TRUE is leaf-not-ca's to fail: leaf-profile does not note the basicConstraints too.
+    let case = verify(&mesh.bundle("cluster1"), served.clone(), at_now());
+    let profile = case.verdict.check(CheckId::LeafProfile);
+    assert!(
+        profile
+            .details
+            .iter()
+            .all(|d| !d.contains("basicConstraints")),
+        "{:?}",
+        profile.details
+    );
+    // Twin: the same leaf as CA:FALSE passes leaf-not-ca.
+    let served_ee = mesh.served("cluster1", &mesh.leaf("cluster1", &Leaf::default()));
+    verify(&mesh.bundle("cluster1"), served_ee, at_now())
+        .fails_exactly(&[])
+        .says(CheckId::LeafNotCa, "CA:FALSE");
     // --istiod-profile: the note fails too.
     let strict = Expectations {
         istiod_profile: true,
@@ -829,4 +846,427 @@ fn istiods_self_signed_root_is_recognised_for_any_trust_domain() {
     }
     .build();
     assert_eq!(fallback(&other), Status::Pass);
+}
+
+/// A change to a leaf's parameters.
+type Edit<'a> = dyn Fn(&mut rcgen::CertificateParams) + 'a;
+
+/// A leaf as istiod issues it (empty subject, critical SAN, critical KU digitalSignature +
+/// keyEncipherment, EKU serverAuth + clientAuth, critical CA:FALSE, AKI, no SKI), then `edit`ed,
+/// verified as served under a Makefile-layout bundle.
+fn verdict_of_leaf(edit: &Edit<'_>, expect: Expectations) -> Verdict {
+    use crate::support::pki as tpki;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tpki::root();
+    let ca = tpki::intermediate("cluster1", &root);
+    let dir = tpki::makefile_layout(tmp.path(), "cluster1", &ca, &root);
+    let bundle = Bundle::read(&dir).unwrap();
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.subject_alt_names = vec![rcgen::SanType::URI(HTTPBIN.try_into().unwrap())];
+    p.key_usages = vec![
+        rcgen::KeyUsagePurpose::DigitalSignature,
+        rcgen::KeyUsagePurpose::KeyEncipherment,
+    ];
+    p.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    p.use_authority_key_identifier_extension = true;
+    p.custom_extensions = vec![basic_constraints(true, false)];
+    p.not_before = now() - Duration::minutes(2);
+    p.not_after = now() + Duration::hours(24);
+    edit(&mut p);
+    let leaf = tpki::signed(p, &ca);
+    let der = |pem_text: &str| CertificateDer::from(pem::parse(pem_text).unwrap().into_contents());
+    let served = vec![der(&leaf.pem), der(&ca.pem), der(&root.pem), der(&root.pem)];
+    verify(&bundle, served, expect).verdict
+}
+
+/// basicConstraints as a raw extension, so that its criticality is the test's choice.
+fn basic_constraints(critical: bool, ca: bool) -> rcgen::CustomExtension {
+    let content = if ca {
+        vec![0x30, 0x03, 0x01, 0x01, 0xff]
+    } else {
+        vec![0x30, 0x00]
+    };
+    let mut bc = rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 19], content);
+    bc.set_criticality(critical);
+    bc
+}
+
+#[test]
+fn leaf_profile_passes_istiods_exact_profile_and_notes_each_difference_alone() {
+    let exact = verdict_of_leaf(&|_| {}, at_now());
+    let check = exact.check(CheckId::LeafProfile);
+    assert_eq!(check.status, Status::Pass, "{}", render::text(&exact));
+    assert!(
+        check.summary.starts_with("istiod's workload profile: "),
+        "{}",
+        check.summary
+    );
+    assert!(check.details.is_empty(), "{:?}", check.details);
+    assert!(exact.conformant(), "{}", render::text(&exact));
+
+    // (what, edit, the one note it must give)
+    let no_bc = |p: &mut rcgen::CertificateParams| p.custom_extensions.clear();
+    let cases: [(&str, &Edit<'_>, &str); 8] = [
+        (
+            "KU digitalSignature only",
+            &|p| p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature],
+            "note: keyUsage critical digitalSignature, istiod writes critical digitalSignature, keyEncipherment",
+        ),
+        (
+            "non-critical KU",
+            // digitalSignature (bit 0) and keyEncipherment (bit 2): BIT STRING 05 A0.
+            &|p| {
+                p.key_usages.clear();
+                let mut ku = rcgen::CustomExtension::from_oid_content(
+                    &[2, 5, 29, 15],
+                    vec![0x03, 0x02, 0x05, 0xa0],
+                );
+                ku.set_criticality(false);
+                p.custom_extensions.push(ku);
+            },
+            "note: keyUsage digitalSignature, keyEncipherment, istiod writes critical",
+        ),
+        (
+            "no KU",
+            &|p| p.key_usages.clear(),
+            "note: no keyUsage, istiod writes critical digitalSignature, keyEncipherment",
+        ),
+        (
+            "an extra EKU",
+            &|p| {
+                p.extended_key_usages
+                    .push(rcgen::ExtendedKeyUsagePurpose::CodeSigning)
+            },
+            "note: extendedKeyUsage serverAuth, clientAuth, codeSigning, istiod writes serverAuth, clientAuth",
+        ),
+        (
+            "anyExtendedKeyUsage",
+            &|p| p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::Any],
+            "note: extendedKeyUsage anyExtendedKeyUsage, istiod writes serverAuth, clientAuth",
+        ),
+        (
+            "non-critical CA:FALSE",
+            &|p| p.custom_extensions = vec![basic_constraints(false, false)],
+            "note: basicConstraints not critical, istiod marks CA:FALSE critical",
+        ),
+        (
+            "no basicConstraints",
+            &no_bc,
+            "note: no basicConstraints, istiod writes critical CA:FALSE",
+        ),
+        (
+            "an SKI",
+            &|p| {
+                let mut ski = vec![0x04, 0x14];
+                ski.extend([0xab; 20]);
+                p.custom_extensions
+                    .push(rcgen::CustomExtension::from_oid_content(
+                        &[2, 5, 29, 14],
+                        ski,
+                    ));
+            },
+            "note: subjectKeyIdentifier",
+        ),
+    ];
+    for (what, edit, note) in cases {
+        let v = verdict_of_leaf(edit, at_now());
+        let check = v.check(CheckId::LeafProfile);
+        assert_eq!(check.status, Status::Pass, "{what}:\n{}", render::text(&v));
+        assert_eq!(
+            check.summary,
+            "the leaf differs from istiod's workload profile in 1 way; nothing that breaks mTLS (notes)",
+            "{what}:\n{}",
+            render::text(&v)
+        );
+        assert_eq!(check.details.len(), 1, "{what}:\n{}", render::text(&v));
+        assert!(
+            check.details[0].starts_with(note),
+            "{what}: {:?}",
+            check.details
+        );
+        // --istiod-profile fails each note alone.
+        let strict = Expectations {
+            istiod_profile: true,
+            ..at_now()
+        };
+        let v = verdict_of_leaf(edit, strict);
+        let failed: Vec<CheckId> = v.failures().map(|c| c.id).collect();
+        assert_eq!(
+            failed,
+            [CheckId::LeafProfile],
+            "{what}:\n{}",
+            render::text(&v)
+        );
+        assert_eq!(
+            v.check(CheckId::LeafProfile).summary,
+            "the leaf differs from istiod's workload profile in 1 way (--istiod-profile)",
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn leaf_profile_counts_the_ways_a_leaf_breaks_mtls_and_keeps_the_notes_under_them() {
+    // serverAuth without clientAuth: one way; the EKU is not also a note.
+    let v = verdict_of_leaf(
+        &|p| {
+            p.extended_key_usages = vec![
+                rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+                rcgen::ExtendedKeyUsagePurpose::CodeSigning,
+            ]
+        },
+        at_now(),
+    );
+    let check = v.check(CheckId::LeafProfile);
+    assert_eq!(check.status, Status::Fail, "{}", render::text(&v));
+    assert_eq!(check.summary, "the leaf breaks mTLS in 1 way");
+    assert_eq!(
+        check.details,
+        [
+            "extendedKeyUsage serverAuth, codeSigning lacks clientAuth: under mTLS every workload certificate is used as both server and client"
+        ]
+    );
+    // Neither serverAuth nor clientAuth, and no keyUsage digitalSignature: three ways,
+    // then the notes (a subject) marked as such.
+    let v = verdict_of_leaf(
+        &|p| {
+            p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::CodeSigning];
+            p.key_usages = vec![rcgen::KeyUsagePurpose::KeyEncipherment];
+            p.distinguished_name
+                .push(rcgen::DnType::CommonName, "httpbin");
+        },
+        at_now(),
+    );
+    let check = v.check(CheckId::LeafProfile);
+    assert_eq!(
+        check.summary,
+        "the leaf breaks mTLS in 3 ways",
+        "{}",
+        render::text(&v)
+    );
+    assert_eq!(
+        check.details,
+        [
+            "keyUsage keyEncipherment lacks digitalSignature: no TLS handshake can be signed with this key",
+            "extendedKeyUsage codeSigning lacks serverAuth: under mTLS every workload certificate is used as both server and client",
+            "extendedKeyUsage codeSigning lacks clientAuth: under mTLS every workload certificate is used as both server and client",
+            "note: subject `CN=httpbin`, istiod leaves it empty",
+        ]
+    );
+    // A non-critical CA:TRUE is leaf-not-ca's failure; leaf-profile notes no basicConstraints.
+    let v = verdict_of_leaf(
+        &|p| p.custom_extensions = vec![basic_constraints(false, true)],
+        at_now(),
+    );
+    let failed: Vec<CheckId> = v.failures().map(|c| c.id).collect();
+    assert_eq!(failed, [CheckId::LeafNotCa], "{}", render::text(&v));
+    let profile = v.check(CheckId::LeafProfile);
+    assert!(
+        profile
+            .details
+            .iter()
+            .all(|d| !d.contains("basicConstraints")),
+        "{:?}",
+        profile.details
+    );
+}
+
+#[test]
+fn a_leaf_not_yet_valid_fails_leaf_ttl_and_leaf_verifies_and_is_valid_from_its_not_before() {
+    // Issued a little later than its intermediate, so that only the leaf is not yet valid.
+    let mesh = Mesh::new(&["cluster1"]);
+    let later = Leaf {
+        issued_at: now() + Duration::minutes(10),
+        ..Leaf::default()
+    };
+    let leaf = mesh.leaf("cluster1", &later);
+    let served = mesh.served("cluster1", &leaf);
+    let info = chain::CertInfo::from_der(&leaf).unwrap();
+    verify(
+        &mesh.bundle("cluster1"),
+        served.clone(),
+        Expectations::at(info.not_before - Duration::seconds(1)),
+    )
+    .fails_exactly(&[CheckId::LeafVerifies, CheckId::LeafTtl])
+    .says(CheckId::LeafTtl, "not yet valid at")
+    .openssl_agrees();
+    // Twins: valid from its NotBefore through its NotAfter, both included (RFC 5280 §4.1.2.5,
+    // and Go: `now.After(NotAfter)` is expired). OpenSSL calls the NotAfter second itself
+    // expired, so it is asked about NotBefore only.
+    verify(
+        &mesh.bundle("cluster1"),
+        served.clone(),
+        Expectations::at(info.not_before),
+    )
+    .fails_exactly(&[])
+    .openssl_agrees();
+    verify(
+        &mesh.bundle("cluster1"),
+        served,
+        Expectations::at(info.not_after),
+    )
+    .fails_exactly(&[]);
+}
+
+#[test]
+fn an_expected_ttl_allows_a_minute_below_and_three_minutes_above_and_no_more() {
+    let mesh = Mesh::new(&["cluster1"]);
+    let ttl = Duration::hours(24);
+    let with_lifetime = |lifetime: Duration| {
+        let leaf = Leaf {
+            ttl: lifetime,
+            backdate: Duration::ZERO,
+            ..Leaf::default()
+        };
+        let served = mesh.served("cluster1", &mesh.leaf("cluster1", &leaf));
+        let expect = Expectations {
+            expect_ttl: Some(ttl),
+            ..at_now()
+        };
+        verify(&mesh.bundle("cluster1"), served, expect)
+    };
+    let m = Duration::minutes;
+    let s = Duration::seconds;
+    for ok in [ttl - m(1), ttl, ttl + m(3)] {
+        with_lifetime(ok).fails_exactly(&[]);
+    }
+    for off in [ttl - m(1) - s(1), ttl + m(3) + s(1)] {
+        with_lifetime(off).fails_exactly(&[CheckId::LeafTtl]);
+    }
+    // Too short: what users see, with no clamp hint (the leaf ends long before its issuer).
+    let case = with_lifetime(Duration::hours(1));
+    case.fails_exactly(&[CheckId::LeafTtl]).says(
+        CheckId::LeafTtl,
+        "the lifetime 1h is not the expected TTL 24h (24h2m with istiod's 2m backdating)",
+    );
+    assert!(
+        !render::text(&case.verdict).contains("clamps"),
+        "{}",
+        render::text(&case.verdict)
+    );
+}
+
+#[test]
+fn a_leaf_clamped_to_its_intermediates_expiry_is_named_as_clamped() {
+    // An intermediate with a day left; istiod 1.28+ cuts a 48h leaf at the intermediate's end.
+    let mesh = Mesh::new(&["cluster1"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = meshtrust::pki::IntermediateSpec {
+        days: 1,
+        key: KeyAlg::P256,
+        ..meshtrust::pki::IntermediateSpec::new("short")
+    };
+    let ca = meshtrust::pki::generate_intermediate(&mesh.root, &spec).unwrap();
+    let dir =
+        meshtrust::pki::layout::write_cacerts(tmp.path(), &spec, &ca, &mesh.root, false).unwrap();
+    let bundle = Bundle::read(&dir).unwrap();
+    let ca_end = chain::CertInfo::from_der(ca.cert_der()).unwrap().not_after;
+    let issued_at = now();
+    let expect = Expectations {
+        expect_ttl: Some(Duration::hours(48)),
+        ..at_now()
+    };
+    let clamped = Leaf {
+        ttl: ca_end - issued_at,
+        issued_at,
+        ..Leaf::default()
+    };
+    let served = served_by(&bundle, &clamped.signed_by(&ca));
+    verify(&bundle, served, expect.clone())
+        .fails_exactly(&[CheckId::LeafTtl])
+        .says(
+            CheckId::LeafTtl,
+            "; NotAfter equals the issuer's: istiod 1.28+ clamps a leaf to its intermediate's expiry",
+        );
+    // Twin: a short leaf that ends before its issuer is not called clamped.
+    let short = Leaf {
+        ttl: ca_end - issued_at - Duration::hours(1),
+        issued_at,
+        ..Leaf::default()
+    };
+    let case = verify(&bundle, served_by(&bundle, &short.signed_by(&ca)), expect);
+    case.fails_exactly(&[CheckId::LeafTtl]);
+    assert!(
+        !render::text(&case.verdict).contains("clamps"),
+        "{}",
+        render::text(&case.verdict)
+    );
+}
+
+#[test]
+fn istiods_root_is_recognised_by_the_expected_trust_domain_alone_and_by_the_default_one() {
+    use rcgen::KeyUsagePurpose as Ku;
+    let mesh = Mesh::new(&["cluster1"]);
+    // Not istiod's keyUsage shape: only the subject can give these away.
+    let root_for = |org: &'static str| {
+        CaSpec {
+            subject: &[(DnType::OrganizationName, org)],
+            pathlen: None,
+            key_usages: vec![Ku::KeyCertSign, Ku::DigitalSignature],
+            issuer: None,
+            key: KeyAlg::P256,
+        }
+        .build()
+    };
+    let fallback = |ca: &meshtrust::pki::Ca, trust_domain: Option<&str>| {
+        let served = vec![Leaf::default().signed_by(ca), ca.cert_der().clone()];
+        let expect = Expectations {
+            trust_domain: trust_domain.map(str::to_owned),
+            ..at_now()
+        };
+        verify(&mesh.bundle("cluster1"), served, expect)
+            .verdict
+            .check(CheckId::SelfSignedFallback)
+            .status
+    };
+    let east = root_for("east.example");
+    assert_eq!(fallback(&east, Some("east.example")), Status::Fail);
+    assert_eq!(fallback(&east, None), Status::Pass);
+    let default = root_for("cluster.local");
+    assert_eq!(fallback(&default, Some("east.example")), Status::Fail);
+    assert_eq!(fallback(&default, None), Status::Fail);
+}
+
+#[test]
+fn an_empty_subject_needs_a_critical_san_and_a_subject_does_not() {
+    // subjectAltName as a raw, non-critical extension: SEQUENCE { [6] IA5String uri }.
+    let non_critical_san = || {
+        let uri = HTTPBIN.as_bytes();
+        let mut content = vec![0x30, (uri.len() + 2) as u8, 0x86, uri.len() as u8];
+        content.extend_from_slice(uri);
+        let mut san = rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 17], content);
+        san.set_criticality(false);
+        san
+    };
+    let v = verdict_of_leaf(
+        &|p| {
+            p.subject_alt_names.clear();
+            p.custom_extensions.push(non_critical_san());
+        },
+        at_now(),
+    );
+    let failed: Vec<CheckId> = v.failures().map(|c| c.id).collect();
+    assert_eq!(failed, [CheckId::SpiffeId], "{}", render::text(&v));
+    assert_eq!(
+        v.check(CheckId::SpiffeId).details,
+        [
+            "the subject is empty but the SAN extension is not critical (RFC 5280 §4.2.1.6; istiod marks it critical)"
+        ]
+    );
+    // Twin: with a subject, a non-critical SAN is fine (a note on the subject only).
+    let v = verdict_of_leaf(
+        &|p| {
+            p.subject_alt_names.clear();
+            p.custom_extensions.push(non_critical_san());
+            p.distinguished_name
+                .push(rcgen::DnType::CommonName, "httpbin");
+        },
+        at_now(),
+    );
+    assert!(v.conformant(), "{}", render::text(&v));
+    assert_eq!(v.check(CheckId::SpiffeId).summary, HTTPBIN);
 }

@@ -355,6 +355,37 @@ fn a_chain_to_a_foreign_root_is_an_error() {
     let d = tpki::write_bundle(f.path(), "cluster1", &f.ca, &[&f.ca, &other], &[&other]);
     let report = run(&[d], &opts());
     assert_finding(&report, "no-path-to-root", Severity::Error);
+    let finding = report
+        .findings
+        .iter()
+        .find(|x| x.id == "no-path-to-root")
+        .unwrap();
+    assert_eq!(finding.file.as_deref(), Some("ca-cert.pem"));
+    assert!(
+        finding.message.starts_with(
+            "`ca-cert.pem` does not verify to `root-cert.pem` through cert-chain.pem: "
+        ),
+        "{}",
+        finding.message
+    );
+
+    // Near misses: the same intermediate with its own root, and with the foreign root beside
+    // its own in root-cert.pem (istiod trusts every root of the file).
+    let own = tpki::write_bundle(f.path(), "own", &f.ca, &[&f.ca, &f.root], &[&f.root]);
+    assert_clean(&run(&[own], &opts()));
+    let both = tpki::write_bundle(
+        f.path(),
+        "both",
+        &f.ca,
+        &[&f.ca, &f.root],
+        &[&other, &f.root],
+    );
+    let report = run(&[both], &opts());
+    assert!(
+        !report.has("no-path-to-root"),
+        "{}",
+        check::render_text(&report)
+    );
 }
 
 #[test]
@@ -563,10 +594,46 @@ fn two_clusters_with_the_same_intermediate_are_an_error() {
     let a = f.makefile();
     let b = tpki::makefile_layout(f.path(), "copy", &f.ca, &f.root);
     assert_finding(
-        &run(&[a, b], &opts()),
+        &run(&[a.clone(), b], &opts()),
         "overlapping-intermediates",
         Severity::Error,
     );
+}
+
+#[test]
+fn intermediates_sharing_a_key_or_a_subject_and_serial_overlap_and_near_misses_do_not() {
+    let f = Fixture::new();
+    let a = f.makefile();
+    let overlap = |other: &Tier, name: &str| {
+        let b = tpki::makefile_layout(f.path(), name, other, &f.root);
+        let report = run(&[a.clone(), b], &opts());
+        report
+            .findings
+            .iter()
+            .find(|x| x.id == "overlapping-intermediates")
+            .map(|x| x.message.clone())
+    };
+    // The same key in another certificate (another cluster's name, another serial).
+    let key = rcgen::KeyPair::from_pem(&f.ca.key.serialize_pem()).unwrap();
+    let same_key = tpki::signed_with_key(tpki::intermediate_params("cluster2"), &f.root, key);
+    let msg = overlap(&same_key, "same-key").expect("the same key overlaps");
+    assert!(msg.contains("(the same key)"), "{msg}");
+    // The same subject and serial with another key.
+    let mut p = tpki::intermediate_params("cluster1");
+    p.serial_number = f.ca.params.serial_number.clone();
+    let same_id = tpki::signed(p, &f.root);
+    let msg = overlap(&same_id, "same-id").expect("the same subject and serial overlap");
+    assert!(msg.contains("(the same subject and serial)"), "{msg}");
+    // Near misses: the same subject with another serial and key; the same serial under
+    // another subject; another cluster's own intermediate.
+    let same_subject = tpki::intermediate("cluster1", &f.root);
+    assert_eq!(overlap(&same_subject, "same-subject"), None);
+    let mut p = tpki::intermediate_params("cluster2");
+    p.serial_number = f.ca.params.serial_number.clone();
+    let same_serial = tpki::signed(p, &f.root);
+    assert_eq!(overlap(&same_serial, "same-serial"), None);
+    let own = tpki::intermediate("cluster2", &f.root);
+    assert_eq!(overlap(&own, "own"), None);
 }
 
 #[test]
@@ -604,12 +671,109 @@ fn an_intermediate_expiring_within_30_days_or_within_the_workload_ttl_is_a_warni
     assert_clean(&run(&[d], &later));
 }
 
+/// The warnings of `dirs` at `now`, as (id, file).
+fn warnings(dirs: &[PathBuf], now: time::OffsetDateTime) -> Vec<(&'static str, Option<String>)> {
+    run(dirs, &CheckOptions { now, ..opts() })
+        .findings
+        .into_iter()
+        .filter(|x| x.severity == Severity::Warning)
+        .map(|x| (x.id, x.file))
+        .collect()
+}
+
+#[test]
+fn expiry_warnings_start_exactly_at_30_days_and_at_the_workload_ttl() {
+    let f = Fixture::new();
+    // Ends well before its root, so that only it warns; certificates hold whole seconds.
+    let mut p = tpki::intermediate_params("cluster1");
+    p.not_after = f.root.not_after() - Duration::days(100);
+    let ca = tpki::signed(p, &f.root);
+    let end = ca.not_after().replace_nanosecond(0).unwrap();
+    let d = tpki::makefile_layout(f.path(), "cluster1", &ca, &f.root);
+    let at = |now| warnings(std::slice::from_ref(&d), now);
+    let soon = vec![("expires-soon", Some("ca-cert.pem".to_owned()))];
+    let before_ttl = vec![(
+        "expires-before-workload-ttl",
+        Some("ca-cert.pem".to_owned()),
+    )];
+    assert_eq!(at(end - Duration::days(30)), []);
+    assert_eq!(at(end - Duration::days(30) + Duration::seconds(1)), soon);
+    assert_eq!(at(end - Duration::hours(24)), soon);
+    assert_eq!(
+        at(end - Duration::hours(24) + Duration::seconds(1)),
+        before_ttl
+    );
+    assert_eq!(at(end - Duration::seconds(1)), before_ttl);
+    // From its last second on istiod refuses the bundle (no TTL left, then expired): its
+    // rules report it, not a warning.
+    for now in [end, end + Duration::seconds(1)] {
+        assert_eq!(at(now), []);
+    }
+}
+
+#[test]
+fn an_expiry_warning_names_the_file_that_holds_the_expiring_certificate() {
+    // Root (25 days left) -> issuing CA in cert-chain.pem (20 days) -> ca-cert.pem (10 days).
+    let tmp = tempfile::tempdir().unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let mut p = tpki::root_params();
+    p.not_after = now + Duration::days(25);
+    let root = tpki::self_signed(p);
+    let mut p = tpki::ca_params(&[(rcgen::DnType::CommonName, "Issuing CA")], Some(1));
+    p.not_after = now + Duration::days(20);
+    let issuing = tpki::signed(p, &root);
+    let mut p = tpki::intermediate_params("cluster1");
+    p.not_after = now + Duration::days(10);
+    let ca = tpki::signed(p, &issuing);
+    let d = tpki::write_bundle(tmp.path(), "c", &ca, &[&ca, &issuing, &root], &[&root]);
+    let file = |f: &str| Some(f.to_owned());
+    assert_eq!(
+        warnings(&[d], now),
+        [
+            ("expires-soon", file("ca-cert.pem")),
+            ("expires-soon", file("cert-chain.pem")),
+            ("expires-soon", file("root-cert.pem")),
+        ]
+    );
+}
+
 #[test]
 fn a_cert_chain_in_root_to_leaf_order_is_a_warning() {
     let f = Fixture::new();
     let d = tpki::write_bundle(f.path(), "cluster1", &f.ca, &[&f.root, &f.ca], &[&f.root]);
     assert_finding(&run(&[d], &opts()), "chain-order", Severity::Warning);
     assert!(!run(&[f.makefile()], &opts()).has("chain-order"));
+}
+
+#[test]
+fn chain_order_fails_on_each_of_its_conditions_alone() {
+    // Three tiers, so that either condition can break while the other holds.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tpki::root();
+    let issuing = tpki::signed(
+        tpki::ca_params(&[(rcgen::DnType::CommonName, "Issuing CA")], Some(1)),
+        &root,
+    );
+    let ca = tpki::intermediate("cluster1", &issuing);
+    let order = |name: &str, chain: &[&Tier]| {
+        let d = tpki::write_bundle(tmp.path(), name, &ca, chain, &[&root]);
+        let report = run(&[d], &opts());
+        (report.has("chain-order"), check::render_text(&report))
+    };
+    // Starts with ca-cert.pem, but the root comes before the CA that the root issued.
+    let (found, text) = order("out-of-order", &[&ca, &root, &issuing]);
+    assert!(found, "{text}");
+    // Each certificate issued by the next, but ca-cert.pem is not first.
+    let (found, text) = order("not-first", &[&issuing, &root]);
+    assert!(found, "{text}");
+    // Names alone do not make an order: a namesake of the root (same subject, another key)
+    // did not sign the issuing CA.
+    let namesake = tpki::root();
+    let (found, text) = order("namesake", &[&ca, &issuing, &namesake]);
+    assert!(found, "{text}");
+    // Near miss: both hold.
+    let (found, text) = order("in-order", &[&ca, &issuing, &root]);
+    assert!(!found, "{text}");
 }
 
 #[test]
@@ -1363,5 +1527,357 @@ fn a_directory_given_twice_is_one_bundle_and_every_pair_of_roots_is_compared() {
         !report.has("peers-refuse"),
         "{}",
         check::render_text(&report)
+    );
+}
+
+/// A kubernetes.io/tls bundle `dir/name`: tls.crt = `chain`, tls.key = `ca`'s key, ca.crt = `ca_crt`.
+fn tls_bundle(dir: &Path, name: &str, ca: &Tier, chain: &[&Tier], ca_crt: &Tier) -> PathBuf {
+    let d = dir.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(
+        d.join("tls.crt"),
+        chain.iter().map(|t| t.pem.as_str()).collect::<String>(),
+    )
+    .unwrap();
+    tpki::write_key(&d.join("tls.key"), &ca.key);
+    std::fs::write(d.join("ca.crt"), &ca_crt.pem).unwrap();
+    d
+}
+
+#[test]
+fn every_finding_reads_as_in_the_snapshot() {
+    // One bundle (or set of bundles) per finding, at a pinned clock where times matter; the
+    // text report of each, as `meshtrust check` prints it.
+    let f = Fixture::new();
+    let tmp = f.path();
+    let other = tpki::root();
+    let with = |edit: &dyn Fn(&mut rcgen::CertificateParams)| {
+        let mut p = tpki::intermediate_params("cluster1");
+        edit(&mut p);
+        tpki::signed(p, &f.root)
+    };
+    let v = |s: &str| s.parse::<IstioVersion>().unwrap();
+    let mut cases: Vec<(&str, Vec<PathBuf>, CheckOptions)> = Vec::new();
+
+    cases.push(("the Makefile's layout", vec![f.makefile()], opts()));
+    let d = tpki::write_bundle(tmp, "foreign", &f.ca, &[&f.ca, &other], &[&other]);
+    cases.push(("a chain to a foreign root", vec![d], opts()));
+    let d = tls_bundle(tmp, "tls-foreign", &f.ca, &[&f.ca], &other);
+    cases.push((
+        "a kubernetes.io/tls bundle with a foreign ca.crt",
+        vec![d],
+        opts(),
+    ));
+    let issuing = tpki::signed(
+        tpki::ca_params(&[(rcgen::DnType::CommonName, "Issuing CA")], Some(1)),
+        &f.root,
+    );
+    let below = tpki::intermediate("cluster1", &issuing);
+    let d = tls_bundle(
+        tmp,
+        "tls-intermediate",
+        &below,
+        &[&below, &issuing],
+        &issuing,
+    );
+    cases.push((
+        "a kubernetes.io/tls bundle whose ca.crt is an intermediate",
+        vec![d],
+        opts(),
+    ));
+    let d = tls_bundle(tmp, "tls-no-newline", &f.ca, &[], &f.root);
+    std::fs::write(d.join("tls.crt"), f.ca.pem.trim_end()).unwrap();
+    cases.push(("a tls.crt without a final newline", vec![d], opts()));
+
+    let short = with(&|p| p.not_after = f.root.not_after() - Duration::days(100));
+    let end = short.not_after().replace_nanosecond(0).unwrap();
+    let d = tpki::makefile_layout(tmp, "short", &short, &f.root);
+    for (title, now, version) in [
+        (
+            "10 days left",
+            end - Duration::days(10),
+            IstioVersion::LATEST,
+        ),
+        (
+            "12 hours left, a release that clamps",
+            end - Duration::hours(12),
+            v("1.30"),
+        ),
+        (
+            "12 hours left, a release that does not clamp",
+            end - Duration::hours(12),
+            v("1.27"),
+        ),
+        (
+            "expired an hour ago",
+            end + Duration::hours(1),
+            IstioVersion::LATEST,
+        ),
+    ] {
+        let o = CheckOptions {
+            now,
+            istio_version: version,
+            ..opts()
+        };
+        cases.push((title, vec![d.clone()], o));
+    }
+    let d = tpki::makefile_layout(tmp, "early", &f.ca, &f.root);
+    cases.push((
+        "not yet valid",
+        vec![d],
+        CheckOptions {
+            now: f.ca.params.not_before.replace_nanosecond(0).unwrap() - Duration::days(1),
+            ..opts()
+        },
+    ));
+    let long = with(&|p| p.not_after = f.root.not_after() + Duration::days(400));
+    let d = tpki::makefile_layout(tmp, "long", &long, &f.root);
+    cases.push(("an intermediate outliving its root", vec![d], opts()));
+    let d = tpki::write_bundle(tmp, "reversed", &f.ca, &[&f.root, &f.ca], &[&f.root]);
+    cases.push(("cert-chain.pem from the root down", vec![d], opts()));
+    let d = tpki::makefile_layout(tmp, "root-only", &f.ca, &f.root);
+    std::fs::write(d.join("cert-chain.pem"), &f.root.pem).unwrap();
+    cases.push(("cert-chain.pem holding only the root", vec![d], opts()));
+    let server_only = with(&|p| p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth]);
+    let d = tpki::makefile_layout(tmp, "server-only", &server_only, &f.root);
+    cases.push(("an intermediate limited to serverAuth", vec![d], opts()));
+    let client_only = with(&|p| p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth]);
+    let d = tpki::makefile_layout(tmp, "client-only", &client_only, &f.root);
+    cases.push(("an intermediate limited to clientAuth", vec![d], opts()));
+    let tight = tpki::self_signed(tpki::ca_params(
+        &[(rcgen::DnType::CommonName, "Tight Root")],
+        Some(0),
+    ));
+    let under_tight = tpki::intermediate("cluster1", &tight);
+    let d = tpki::makefile_layout(tmp, "tight", &under_tight, &tight);
+    cases.push(("a root with pathlen:0", vec![d], opts()));
+    let no_sign = with(&|p| {
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ]
+    });
+    let d = tpki::makefile_layout(tmp, "no-sign", &no_sign, &f.root);
+    cases.push(("an intermediate without keyCertSign", vec![d], opts()));
+    let not_ca = with(&|p| p.is_ca = rcgen::IsCa::ExplicitNoCa);
+    let d = tpki::makefile_layout(tmp, "not-ca", &not_ca, &f.root);
+    cases.push(("a ca-cert.pem that is no CA", vec![d], opts()));
+    let d = tpki::makefile_layout(tmp, "mismatch", &f.ca, &f.root);
+    tpki::write_key(&d.join("ca-key.pem"), &f.root.key);
+    cases.push(("a key of another certificate", vec![d], opts()));
+    let d = tpki::makefile_layout(tmp, "truncated", &f.ca, &f.root);
+    std::fs::write(d.join("ca-cert.pem"), &f.ca.pem[..f.ca.pem.len() / 2]).unwrap();
+    cases.push(("a truncated ca-cert.pem", vec![d], opts()));
+    let d = tpki::makefile_layout(tmp, "incomplete", &f.ca, &f.root);
+    std::fs::remove_file(d.join("cert-chain.pem")).unwrap();
+    for (title, version) in [
+        ("no cert-chain.pem, 1.25", "1.25"),
+        ("no cert-chain.pem, 1.26", "1.26"),
+    ] {
+        let o = CheckOptions {
+            istio_version: v(version),
+            ..opts()
+        };
+        cases.push((title, vec![d.clone()], o));
+    }
+    let d = tpki::write_bundle(
+        tmp,
+        "anchor-not-root",
+        &below,
+        &[&below, &issuing],
+        &[&issuing],
+    );
+    cases.push(("root-cert.pem holding an intermediate", vec![d], opts()));
+    let mut p = tpki::intermediate_params("old");
+    p.not_before = f.root.params.not_before;
+    p.not_after = time::OffsetDateTime::now_utc() - Duration::days(1);
+    let old = tpki::signed(p, &f.root);
+    let d = tpki::write_bundle(tmp, "old-first", &f.ca, &[&old, &f.ca, &f.root], &[&f.root]);
+    cases.push((
+        "cert-chain.pem starting with an expired certificate",
+        vec![d],
+        opts(),
+    ));
+    // A public key block first; ca-cert.pem without a final newline (which only matters
+    // when tls.crt and ca.crt are read as one run of bytes).
+    let d = tpki::makefile_layout(tmp, "key-block-first", &f.ca, &f.root);
+    std::fs::write(
+        d.join("cert-chain.pem"),
+        [
+            f.ca.key.public_key_pem(),
+            f.ca.pem.clone(),
+            f.root.pem.clone(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    std::fs::write(d.join("ca-cert.pem"), f.ca.pem.trim_end()).unwrap();
+    cases.push(("cert-chain.pem starting with a public key", vec![d], opts()));
+    let d = tls_bundle(tmp, "tls-key-block-first", &f.ca, &[&f.ca], &f.root);
+    std::fs::write(
+        d.join("tls.crt"),
+        [f.ca.key.public_key_pem(), f.ca.pem.clone()].concat(),
+    )
+    .unwrap();
+    cases.push(("tls.crt starting with a public key", vec![d], opts()));
+    let d = tpki::makefile_layout(tmp, "no-key", &f.ca, &f.root);
+    std::fs::remove_file(d.join("ca-key.pem")).unwrap();
+    for (title, version) in [
+        ("no ca-key.pem, 1.25 (ignored)", "1.25"),
+        ("no ca-key.pem, 1.26", "1.26"),
+    ] {
+        let o = CheckOptions {
+            istio_version: v(version),
+            ..opts()
+        };
+        cases.push((title, vec![d.clone()], o));
+    }
+    let d = tpki::makefile_layout(tmp, "readable", &f.ca, &f.root);
+    tpki::chmod(&d.join("ca-key.pem"), 0o644);
+    cases.push(("a key readable by others", vec![d], opts()));
+    let a = f.makefile();
+    let foreign_ca = tpki::intermediate("cluster2", &other);
+    let b = tpki::makefile_layout(tmp, "cluster2", &foreign_ca, &other);
+    let copy = tpki::makefile_layout(tmp, "copy", &f.ca, &f.root);
+    cases.push((
+        "three clusters: another root, and a copy of cluster1",
+        vec![a, b, copy],
+        opts(),
+    ));
+
+    let mut out = String::new();
+    for (title, dirs, o) in &cases {
+        out.push_str(&format!(
+            "## {title}\n{}\n",
+            check::render_text(&run(dirs, o))
+        ));
+    }
+    let out = out.replace(&tmp.display().to_string(), "[TMP]");
+    insta::with_settings!({
+        snapshot_path => "../fixtures/snapshots",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+        filters => vec![
+            (r"sha256 [0-9A-F]+…", "sha256 [FINGERPRINT]…"),
+            (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "[TIME]"),
+            (r"[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4} \+00:00", "[TIME]"),
+            (r"\d{4}-\d{2}-\d{2} \d{1,2}:\d{2}:\d{2}(\.\d+)? \+00:00:00", "[TIME]"),
+        ],
+    }, {
+        insta::assert_snapshot!("check_finding_messages", out);
+    });
+}
+
+#[test]
+fn a_ca_crt_holding_the_same_intermediate_twice_is_one_finding() {
+    let f = Fixture::new();
+    let issuing = tpki::signed(
+        tpki::ca_params(&[(rcgen::DnType::CommonName, "Issuing CA")], Some(1)),
+        &f.root,
+    );
+    let ca = tpki::intermediate("cluster1", &issuing);
+    let d = tls_bundle(f.path(), "twice", &ca, &[&ca, &issuing], &issuing);
+    std::fs::write(
+        d.join("ca.crt"),
+        [issuing.pem.as_str(), issuing.pem.as_str()].concat(),
+    )
+    .unwrap();
+    let report = run(&[d], &opts());
+    let n = report
+        .findings
+        .iter()
+        .filter(|x| x.id == "tls-ca-not-root")
+        .count();
+    assert_eq!(n, 1, "{}", check::render_text(&report));
+}
+
+#[test]
+fn a_cross_signed_root_in_ca_crt_is_not_a_self_signed_root() {
+    // The root's subject and key, signed by another root of the same name: subject equals
+    // issuer, yet it is not self-signed. istiod takes it as the anchor; peers that trust the
+    // real root do not.
+    let f = Fixture::new();
+    let namesake = tpki::root();
+    let key = rcgen::KeyPair::from_pem(&f.root.key.serialize_pem()).unwrap();
+    let cross = tpki::signed_with_key(tpki::root_params(), &namesake, key);
+    let d = tls_bundle(f.path(), "cross", &f.ca, &[&f.ca], &cross);
+    let report = run(&[d], &opts());
+    assert_finding(&report, "tls-ca-not-root", Severity::Error);
+    // Twin: the self-signed root itself.
+    let d = tls_bundle(f.path(), "self", &f.ca, &[&f.ca], &f.root);
+    assert!(!run(&[d], &opts()).has("tls-ca-not-root"));
+}
+
+#[test]
+fn outlives_issuer_allows_exactly_one_day_of_grace() {
+    let f = Fixture::new();
+    let root_end = f.root.not_after().replace_nanosecond(0).unwrap();
+    let ending = |name: &str, end| {
+        let mut p = tpki::intermediate_params("cluster1");
+        p.not_after = end;
+        let ca = tpki::signed(p, &f.root);
+        let d = tpki::makefile_layout(f.path(), name, &ca, &f.root);
+        run(&[d], &opts()).has("outlives-issuer")
+    };
+    assert!(!ending("grace", root_end + Duration::days(1)));
+    assert!(ending(
+        "beyond",
+        root_end + Duration::days(1) + Duration::seconds(1)
+    ));
+}
+
+#[test]
+fn pathlen_breaks_workloads_is_not_reported_for_a_bundle_istiod_refuses() {
+    // The tight root's path verifies, but the key is not ca-cert.pem's: istiod refuses it.
+    let tmp = tempfile::tempdir().unwrap();
+    let tight = tpki::self_signed(tpki::ca_params(
+        &[(rcgen::DnType::CommonName, "Tight Root")],
+        Some(0),
+    ));
+    let ca = tpki::intermediate("cluster1", &tight);
+    let d = tpki::makefile_layout(tmp.path(), "tight", &ca, &tight);
+    assert!(run(std::slice::from_ref(&d), &opts()).has("pathlen-breaks-workloads"));
+    tpki::write_key(&d.join("ca-key.pem"), &tight.key);
+    let report = run(&[d], &opts());
+    assert!(
+        report.has("key-mismatch"),
+        "{}",
+        check::render_text(&report)
+    );
+    assert!(
+        !report.has("pathlen-breaks-workloads"),
+        "{}",
+        check::render_text(&report)
+    );
+}
+
+#[test]
+fn a_root_without_key_cert_sign_is_named_once_not_also_as_peers_refuse() {
+    // istiod (Go) does not check keyCertSign and loads it; peers refuse for that very reason,
+    // which `no-key-cert-sign` already names: peers-refuse does not repeat it.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut p = tpki::root_params();
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let root = tpki::self_signed(p);
+    let ca = tpki::intermediate("cluster1", &root);
+    let d = tpki::makefile_layout(tmp.path(), "cluster1", &ca, &root);
+    let report = run(&[d], &opts());
+    assert_eq!(
+        ids(&report, Severity::Error),
+        ["no-key-cert-sign"],
+        "{}",
+        check::render_text(&report)
+    );
+    let finding = report
+        .findings
+        .iter()
+        .find(|x| x.id == "no-key-cert-sign")
+        .unwrap();
+    assert!(
+        finding
+            .message
+            .starts_with("`O=Istio, CN=Root CA` signs certificates"),
+        "{}",
+        finding.message
     );
 }

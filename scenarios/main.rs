@@ -4,6 +4,7 @@ mod support;
 
 mod certs;
 mod chain_input;
+mod chain_messages;
 mod chain_snapshot;
 mod chain_verify;
 mod check;

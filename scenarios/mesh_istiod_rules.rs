@@ -320,7 +320,10 @@ fn self_signed_root_has_istiods_profile() {
 #[test]
 fn p256_and_rsa_keys_both_load() {
     // The Makefile only makes RSA 4096; cert-manager often issues EC keys.
-    for alg in [KeyAlg::P256, KeyAlg::Rsa2048] {
+    for (alg, signature) in [
+        (KeyAlg::P256, &rcgen::PKCS_ECDSA_P256_SHA256),
+        (KeyAlg::Rsa2048, &rcgen::PKCS_RSA_SHA256),
+    ] {
         let root = meshtrust::pki::generate_root(&meshtrust::pki::RootSpec {
             key: alg,
             ..Default::default()
@@ -334,7 +337,17 @@ fn p256_and_rsa_keys_both_load() {
         let inter = meshtrust::pki::generate_intermediate(&root, &spec).unwrap();
         let dir = meshtrust::pki::layout::write_cacerts(certs.path(), &spec, &inter, &root, false)
             .unwrap();
-        assert_plugged_in(load(&dir));
-        let _: &KeyPair = inter.key();
+        // istiod signs with the plugged pair: that certificate, and a key of that algorithm.
+        match load(&dir) {
+            Ok(Loaded::PluggedIn(signer)) => assert_eq!(signer.ca_cert(), inter.cert_der()),
+            other => panic!("{alg:?}: expected plug-in mode, got {other:?}"),
+        }
+        let key = KeyPair::from_pem(&String::from_utf8(read(&dir, "ca-key.pem")).unwrap()).unwrap();
+        assert_eq!(key.algorithm(), signature, "{alg:?}");
+        assert_eq!(
+            key.public_key_raw(),
+            inter.key().public_key_raw(),
+            "{alg:?}"
+        );
     }
 }

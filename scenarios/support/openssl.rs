@@ -43,8 +43,16 @@ fn read(path: impl AsRef<Path>) -> Vec<u8> {
 }
 
 /// Istio's `tools/certs/Makefile.selfsigned.mk` recipe for `root-ca` and
-/// `<cluster>-cacerts`, run with openssl (RSA 4096, as the Makefile).
+/// `<cluster>-cacerts`, run with openssl (RSA 4096, as the Makefile). As with make, an
+/// existing `root-cert.pem` in `dir` is kept: several clusters share one root.
 pub fn makefile_bundle(dir: &Path, cluster: &str) {
+    if !dir.join("root-cert.pem").exists() {
+        makefile_root(dir);
+    }
+    makefile_cacerts(dir, cluster);
+}
+
+fn makefile_root(dir: &Path) {
     std::fs::write(
         dir.join("root-ca.conf"),
         "[ req ]\nencrypt_key = no\nprompt = no\nutf8 = yes\ndefault_md = sha256\ndefault_bits = 4096\n\
@@ -89,6 +97,9 @@ pub fn makefile_bundle(dir: &Path, cluster: &str) {
             "root-cert.pem",
         ],
     );
+}
+
+fn makefile_cacerts(dir: &Path, cluster: &str) {
     let c = dir.join(cluster);
     std::fs::create_dir_all(&c).unwrap();
     std::fs::write(

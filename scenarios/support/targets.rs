@@ -73,6 +73,9 @@ pub enum Sabotage {
     NeverPlugsIn,
     /// Every cluster gets the given cluster's bundle from the shared-root mesh (no foreign roots).
     SharesOneRoot,
+    /// cluster2 gets its bundle from under another root (`RunCerts`' foreign mesh): the
+    /// clusters' roots differ whatever the scenario plugs.
+    SplitsTheRoot,
     /// PeerAuthentication STRICT is not applied (the namespace stays PERMISSIVE).
     IgnoresStrict,
     /// Reloads are dropped on the floor.
@@ -139,6 +142,9 @@ impl Target for Sabotaged {
             (Sabotage::PlugsInWhenAskedNotTo, None) => Some(self.good_bundle("cluster1")),
             (Sabotage::SharesOneRoot | Sabotage::FixesBadBundles, Some(_)) => {
                 Some(self.good_bundle(cluster))
+            }
+            (Sabotage::SplitsTheRoot, Some(_)) if cluster == "cluster2" => {
+                Some(self.run_dir.join("foreign").join(cluster))
             }
             (_, b) => b.map(Path::to_owned),
         };
