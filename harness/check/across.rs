@@ -17,25 +17,19 @@ pub(crate) fn across_bundles(
         return out;
     }
     let bundles: Vec<&Bundle> = loaded.iter().map(|(b, _)| *b).collect();
-    let roots: Vec<_> = bundles
-        .iter()
-        .map(|b| {
-            b.root_cert
-                .as_ref()
-                .and_then(|f| f.certs().ok())
-                .unwrap_or_default()
-        })
-        .collect();
+    // The roots istiod took from each bundle (Go's reading of root-cert.pem / ca.crt): never
+    // empty for a bundle istiod loads.
+    let roots: Vec<&[rustls_pki_types::CertificateDer<'static>]> =
+        loaded.iter().map(|(_, e)| e.roots.as_slice()).collect();
     // The peer step first: which (workloads, peers, purpose) fail, per ordered pair.
     let mut refusals = peer_refusals(loaded, opts);
     // Two bundles that share no root: one cause, reported once, with every refusal it
     // causes in either direction. Multi-root meshes trust the union, so one shared root
     // is enough.
-    for i in 0..bundles.len() {
-        for j in i + 1..bundles.len() {
-            let (a, b) = (bundles[i], bundles[j]);
-            let (ra, rb) = (&roots[i], &roots[j]);
-            if ra.is_empty() || rb.is_empty() || rb.iter().any(|c| ra.contains(c)) {
+    let mut rest = bundles.iter().zip(&roots).enumerate();
+    while let Some((i, (&a, &ra))) = rest.next() {
+        for (j, (&b, &rb)) in rest.clone() {
+            if rb.iter().any(|c| ra.contains(c)) {
                 continue;
             }
             let mut caused = refusals.remove(&(i, j)).unwrap_or_default();
@@ -50,11 +44,9 @@ pub(crate) fn across_bundles(
                     a.dir.display(),
                     b.dir.display()
                 ),
-                evidence: [
-                    format!("{}: {}", a.dir.display(), describe(&ra[0])),
-                    format!("{}: {}", b.dir.display(), describe(&rb[0])),
-                ]
-                .into_iter()
+                evidence: [(a, ra), (b, rb)]
+                    .iter()
+                    .filter_map(|(x, r)| Some(format!("{}: {}", x.dir.display(), describe(r.first()?))))
                 .chain(caused.iter().map(refusal_line))
                 .collect(),
                 fix: one_root_fix(a, b),
