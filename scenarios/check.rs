@@ -1881,3 +1881,59 @@ fn a_root_without_key_cert_sign_is_named_once_not_also_as_peers_refuse() {
         finding.message
     );
 }
+
+#[test]
+fn a_cross_cluster_refusal_names_a_dead_end_that_is_not_a_root_as_it_is() {
+    use rcgen::DnType;
+    // cluster1: its CA under a middle CA M (under the root), and a cross-signed copy of M
+    // (same name and key) issued by a root nobody serves or trusts, listed first.
+    let f = Fixture::new();
+    let middle = tpki::ca_params(&[(DnType::CommonName, "Middle CA")], None);
+    let m = tpki::signed(middle.clone(), &f.root);
+    let stranger = tpki::self_signed(tpki::ca_params(&[(DnType::CommonName, "Stranger")], None));
+    let m_key = rcgen::KeyPair::from_pem(&m.key.serialize_pem()).unwrap();
+    let m_cross = tpki::signed_with_key(middle, &stranger, m_key);
+    let ca = tpki::signed(tpki::intermediate_params("cluster1"), &m);
+    let a = tpki::write_bundle(
+        f.path(),
+        "cluster1",
+        &ca,
+        &[&ca, &m_cross, &m, &f.root],
+        &[&f.root],
+    );
+    let other = tpki::root();
+    let b_ca = tpki::intermediate("cluster2", &other);
+    let b = tpki::makefile_layout(f.path(), "cluster2", &b_ca, &other);
+    let report = run(&[a.clone(), b], &opts());
+    let text = check::render_text(&report);
+    // At home the path goes through M to the root: nothing to report there.
+    assert!(!report.has("peers-refuse"), "{text}");
+    let refusals: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|x| x.id == "different-roots")
+        .flat_map(|x| x.peer_refusals.clone())
+        .collect();
+    let from_a = refusals
+        .iter()
+        .find(|r| r.workloads == a.display().to_string())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        from_a
+            .reason
+            .starts_with("no issuer of `CN=Middle CA` (issued by `CN=Stranger`)"),
+        "{}",
+        from_a.reason
+    );
+    let from_b = refusals
+        .iter()
+        .find(|r| r.workloads != a.display().to_string())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        from_b
+            .reason
+            .starts_with("the chain ends in the root `O=Istio, CN=Root CA` (sha256 "),
+        "{}",
+        from_b.reason
+    );
+}
