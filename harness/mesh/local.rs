@@ -49,6 +49,13 @@ impl LocalTarget {
             .ok_or_else(|| TargetError::UnknownCluster(name.to_owned()))
     }
 
+    /// A cluster that must exist already (`plug_in` or `install` made it).
+    fn existing_mut(&mut self, name: &str) -> Result<&mut Cluster, TargetError> {
+        self.clusters
+            .get_mut(name)
+            .ok_or_else(|| TargetError::UnknownCluster(name.to_owned()))
+    }
+
     fn cluster_mut(&mut self, name: &str) -> &mut Cluster {
         let key = self.workload_key;
         self.clusters
@@ -91,11 +98,7 @@ impl Target for LocalTarget {
         namespace: &str,
         app: App,
     ) -> Result<(), TargetError> {
-        self.clusters
-            .get_mut(cluster)
-            .ok_or_else(|| TargetError::UnknownCluster(cluster.to_owned()))?
-            .deploy(namespace, app)
-            .await
+        self.existing_mut(cluster)?.deploy(namespace, app).await
     }
 
     async fn set_peer_authentication(
@@ -191,11 +194,7 @@ impl Target for LocalTarget {
     }
 
     async fn reload_cacerts(&mut self, cluster: &str, dir: &Path) -> Result<(), TargetError> {
-        self.clusters
-            .get_mut(cluster)
-            .ok_or_else(|| TargetError::UnknownCluster(cluster.to_owned()))?
-            .reload_cacerts(dir)
-            .map(|_| ())
+        self.existing_mut(cluster)?.reload_cacerts(dir).map(|_| ())
     }
 
     /// The embedded istiod has no versions to change: an upgrade here is what an upgrade does to
@@ -206,11 +205,7 @@ impl Target for LocalTarget {
         cluster: &str,
         options: &UpgradeOptions,
     ) -> Result<InstallOutcome, TargetError> {
-        self.clusters
-            .get_mut(cluster)
-            .ok_or_else(|| TargetError::UnknownCluster(cluster.to_owned()))?
-            .upgrade(options.version)
-            .await
+        self.existing_mut(cluster)?.upgrade(options.version).await
     }
 
     async fn install_revision(
@@ -219,9 +214,7 @@ impl Target for LocalTarget {
         revision: &str,
         options: &InstallOptions,
     ) -> Result<InstallOutcome, TargetError> {
-        self.clusters
-            .get_mut(cluster)
-            .ok_or_else(|| TargetError::UnknownCluster(cluster.to_owned()))?
+        self.existing_mut(cluster)?
             .install_revision(revision, options)
             .await
     }
@@ -232,9 +225,7 @@ impl Target for LocalTarget {
         namespace: &str,
         revision: &str,
     ) -> Result<(), TargetError> {
-        self.clusters
-            .get_mut(cluster)
-            .ok_or_else(|| TargetError::UnknownCluster(cluster.to_owned()))?
+        self.existing_mut(cluster)?
             .set_namespace_revision(namespace, revision)
     }
 
@@ -245,10 +236,7 @@ impl Target for LocalTarget {
         namespace: &str,
         app: App,
     ) -> Result<(), TargetError> {
-        let c = self
-            .clusters
-            .get_mut(cluster)
-            .ok_or_else(|| TargetError::UnknownCluster(cluster.to_owned()))?;
+        let c = self.existing_mut(cluster)?;
         c.workload(&WorkloadRef::new(cluster, namespace, app))?;
         c.deploy(namespace, app).await
     }
@@ -258,10 +246,7 @@ impl Target for LocalTarget {
         cluster: &str,
         revision: &str,
     ) -> Result<(), TargetError> {
-        self.clusters
-            .get_mut(cluster)
-            .ok_or_else(|| TargetError::UnknownCluster(cluster.to_owned()))?
-            .uninstall_revision(revision)
+        self.existing_mut(cluster)?.uninstall_revision(revision)
     }
 
     async fn teardown(&mut self) -> Result<(), TargetError> {

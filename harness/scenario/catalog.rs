@@ -182,10 +182,7 @@ async fn bring_up(
             target.install(cluster, &InstallOptions::default()),
         )
         .await?;
-    let (InstallOutcome::Installed { log, .. } | InstallOutcome::Refused { log, .. }) = &outcome;
-    for line in log {
-        rec.observe(cluster, Observed::IstiodLog { line: line.clone() });
-    }
+    observe_istiod_log(rec, cluster, &outcome);
     if matches!(outcome, InstallOutcome::Refused { .. }) {
         return Ok(outcome);
     }
@@ -200,6 +197,14 @@ async fn bring_up(
     )
     .await?;
     Ok(outcome)
+}
+
+/// Keeps istiod's log lines about its CA, as it printed them, under `subject`.
+fn observe_istiod_log(rec: &mut Recorder<'_>, subject: &str, outcome: &InstallOutcome) {
+    let (InstallOutcome::Installed { log, .. } | InstallOutcome::Refused { log, .. }) = outcome;
+    for line in log {
+        rec.observe(subject, Observed::IstiodLog { line: line.clone() });
+    }
 }
 
 fn expect_ca(rec: &mut Recorder<'_>, cluster: &str, outcome: &InstallOutcome, want: CaSource) {
@@ -796,13 +801,7 @@ async fn istio_upgrade(
             target.upgrade("cluster1", &UpgradeOptions::default()),
         )
         .await?;
-    let (InstallOutcome::Installed { log, .. } | InstallOutcome::Refused { log, .. }) = &outcome;
-    for line in log {
-        rec.observe(
-            "cluster1 (upgraded)",
-            Observed::IstiodLog { line: line.clone() },
-        );
-    }
+    observe_istiod_log(rec, "cluster1 (upgraded)", &outcome);
     expect_ca(rec, "cluster1 (upgraded)", &outcome, CaSource::PluggedIn);
     if matches!(outcome, InstallOutcome::Refused { .. }) {
         return Ok(());
@@ -877,10 +876,7 @@ async fn istio_canary_upgrade(
             target.install_revision("cluster1", CANARY_REVISION, &InstallOptions::default()),
         )
         .await?;
-    let (InstallOutcome::Installed { log, .. } | InstallOutcome::Refused { log, .. }) = &outcome;
-    for line in log {
-        rec.observe(&subject, Observed::IstiodLog { line: line.clone() });
-    }
+    observe_istiod_log(rec, &subject, &outcome);
     expect_ca(rec, &subject, &outcome, CaSource::PluggedIn);
     if matches!(outcome, InstallOutcome::Refused { .. }) {
         return Ok(());
