@@ -9,9 +9,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use meshtrust::kube::cluster::ClusterRef;
 use meshtrust::kube::istio::{self, InstallSpec, Profile};
 use meshtrust::kube::process::Cmd;
+use meshtrust::kube::target::{InstallStep, install_spec};
 use meshtrust::kube::{KindRun, ProbeDelivery, planned_commands};
+use meshtrust::scenario::target::{CANARY_REVISION, DEFAULT_REVISION};
 use serde_norway::Value;
 
 /// The istioctl `just e2e-tools` builds: Istio release-1.31 at the oracle's commit.
@@ -103,8 +106,8 @@ fn is_help_of(help: &str, root: &str, words: &[String]) -> bool {
         .is_some_and(|l| l.trim_start().starts_with(usage.trim_end()))
 }
 
-/// Every plan the kind target can make: one cluster; two clusters with an upgrade and the
-/// probe as an image (distroless proxies).
+/// Every plan the kind target can make: one cluster; two clusters with an upgrade, the canary
+/// upgrade and the probe as an image (distroless proxies).
 fn plans() -> Vec<KindRun> {
     let single = KindRun::single("meshtrust");
     let mut two = KindRun::single("mt");
@@ -114,6 +117,7 @@ fn plans() -> Vec<KindRun> {
         "/opt/istio-1.32.0/bin/istioctl".into(),
     ];
     two.delivery = ProbeDelivery::Image;
+    two.canary = true;
     vec![single, two]
 }
 
@@ -145,8 +149,9 @@ fn every_kind_and_istioctl_command_of_the_plan_uses_flags_the_real_tools_have() 
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     // create, delete, get clusters, export logs, load, version; install, upgrade, uninstall,
-    // create-remote-secret, version: a plan that lost its commands is not a pass.
-    assert!(checked >= 15, "only {checked} commands checked");
+    // create-remote-secret, version; the canary's install --revision and uninstall
+    // --revision: a plan that lost its commands is not a pass.
+    assert!(checked >= 17, "only {checked} commands checked");
 }
 
 #[test]
@@ -192,7 +197,19 @@ fn spec(multi_root: bool, trust_domain: Option<&str>) -> InstallSpec {
         network: KindRun::network(0),
         trust_domain: trust_domain.map(str::to_owned),
         multi_root,
+        revision: None,
     }
+}
+
+/// The install of `step` on the first cluster, exactly as the kind target makes it.
+fn step_spec(step: InstallStep<'_>) -> InstallSpec {
+    let run = KindRun::single("mt");
+    let r = ClusterRef {
+        cluster: "cluster1".into(),
+        kubeconfig: None,
+        context: None,
+    };
+    install_spec(&run, &r, 0, None, step)
 }
 
 /// `istioctl manifest generate` with exactly the install's values, as YAML documents.
@@ -287,6 +304,104 @@ fn multi_root_and_a_trust_domain_reach_istiod_when_the_install_asks_for_them() {
         .as_str()
         .unwrap();
     assert!(mesh.contains("trustDomain: example.org"), "{mesh}");
+}
+
+/// The revisions of the sidecar injector's webhooks: each `istio.io/rev In [..]` value of a
+/// namespaceSelector or objectSelector, by webhook configuration name.
+fn injected_revisions(docs: &[Value]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for d in docs
+        .iter()
+        .filter(|d| d["kind"].as_str() == Some("MutatingWebhookConfiguration"))
+    {
+        let name = d["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        for hook in d["webhooks"].as_sequence().into_iter().flatten() {
+            for selector in ["namespaceSelector", "objectSelector"] {
+                for e in hook[selector]["matchExpressions"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                {
+                    if e["key"].as_str() == Some("istio.io/rev")
+                        && e["operator"].as_str() == Some("In")
+                    {
+                        for v in e["values"].as_sequence().into_iter().flatten() {
+                            out.push((name.clone(), v.as_str().unwrap_or_default().to_owned()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_canary_revision_renders_its_own_istiod_that_mounts_the_same_cacerts() {
+    let docs = generate(&step_spec(InstallStep::Revision(CANARY_REVISION)));
+    let name = istio::istiod_deployment(CANARY_REVISION);
+    assert_eq!(name, "istiod-canary");
+    let istiod = object(&docs, "Deployment", &name);
+    // The pods the kind target selects for this revision's log and refusals.
+    let labels = &istiod["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(labels["app"].as_str(), Some("istiod"));
+    assert_eq!(labels["istio.io/rev"].as_str(), Some(CANARY_REVISION));
+    assert_eq!(
+        istio::istiod_selector(CANARY_REVISION),
+        format!("app=istiod,istio.io/rev={CANARY_REVISION}")
+    );
+    // The same plugged CA: the canary reads Secret cacerts, like the default revision.
+    let cacerts = istiod["spec"]["template"]["spec"]["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"].as_str() == Some("cacerts"))
+        .expect("istiod-canary has a `cacerts` volume");
+    assert_eq!(cacerts["secret"]["secretName"].as_str(), Some("cacerts"));
+    // istiod only (profile minimal): no second ingress gateway fights the first.
+    assert!(
+        !docs.iter().any(|d| d["kind"].as_str() == Some("Deployment")
+            && d["metadata"]["name"].as_str() == Some("istio-ingressgateway")),
+        "the canary install renders a gateway"
+    );
+    // A namespace labelled istio.io/rev=canary is injected by the canary's webhook.
+    let revisions = injected_revisions(&docs);
+    assert!(
+        revisions.iter().any(|(_, r)| r == CANARY_REVISION),
+        "no webhook selects istio.io/rev=canary: {revisions:?}"
+    );
+    assert!(
+        !revisions.iter().any(|(_, r)| r == DEFAULT_REVISION),
+        "the canary's webhooks select the default revision: {revisions:?}"
+    );
+}
+
+#[test]
+fn the_default_install_is_revision_default_and_injects_only_its_own_namespaces() {
+    let docs = generate(&step_spec(InstallStep::Install));
+    let name = istio::istiod_deployment(DEFAULT_REVISION);
+    assert_eq!(name, "istiod");
+    let istiod = object(&docs, "Deployment", &name);
+    let labels = &istiod["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(labels["istio.io/rev"].as_str(), Some(DEFAULT_REVISION));
+    assert!(
+        !docs
+            .iter()
+            .any(|d| d["metadata"]["name"].as_str() == Some("istiod-canary")),
+        "the default install renders a canary"
+    );
+    let revisions = injected_revisions(&docs);
+    assert!(
+        revisions.iter().any(|(_, r)| r == DEFAULT_REVISION),
+        "no webhook selects istio.io/rev=default: {revisions:?}"
+    );
+    assert!(
+        !revisions.iter().any(|(_, r)| r == CANARY_REVISION),
+        "the default install's webhooks select the canary: {revisions:?}"
+    );
 }
 
 /// Istio's samples in the module cache, at the commit the fixtures follow.

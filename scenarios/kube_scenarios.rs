@@ -30,21 +30,24 @@ fn manifest(path: &str) -> std::path::PathBuf {
 fn run_kind(scenarios: &[Scenario]) -> RunOutput {
     let tools = require_tools();
     let mut istioctl = istioctl_phases();
-    if scenarios.contains(&Scenario::IstioUpgrade) && istioctl.len() < 2 {
-        // One istioctl: the "upgrade" reinstalls the same version over itself. Said out loud,
-        // not skipped: the nightly upgrade row sets MESHTRUST_ISTIOCTL_B.
+    let upgrades = scenarios.contains(&Scenario::IstioUpgrade)
+        || scenarios.contains(&Scenario::IstioCanaryUpgrade);
+    if upgrades && istioctl.len() < 2 {
+        // One istioctl: the upgrade (in place or canary) installs the same version again.
+        // Said out loud, not skipped: the nightly upgrade row sets MESHTRUST_ISTIOCTL_B.
         let a = istioctl
             .first()
             .cloned()
             .unwrap_or_else(|| tools.istioctl[0].path.clone());
         eprintln!(
-            "istio-upgrade: no MESHTRUST_ISTIOCTL_B; upgrading `{}` over itself",
+            "upgrade: no MESHTRUST_ISTIOCTL_B; upgrading `{}` to itself",
             a.display()
         );
         istioctl = vec![a.clone(), a];
     }
     let mut run = KindRun::single("meshtrust-e2e");
     run.clusters = clusters_for(scenarios);
+    run.canary = scenarios.contains(&Scenario::IstioCanaryUpgrade);
     run.kind_config = manifest("kind-config.yaml");
     run.artifacts = manifest("target/meshtrust/artifacts");
     run.probe_binary = std::env::var_os("MESHTRUST_PROBE")
@@ -118,8 +121,8 @@ fn kind_every_scenario_but_the_upgrade_passes_on_one_set_of_clusters() {
         (Scenario::IntermediateRotation, expect::rotation),
     ];
     let scenarios: Vec<Scenario> = checks.iter().map(|(s, _)| *s).collect();
-    // Every scenario but the upgrades: the in-place upgrade has its own test (its own
-    // nightly row); the canary upgrade's steps are not implemented on kind yet (issue 14).
+    // Every scenario but the upgrades, which have their own tests (`kind_upgrade_*`: the
+    // nightly's upgrade row, with two Istio versions).
     let elsewhere = [Scenario::IstioUpgrade, Scenario::IstioCanaryUpgrade];
     assert_eq!(
         scenarios.len() + elsewhere.len(),
@@ -142,6 +145,12 @@ fn kind_every_scenario_but_the_upgrade_passes_on_one_set_of_clusters() {
 
 #[test]
 #[file_serial(kind)]
-fn kind_an_upgrade_keeps_the_plugged_root_and_intermediate_and_the_snapshot() {
+fn kind_upgrade_in_place_keeps_the_plugged_root_and_intermediate_and_the_snapshot() {
     expect::upgrade(&run_kind(&[Scenario::IstioUpgrade]));
+}
+
+#[test]
+#[file_serial(kind)]
+fn kind_upgrade_canary_serves_one_intermediate_from_both_revisions_and_the_same_snapshot() {
+    expect::canary_upgrade(&run_kind(&[Scenario::IstioCanaryUpgrade]));
 }

@@ -243,6 +243,7 @@ fn run_cluster_target(_args: &RunArgs, _scenarios: &[Scenario]) -> anyhow::Resul
 fn kind_run(args: &RunArgs, scenarios: &[Scenario]) -> meshtrust::kube::KindRun {
     let mut run = meshtrust::kube::KindRun::single(&args.prefix);
     run.clusters = meshtrust::kube::target::clusters_for(scenarios);
+    run.canary = scenarios.contains(&Scenario::IstioCanaryUpgrade);
     if !args.istioctl.is_empty() {
         run.istioctl = args.istioctl.clone();
     }

@@ -33,6 +33,10 @@ pub struct KindRun {
     pub profile: Profile,
     /// `[install]` or `[install, upgrade]`: the tool paths of each phase.
     pub istioctl: Vec<PathBuf>,
+    /// The canary upgrade (scenario `istio-canary-upgrade`) is in the run: its phase installs
+    /// a second control plane with the newest istioctl, moves `foo` to it, and removes the
+    /// first.
+    pub canary: bool,
     /// Each istioctl's version, once preflight has asked (empty in a dry run): Istio's images
     /// are tagged with it.
     pub istio_versions: Vec<String>,
@@ -56,6 +60,7 @@ impl KindRun {
             artifacts: "target/meshtrust/artifacts".into(),
             profile: Profile::Demo,
             istioctl: vec!["istioctl".into()],
+            canary: false,
             istio_versions: Vec::new(),
             probe_binary: "target/x86_64-unknown-linux-gnu/release/meshtrust-probe".into(),
             delivery: ProbeDelivery::Exec,

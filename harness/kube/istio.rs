@@ -25,6 +25,24 @@ pub const ROLLOUT_READY: Patience = Patience::new(Duration::from_secs(300), Dura
 /// The mesh ID every cluster shares (Istio's multicluster docs use `mesh1`).
 pub const MESH_ID: &str = "mesh1";
 
+pub use crate::scenario::target::DEFAULT_REVISION;
+
+/// The istiod Deployment of `revision`: `istiod`, or `istiod-<revision>` for a control plane
+/// installed with `--revision` (the same charts; checked the same way).
+pub fn istiod_deployment(revision: &str) -> String {
+    if revision == DEFAULT_REVISION {
+        "istiod".to_owned()
+    } else {
+        format!("istiod-{revision}")
+    }
+}
+
+/// The label selector of `revision`'s istiod pods: `app=istiod,istio.io/rev=<revision>`. With
+/// two control planes in one cluster (a canary upgrade), `app=istiod` alone names both.
+pub fn istiod_selector(revision: &str) -> String {
+    format!("app=istiod,istio.io/rev={revision}")
+}
+
 /// istiod's log line in plug-in mode.
 pub const PLUGGED_IN_LINE: &str = "Use local CA certificate";
 /// istiod's log line when it made its own root.
@@ -62,11 +80,22 @@ pub struct InstallSpec {
     pub trust_domain: Option<String>,
     /// `ISTIO_MULTIROOT_MESH=true` on istiod.
     pub multi_root: bool,
+    /// `--revision`: a control plane beside the default one (a canary upgrade); `None` is the
+    /// default revision.
+    pub revision: Option<String>,
 }
 
-/// The `--set` flags of an install: profile, mesh ID, cluster name, network, and the trust
-/// domain and `ISTIO_MULTIROOT_MESH` when asked. One list for `install` and `manifest
-/// generate`, so that what the e2e-tools tier renders offline is what a run installs.
+impl InstallSpec {
+    /// The revision this spec installs (`default` when none is named).
+    pub fn revision(&self) -> &str {
+        self.revision.as_deref().unwrap_or(DEFAULT_REVISION)
+    }
+}
+
+/// The flags of an install: `--revision` when one is named, then the `--set` values: profile,
+/// mesh ID, cluster name, network, and the trust domain and `ISTIO_MULTIROOT_MESH` when asked.
+/// One list for `install` and `manifest generate`, so that what the e2e-tools tier renders
+/// offline is what a run installs.
 pub fn install_values(spec: &InstallSpec) -> Vec<String> {
     let mut values = vec![
         format!("profile={}", spec.profile.name()),
@@ -83,9 +112,12 @@ pub fn install_values(spec: &InstallSpec) -> Vec<String> {
     if spec.multi_root {
         values.push("values.pilot.env.ISTIO_MULTIROOT_MESH=true".to_owned());
     }
-    values
-        .into_iter()
-        .flat_map(|v| ["--set".to_owned(), v])
+    let revision = spec
+        .revision
+        .iter()
+        .flat_map(|r| ["--revision".to_owned(), r.clone()]);
+    revision
+        .chain(values.into_iter().flat_map(|v| ["--set".to_owned(), v]))
         .collect()
 }
 
@@ -120,6 +152,15 @@ pub fn upgrade_cmd(istioctl_b: &Path, cluster: &ClusterRef, spec: &InstallSpec) 
 pub fn uninstall_cmd(istioctl: &Path, cluster: &ClusterRef) -> Cmd {
     Cmd::new(istioctl)
         .args(["uninstall", "--purge", "-y"])
+        .args(cluster.cli_args())
+        .timeout(Duration::from_secs(5 * 60))
+}
+
+/// `istioctl uninstall --revision REVISION -y`: removes one control plane of a canary upgrade
+/// (`default` is the one installed without `--revision`), leaving the other and the CRDs.
+pub fn uninstall_revision_cmd(istioctl: &Path, cluster: &ClusterRef, revision: &str) -> Cmd {
+    Cmd::new(istioctl)
+        .args(["uninstall", "--revision", revision, "-y"])
         .args(cluster.cli_args())
         .timeout(Duration::from_secs(5 * 60))
 }
@@ -251,22 +292,22 @@ pub fn discovery_crashed(pod: &Pod) -> Option<String> {
     }
 }
 
-/// Polls istiod's pods until one has crashed with an error in its log; returns the reason and
-/// the error lines. Runs until dropped (the install's own deadline bounds it).
-pub async fn watch_for_refusal(client: &kube::Client) -> (String, Vec<String>) {
+/// Polls `revision`'s istiod pods until one has crashed with an error in its log; returns the
+/// reason and the error lines. Runs until dropped (the install's own deadline bounds it).
+pub async fn watch_for_refusal(client: &kube::Client, revision: &str) -> (String, Vec<String>) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ISTIO_NAMESPACE);
     loop {
-        if let Some(found) = refusal_now(&pods).await {
+        if let Some(found) = refusal_now(&pods, revision).await {
             return found;
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
 }
 
-/// One look: a crashed istiod pod whose last run logged an error.
-pub async fn refusal_now(pods: &Api<Pod>) -> Option<(String, Vec<String>)> {
+/// One look: a crashed istiod pod of `revision` whose last run logged an error.
+pub async fn refusal_now(pods: &Api<Pod>, revision: &str) -> Option<(String, Vec<String>)> {
     let list = pods
-        .list(&ListParams::default().labels("app=istiod"))
+        .list(&ListParams::default().labels(&istiod_selector(revision)))
         .await
         .ok()?;
     for pod in list {
@@ -355,12 +396,13 @@ pub async fn wait_rollout(
     Ok(())
 }
 
-/// Waits for istiod; on timeout the error carries the tail of istiod's log.
-pub async fn wait_istiod(client: &kube::Client) -> Result<(), KubeError> {
-    match wait_rollout(client, ISTIO_NAMESPACE, "istiod", ISTIOD_READY).await {
+/// Waits for `revision`'s istiod; on timeout the error carries the tail of its log.
+pub async fn wait_istiod(client: &kube::Client, revision: &str) -> Result<(), KubeError> {
+    let deployment = istiod_deployment(revision);
+    match wait_rollout(client, ISTIO_NAMESPACE, &deployment, ISTIOD_READY).await {
         Ok(()) => Ok(()),
         Err(KubeError::Wait(mut e)) => {
-            if let Ok(log) = istiod_log(client).await {
+            if let Ok(log) = istiod_log(client, revision).await {
                 let tail: Vec<&str> = log.lines().rev().take(20).collect();
                 e.last_seen.push_str("\nistiod log (last 20 lines):\n");
                 e.last_seen
@@ -372,14 +414,15 @@ pub async fn wait_istiod(client: &kube::Client) -> Result<(), KubeError> {
     }
 }
 
-/// The `discovery` container's log of every live istiod pod, concatenated. A pod being
-/// deleted (after an upgrade's rollout, the old istiod lingers for its grace period) is not the
-/// istiod that answers, and its log may name the old CA mode: it is skipped, and so is a pod
-/// that vanished between the list and the read (404).
-pub async fn istiod_log(client: &kube::Client) -> Result<String, KubeError> {
+/// The `discovery` container's log of every live istiod pod of `revision`, concatenated (the
+/// other revision of a canary upgrade has its own CA log). A pod being deleted (after an
+/// upgrade's rollout, the old istiod lingers for its grace period) is not the istiod that
+/// answers, and its log may name the old CA mode: it is skipped, and so is a pod that vanished
+/// between the list and the read (404).
+pub async fn istiod_log(client: &kube::Client, revision: &str) -> Result<String, KubeError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ISTIO_NAMESPACE);
     let list = pods
-        .list(&ListParams::default().labels("app=istiod"))
+        .list(&ListParams::default().labels(&istiod_selector(revision)))
         .await
         .map_err(KubeError::api("list istiod pods"))?;
     let mut log = String::new();
@@ -407,10 +450,47 @@ pub async fn istiod_log(client: &kube::Client) -> Result<String, KubeError> {
     Ok(log)
 }
 
-/// istiod's CA mode, from its log. It logs the line at startup, before it reports Ready, so
-/// this is read once istiod is Ready.
-pub async fn ca_mode(client: &kube::Client) -> Result<Option<CaMode>, KubeError> {
-    Ok(CaMode::detect(&istiod_log(client).await?))
+/// `revision`'s istiod's CA mode, from its log. It logs the line at startup, before it reports
+/// Ready, so this is read once istiod is Ready.
+pub async fn ca_mode(client: &kube::Client, revision: &str) -> Result<Option<CaMode>, KubeError> {
+    Ok(CaMode::detect(&istiod_log(client, revision).await?))
+}
+
+/// `kubectl rollout restart deployment/NAME -n NS` (kube's `restart`: the same template
+/// annotation), then waits for the rollout: one workload picks up its namespace's revision.
+pub async fn restart_deployment(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+) -> Result<(), KubeError> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    api.restart(name)
+        .await
+        .map_err(KubeError::api(format!("restart deployment `{ns}/{name}`")))?;
+    wait_rollout(client, ns, name, ROLLOUT_READY).await
+}
+
+/// Waits until `revision`'s istiod Deployment is gone (after `istioctl uninstall --revision`).
+pub async fn wait_istiod_gone(client: &kube::Client, revision: &str) -> Result<(), KubeError> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ISTIO_NAMESPACE);
+    let name = istiod_deployment(revision);
+    wait::poll(
+        format!("deployment `{ISTIO_NAMESPACE}/{name}` to be gone"),
+        ISTIOD_READY.scaled(),
+        || {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                match api.get_opt(&name).await {
+                    Ok(None) => Check::Done(()),
+                    Ok(Some(_)) => Check::NotYet("it still exists".into()),
+                    Err(e) => Check::NotYet(format!("api error: {e}")),
+                }
+            }
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// `kubectl rollout restart` for every Deployment in `ns` (kube's `restart` sets the same
@@ -455,6 +535,7 @@ mod tests {
             network: "network1".into(),
             trust_domain: None,
             multi_root: false,
+            revision: None,
         }
     }
 
@@ -498,12 +579,81 @@ mod tests {
                 }
                 _ => (200, format!("x\tinfo\t{SELF_SIGNED_LINE}\n")),
             });
-        let log = istiod_log(&client).await.unwrap();
+        let log = istiod_log(&client, DEFAULT_REVISION).await.unwrap();
         assert_eq!(log, format!("x\tinfo\t{PLUGGED_IN_LINE}\n"));
         let calls = calls.lock().unwrap();
         assert!(
             !calls.iter().any(|c| c.contains("istiod-old/log")),
             "the terminating pod's log was read: {calls:?}"
+        );
+        // Only the default revision's pods: a canary istiod's log is not this istiod's.
+        assert!(
+            calls[0].ends_with("pods?&labelSelector=app%3Distiod%2Cistio.io%2Frev%3Ddefault"),
+            "{calls:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_canary_istiods_log_is_read_from_its_own_pods_only() {
+        let (client, calls) = crate::kube::mock::api_server(|_, path| {
+            if path.ends_with("/pods") {
+                (200, pod_list(vec![listed_pod("istiod-canary-x", false)]))
+            } else {
+                (200, format!("x\tinfo\t{SELF_SIGNED_LINE}\n"))
+            }
+        });
+        let mode = ca_mode(&client, "canary").await.unwrap();
+        assert_eq!(mode, Some(CaMode::SelfSigned));
+        let calls = calls.lock().unwrap();
+        assert!(
+            calls[0].ends_with("pods?&labelSelector=app%3Distiod%2Cistio.io%2Frev%3Dcanary"),
+            "{calls:?}"
+        );
+        assert!(calls[1].contains("/pods/istiod-canary-x/log?"), "{calls:?}");
+    }
+
+    #[test]
+    fn a_revision_names_its_istiod_deployment_and_pods() {
+        assert_eq!(istiod_deployment(DEFAULT_REVISION), "istiod");
+        assert_eq!(istiod_deployment("canary"), "istiod-canary");
+        assert_eq!(istiod_deployment("1-31-4"), "istiod-1-31-4");
+        assert_eq!(
+            istiod_selector(DEFAULT_REVISION),
+            "app=istiod,istio.io/rev=default"
+        );
+        assert_eq!(istiod_selector("canary"), "app=istiod,istio.io/rev=canary");
+        let mut canary = spec(Profile::Minimal);
+        assert_eq!(canary.revision(), DEFAULT_REVISION);
+        canary.revision = Some("canary".into());
+        assert_eq!(canary.revision(), "canary");
+    }
+
+    #[test]
+    fn a_canary_install_names_its_revision_and_keeps_every_value() {
+        let mut canary = spec(Profile::Minimal);
+        canary.revision = Some("canary".into());
+        assert_eq!(
+            install_cmd(Path::new("istioctl"), &cluster1(), &canary).to_string(),
+            "istioctl install --revision canary --set profile=minimal --set values.global.meshID=mesh1 \
+             --set values.global.multiCluster.clusterName=cluster1 --set values.global.network=network1 \
+             -y --kubeconfig /w/mt-cluster1.kubeconfig --context kind-mt-cluster1"
+        );
+        // Without a revision there is no `--revision` at all (the default control plane).
+        let default = install_cmd(Path::new("istioctl"), &cluster1(), &spec(Profile::Minimal));
+        assert!(!default.args.iter().any(|a| a == "--revision"), "{default}");
+        assert_eq!(
+            manifest_generate_cmd(Path::new("istioctl"), &canary).args[..4],
+            ["manifest", "generate", "--revision", "canary"]
+        );
+    }
+
+    #[test]
+    fn a_revision_is_uninstalled_alone_with_the_clusters_kubeconfig() {
+        assert_eq!(
+            uninstall_revision_cmd(Path::new("istioctl"), &cluster1(), DEFAULT_REVISION)
+                .to_string(),
+            "istioctl uninstall --revision default -y --kubeconfig /w/mt-cluster1.kubeconfig \
+             --context kind-mt-cluster1"
         );
     }
 
@@ -521,7 +671,7 @@ mod tests {
                 )
             }
         });
-        let err = istiod_log(&client).await.unwrap_err();
+        let err = istiod_log(&client, DEFAULT_REVISION).await.unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("kubernetes api: cannot read the log of `istio-system/istiod-a`"),

@@ -7,15 +7,17 @@ use std::path::Path;
 
 use super::cluster::ClusterRef;
 use super::config::{KindRun, ProbeDelivery};
-use super::istio::{self, CaMode, InstallSpec};
+use super::istio::{self, CaMode};
 use super::kind::{self, Subnets};
 use super::plugin::{ISTIO_NAMESPACE, ROOT_CONFIGMAP};
 use super::probe;
 use super::process::Cmd;
 use super::registry;
+use super::target::InstallStep;
 use super::tools::ToolName;
 use super::workloads::{self, HTTPBIN_CONTAINER_PORT, MtlsMode, WORKLOAD_NAMESPACE};
 use crate::pki::layout::CACERTS_FILES;
+use crate::scenario::target::CANARY_REVISION;
 
 /// One step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,6 +317,12 @@ fn planner(run: &KindRun) -> Planner {
         }
     }
 
+    if run.canary
+        && let Some(r) = refs.first()
+    {
+        canary_steps(&mut p, run, r, docker, kind_bin);
+    }
+
     for r in &refs {
         teardown_steps(&mut p, run, r);
     }
@@ -344,6 +352,39 @@ fn planner(run: &KindRun) -> Planner {
 /// The requests after STRICT: plaintext from the sleep pod's istio-proxy (not captured
 /// outbound) straight to the httpbin pod, polled until STRICT is in effect; mTLS through
 /// sleep's sidecar to the Service.
+/// `curl` of `url` from `container` of the sleep pod.
+fn curl_step(p: &mut Planner, phase: &str, cluster: &str, container: &str, url: &str) {
+    p.steps.push(PlanStep::Exec {
+        phase: phase.into(),
+        cluster: cluster.into(),
+        target: format!("<sleep pod>/{container}"),
+        argv: super::target::curl_argv(url)
+            .iter()
+            .map(|a| match a.contains('\n') {
+                true => format!("'{}'", a.replace('\n', "\\n")),
+                false => a.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        stdin: None,
+    });
+}
+
+/// The mTLS request of the canary window and after: sleep's sidecar to httpbin's, each
+/// verifying the other's certificate; httpbin echoes the client's identity.
+fn mtls_check_steps(p: &mut Planner, phase: &str, cluster: &str, between: &str) {
+    let url = format!(
+        "http://httpbin.{WORKLOAD_NAMESPACE}:{}/headers",
+        workloads::HTTPBIN_SERVICE_PORT
+    );
+    curl_step(p, phase, cluster, "sleep", &url);
+    p.check(
+        phase,
+        cluster,
+        format!("{between}: answered 200, X-Forwarded-Client-Cert names sleep's SPIFFE id"),
+    );
+}
+
 fn traffic_steps(p: &mut Planner, r: &ClusterRef) {
     let c = &r.cluster;
     let polled = super::target::POLICY_PUSH;
@@ -362,20 +403,7 @@ fn traffic_steps(p: &mut Planner, r: &ClusterRef) {
             "answered",
         ),
     ] {
-        p.steps.push(PlanStep::Exec {
-            phase: "traffic".into(),
-            cluster: c.clone(),
-            target: format!("<sleep pod>/{container}"),
-            argv: super::target::curl_argv(&url)
-                .iter()
-                .map(|a| match a.contains('\n') {
-                    true => format!("'{}'", a.replace('\n', "\\n")),
-                    false => a.clone(),
-                })
-                .collect::<Vec<_>>()
-                .join(" "),
-            stdin: None,
-        });
+        curl_step(p, "traffic", c, container, &url);
         p.wait(
             "traffic",
             c,
@@ -451,13 +479,12 @@ fn install_steps(
     phase_index: usize,
     phase: &str,
 ) {
-    let spec = InstallSpec {
-        profile: run.profile,
-        cluster_name: r.cluster.clone(),
-        network: KindRun::network(i),
-        trust_domain: None,
-        multi_root: false,
+    let step = if phase_index == 0 {
+        InstallStep::Install
+    } else {
+        InstallStep::Upgrade
     };
+    let spec = super::target::install_spec(run, r, i, None, step);
     let Some(istioctl) = run.istioctl.get(phase_index) else {
         return;
     };
@@ -486,6 +513,94 @@ fn install_steps(
             mode.log_line()
         ),
     );
+}
+
+/// The canary upgrade on the first cluster (scenario `istio-canary-upgrade`): revision
+/// `canary` beside the default one from the newest istioctl, `foo` moved to it with httpbin
+/// restarted (sleep on the old revision, httpbin on the new: mTLS between them), then sleep
+/// restarted, the default revision removed, httpbin restarted once more and probed.
+fn canary_steps(p: &mut Planner, run: &KindRun, r: &ClusterRef, docker: &Path, kind_bin: &Path) {
+    let phase = "canary";
+    let c = &r.cluster;
+    let Some(newest) = run.istioctl.last() else {
+        return;
+    };
+    let spec = super::target::install_spec(run, r, 0, None, InstallStep::Revision(CANARY_REVISION));
+    p.run(phase, istio::install_cmd(newest, r, &spec));
+    p.wait(
+        phase,
+        c,
+        format!(
+            "deployment `{ISTIO_NAMESPACE}/{}` to be ready",
+            istio::istiod_deployment(CANARY_REVISION)
+        ),
+        istio::ISTIOD_READY,
+    );
+    p.check(
+        phase,
+        c,
+        format!(
+            "istiod log (container discovery, pods {}) says `{}`",
+            istio::istiod_selector(CANARY_REVISION),
+            if run.plug_in {
+                CaMode::PluggedIn
+            } else {
+                CaMode::SelfSigned
+            }
+            .log_line()
+        ),
+    );
+    p.apply(
+        phase,
+        c,
+        format!("Namespace {WORKLOAD_NAMESPACE}"),
+        Some(format!(
+            "labels {{istio.io/rev: {CANARY_REVISION}, istio-injection: (removed)}}"
+        )),
+    );
+    let restart = |p: &mut Planner, app: &str| {
+        p.apply(
+            phase,
+            c,
+            format!(
+                "Deployment {WORKLOAD_NAMESPACE}/{app} restart (template annotation kubectl.kubernetes.io/restartedAt)"
+            ),
+            None,
+        );
+        p.wait(
+            phase,
+            c,
+            format!("deployment `{WORKLOAD_NAMESPACE}/{app}` to be ready"),
+            istio::ROLLOUT_READY,
+        );
+    };
+    restart(p, "httpbin");
+    probe_steps(p, run, r, docker, kind_bin, phase);
+    mtls_check_steps(p, phase, c, "sleep (default) -> httpbin (canary)");
+    p.check(
+        phase,
+        c,
+        format!("{ROOT_CONFIGMAP} in {WORKLOAD_NAMESPACE} unchanged by the move"),
+    );
+    restart(p, "sleep");
+    if let Some(first) = run.istioctl.first() {
+        p.run(
+            phase,
+            istio::uninstall_revision_cmd(first, r, istio::DEFAULT_REVISION),
+        );
+    }
+    p.wait(
+        phase,
+        c,
+        format!(
+            "deployment `{ISTIO_NAMESPACE}/{}` to be gone",
+            istio::istiod_deployment(istio::DEFAULT_REVISION)
+        ),
+        istio::ISTIOD_READY,
+    );
+    restart(p, "httpbin");
+    probe_steps(p, run, r, docker, kind_bin, phase);
+    mtls_check_steps(p, phase, c, "sleep (canary) -> httpbin (canary)");
 }
 
 fn remote_secret_steps(p: &mut Planner, run: &KindRun, names: &[String], refs: &[ClusterRef]) {
@@ -657,6 +772,11 @@ pub fn dry_run_plan(run: &KindRun) -> String {
             n => format!("{n} Istio versions (install, upgrade)"),
         },
     );
+    if run.canary {
+        out.push_str(&format!(
+            "  and a canary upgrade: revision `{CANARY_REVISION}` from the newest istioctl\n"
+        ));
+    }
     for (i, step) in plan(run).iter().enumerate() {
         out.push_str(&format!("{:>3}. {step}\n", i + 1));
     }
@@ -687,6 +807,61 @@ mod tests {
         insta::with_settings!({snapshot_path => "../../fixtures/snapshots", prepend_module_to_snapshot => false}, {
             insta::assert_snapshot!("kind_plan_two_clusters_upgrade_distroless", dry_run_plan(&run));
         });
+    }
+
+    #[test]
+    fn the_canary_upgrade_plan_after_an_in_place_upgrade() {
+        let mut run = KindRun::single("mt");
+        run.istioctl = vec![
+            "/opt/istio-1.31.4/bin/istioctl".into(),
+            "/opt/istio-1.32.0/bin/istioctl".into(),
+        ];
+        run.canary = true;
+        insta::with_settings!({snapshot_path => "../../fixtures/snapshots", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!("kind_plan_canary_upgrade", dry_run_plan(&run));
+        });
+    }
+
+    #[test]
+    fn the_canary_steps_come_in_the_order_of_istios_canary_upgrade() {
+        let mut run = KindRun::single("mt");
+        run.istioctl = vec!["/a/istioctl".into(), "/b/istioctl".into()];
+        run.canary = true;
+        let canary: Vec<String> = plan(&run)
+            .iter()
+            .map(ToString::to_string)
+            .filter(|s| s.starts_with("[canary]"))
+            .collect();
+        let at = |needle: &str| {
+            canary
+                .iter()
+                .position(|s| s.contains(needle))
+                .unwrap_or_else(|| panic!("no canary step has `{needle}`: {canary:#?}"))
+        };
+        let install = at("run    /b/istioctl install --revision canary --set profile=minimal");
+        let ready = at("istio-system/istiod-canary` to be ready");
+        let logged = at("pods app=istiod,istio.io/rev=canary) says `Use local CA certificate`");
+        let moved = at("Namespace foo labels {istio.io/rev: canary, istio-injection: (removed)}");
+        let httpbin = at("Deployment foo/httpbin restart");
+        let sleep = at("Deployment foo/sleep restart");
+        let removed = at("run    /a/istioctl uninstall --revision default -y");
+        let gone = at("istio-system/istiod` to be gone");
+        assert!(install < ready && ready < logged && logged < moved && moved < httpbin);
+        assert!(httpbin < sleep && sleep < removed && removed < gone);
+        // httpbin restarts again once the default revision is gone, and is probed after.
+        let last_restart = canary
+            .iter()
+            .rposition(|s| s.contains("Deployment foo/httpbin restart"))
+            .unwrap();
+        assert!(last_restart > gone);
+        assert!(canary[last_restart..].iter().any(|s| s.contains("exec")));
+        // Without the canary scenario there is no canary phase at all.
+        run.canary = false;
+        assert!(
+            !plan(&run)
+                .iter()
+                .any(|s| s.to_string().starts_with("[canary]"))
+        );
     }
 
     #[test]

@@ -454,31 +454,45 @@ impl KindTarget {
         Ok(())
     }
 
-    /// istioctl install (phase 0) or upgrade (phase 1) on slot `i`, watching istiod.
+    /// istioctl install (phase 0), upgrade (phase 1) or a canary revision on slot `i`,
+    /// watching the istiod of the revision it installs.
     async fn install_with(
         &mut self,
         i: usize,
         istioctl: &Path,
-        upgrade: bool,
+        step: InstallStep<'_>,
     ) -> Result<InstallOutcome, TargetError> {
         let r = &self.shared.clusters[i].cluster;
-        let spec = InstallSpec {
-            profile: self.shared.run.profile,
-            cluster_name: r.cluster.clone(),
-            network: KindRun::network(i),
-            trust_domain: self.slots[i].trust_domain.clone(),
-            multi_root: false,
-        };
-        let cmd = if upgrade {
-            istio::upgrade_cmd(istioctl, r, &spec)
-        } else {
-            istio::install_cmd(istioctl, r, &spec)
+        let spec = install_spec(
+            &self.shared.run,
+            r,
+            i,
+            self.slots[i].trust_domain.clone(),
+            step,
+        );
+        let cmd = match step {
+            InstallStep::Upgrade => istio::upgrade_cmd(istioctl, r, &spec),
+            InstallStep::Install | InstallStep::Revision(_) => {
+                istio::install_cmd(istioctl, r, &spec)
+            }
         };
         self.slots[i].installed = true;
-        let what = if upgrade { "upgrade" } else { "install" };
-        install_observed(&cmd, self.client(i))
+        let what = match step {
+            InstallStep::Install => "install",
+            InstallStep::Upgrade => "upgrade",
+            InstallStep::Revision(_) => "install a revision",
+        };
+        install_observed(&cmd, self.client(i), spec.revision())
             .await
             .map_err(backend(what))
+    }
+
+    /// The istioctl of the newest Istio this run has: the upgrade's if there is one.
+    fn newest_istioctl(&self) -> Result<PathBuf, TargetError> {
+        let last = self.shared.tools.istioctl.len().saturating_sub(1);
+        self.shared
+            .istioctl(last)
+            .map_err(backend("install a revision"))
     }
 
     /// Makes the clusters reach each other: routes between the kind nodes' pod networks
@@ -595,13 +609,15 @@ impl KindTarget {
         let istiod = match workloads::pod_ip(&client, ISTIO_NAMESPACE, "app=istiod").await {
             Ok((name, _)) => name,
             Err(e) => {
-                return Err(match istio::refusal_now(&pods).await {
-                    Some((reason, _)) => TargetError::IstiodDown {
-                        cluster: logical,
-                        reason,
+                return Err(
+                    match istio::refusal_now(&pods, istio::DEFAULT_REVISION).await {
+                        Some((reason, _)) => TargetError::IstiodDown {
+                            cluster: logical,
+                            reason,
+                        },
+                        None => backend("find a Ready istiod")(e),
                     },
-                    None => backend("find a Ready istiod")(e),
-                });
+                );
             }
         };
         let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
@@ -701,6 +717,42 @@ pub fn placement(logical: &str, physical: &[String]) -> Option<usize> {
         .or((!physical.is_empty()).then_some(0))
 }
 
+/// Which install [`KindTarget::install_with`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstallStep<'a> {
+    /// The first control plane (the default revision).
+    Install,
+    /// The in-place upgrade over it.
+    Upgrade,
+    /// A second control plane beside it (`--revision`): the canary of a canary upgrade. It
+    /// installs istiod only (profile `minimal`): gateways stay with the first control plane, as
+    /// Istio's canary upgrade guide has it.
+    Revision(&'a str),
+}
+
+/// The install of cluster `r` (slot `i`) for `step`: the plan and the run make it here, so that
+/// they cannot differ.
+pub fn install_spec(
+    run: &KindRun,
+    r: &ClusterRef,
+    i: usize,
+    trust_domain: Option<String>,
+    step: InstallStep<'_>,
+) -> InstallSpec {
+    let (profile, revision) = match step {
+        InstallStep::Revision(rev) => (istio::Profile::Minimal, Some(rev.to_owned())),
+        InstallStep::Install | InstallStep::Upgrade => (run.profile, None),
+    };
+    InstallSpec {
+        profile,
+        cluster_name: r.cluster.clone(),
+        network: KindRun::network(i),
+        trust_domain,
+        multi_root: false,
+        revision,
+    }
+}
+
 fn backend(what: &str) -> impl FnOnce(KubeError) -> TargetError {
     let what = what.to_owned();
     move |e| TargetError::Backend {
@@ -709,29 +761,30 @@ fn backend(what: &str) -> impl FnOnce(KubeError) -> TargetError {
     }
 }
 
-/// Runs istioctl while watching istiod: a refusal (istiod crash-looping with an error in its
-/// log) ends the install at once, rather than after istioctl's readiness timeout; otherwise
-/// istiod must become Ready and its log must name its CA.
+/// Runs istioctl while watching the istiod of `revision`: a refusal (istiod crash-looping with
+/// an error in its log) ends the install at once, rather than after istioctl's readiness
+/// timeout; otherwise that istiod must become Ready and its log must name its CA.
 pub async fn install_observed(
     cmd: &Cmd,
     client: &kube::Client,
+    revision: &str,
 ) -> Result<InstallOutcome, KubeError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ISTIO_NAMESPACE);
     let refused = tokio::select! {
         ran = process::run(cmd) => match ran {
             Ok(_) => None,
-            Err(e) => match istio::refusal_now(&pods).await {
+            Err(e) => match istio::refusal_now(&pods, revision).await {
                 Some(r) => Some(r),
                 None => return Err(e.into()),
             },
         },
-        r = istio::watch_for_refusal(client) => Some(r),
+        r = istio::watch_for_refusal(client, revision) => Some(r),
     };
     if let Some((reason, log)) = refused {
         return Ok(InstallOutcome::Refused { reason, log });
     }
-    istio::wait_istiod(client).await?;
-    let log = istio::istiod_log(client).await?;
+    istio::wait_istiod(client, revision).await?;
+    let log = istio::istiod_log(client, revision).await?;
     install_outcome(&log)
 }
 
@@ -1034,7 +1087,7 @@ impl Target for KindTarget {
         self.slots[i].trust_domain =
             (options.trust_domain != "cluster.local").then(|| options.trust_domain.clone());
         let istioctl = self.shared.istioctl(0).map_err(backend("install"))?;
-        self.install_with(i, &istioctl, false).await
+        self.install_with(i, &istioctl, InstallStep::Install).await
     }
 
     async fn deploy(
@@ -1272,7 +1325,9 @@ impl Target for KindTarget {
             Some(p) => p.clone(),
             None => self.shared.istioctl(1).map_err(backend("upgrade"))?,
         };
-        let outcome = self.install_with(i, &istioctl, true).await?;
+        let outcome = self
+            .install_with(i, &istioctl, InstallStep::Upgrade)
+            .await?;
         if matches!(outcome, InstallOutcome::Installed { .. }) {
             let client = self.client(i).clone();
             let namespaces: BTreeSet<String> = self.slots[i]
@@ -1297,6 +1352,88 @@ impl Target for KindTarget {
             }
         }
         Ok(outcome)
+    }
+
+    /// `istioctl install --revision REVISION` with the newest istioctl of the run (istiod only),
+    /// reading the same `cacerts`; the outcome is that revision's istiod's.
+    async fn install_revision(
+        &mut self,
+        cluster: &str,
+        revision: &str,
+        options: &InstallOptions,
+    ) -> Result<InstallOutcome, TargetError> {
+        let i = self.slot(cluster)?;
+        if options.multi_root {
+            return Err(TargetError::Backend {
+                what: "install a revision".into(),
+                cause: "ISTIO_MULTIROOT_MESH is not wired into the kind install yet".into(),
+            });
+        }
+        let istioctl = self.newest_istioctl()?;
+        self.install_with(i, &istioctl, InstallStep::Revision(revision))
+            .await
+    }
+
+    /// Labels the namespace `istio.io/rev=REVISION` and drops `istio-injection` (which would
+    /// win over the revision label), as Istio's canary upgrade guide does.
+    async fn set_namespace_revision(
+        &mut self,
+        cluster: &str,
+        namespace: &str,
+        revision: &str,
+    ) -> Result<(), TargetError> {
+        let i = self.slot(cluster)?;
+        workloads::set_namespace_revision(self.client(i), namespace, revision)
+            .await
+            .map_err(backend("move a namespace to a revision"))
+    }
+
+    /// `kubectl rollout restart` of one app, then its rollout and pods Ready.
+    async fn restart(
+        &mut self,
+        cluster: &str,
+        namespace: &str,
+        app: App,
+    ) -> Result<(), TargetError> {
+        let i = self.slot(cluster)?;
+        let client = self.client(i).clone();
+        let what = format!("restart {app}");
+        istio::restart_deployment(&client, namespace, app.name())
+            .await
+            .map_err(backend(&what))?;
+        workloads::wait_pods_ready(
+            &client,
+            namespace,
+            &format!("app={}", app.name()),
+            workloads::PODS_READY,
+        )
+        .await
+        .map_err(backend(&what))?;
+        Ok(())
+    }
+
+    /// `istioctl uninstall --revision REVISION -y` (the default revision with the istioctl that
+    /// installed it, any other with the newest), then waits until its istiod is gone.
+    async fn uninstall_revision(
+        &mut self,
+        cluster: &str,
+        revision: &str,
+    ) -> Result<(), TargetError> {
+        let i = self.slot(cluster)?;
+        let istioctl = if revision == istio::DEFAULT_REVISION {
+            self.shared
+                .istioctl(0)
+                .map_err(backend("uninstall a revision"))?
+        } else {
+            self.newest_istioctl()?
+        };
+        let r = &self.shared.clusters[i].cluster;
+        process::run(&istio::uninstall_revision_cmd(&istioctl, r, revision))
+            .await
+            .map_err(|e| backend("uninstall a revision")(e.into()))?;
+        istio::wait_istiod_gone(self.client(i), revision)
+            .await
+            .map_err(backend("uninstall a revision"))
     }
 
     async fn keep_evidence(&mut self, scenario: &str) {

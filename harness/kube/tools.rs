@@ -545,13 +545,21 @@ mod tests {
             nightly.contains(&format!("KIND_VERSION: {KIND_VERSION}\n")),
             "nightly.yml's KIND_VERSION is not {KIND_VERSION}"
         );
-        for (row, a, b) in [
-            ("istio-1.31", ISTIO_PREVIOUS_VERSION, None),
-            ("istio-1.32", ISTIO_VERSION, None),
+        // The single-version rows run everything but the upgrade tests; the upgrade row runs
+        // both upgrade tests (`kind_upgrade_in_place_*`, `kind_upgrade_canary_*`).
+        for (row, a, b, tests) in [
+            (
+                "istio-1.31",
+                ISTIO_PREVIOUS_VERSION,
+                None,
+                "not test(kind_upgrade_)",
+            ),
+            ("istio-1.32", ISTIO_VERSION, None, "not test(kind_upgrade_)"),
             (
                 "upgrade-1.31-to-1.32",
                 ISTIO_PREVIOUS_VERSION,
                 Some(ISTIO_VERSION),
+                "test(kind_upgrade_)",
             ),
         ] {
             let at = nightly
@@ -563,6 +571,10 @@ mod tests {
             if let Some(b) = b {
                 assert!(rest.contains(&format!("istio_b: \"{b}\"")), "{row}: {rest}");
             }
+            assert!(
+                rest.contains(&format!("tests: \"{tests}\"\n")),
+                "{row}: {rest}"
+            );
         }
         let kind_mod = include_str!("../../oracle/e2e-tools/kind/go.mod");
         assert!(

@@ -192,6 +192,36 @@ pub async fn deploy_app(
     Ok(())
 }
 
+/// The label patch that moves a namespace to `revision`: `istio.io/rev=<revision>`, and
+/// `istio-injection` removed (a JSON merge patch's `null`), since Istio's injector webhooks
+/// give `istio-injection` precedence over `istio.io/rev` (Istio's canary upgrade guide).
+pub fn revision_labels_patch(revision: &str) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {"labels": {"istio-injection": null, "istio.io/rev": revision}}
+    })
+}
+
+/// Moves namespace `ns` to `revision` (`kubectl label namespace NS istio-injection-
+/// istio.io/rev=REVISION`): pods started afterwards get that revision's sidecar.
+pub async fn set_namespace_revision(
+    client: &kube::Client,
+    ns: &str,
+    revision: &str,
+) -> Result<(), KubeError> {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    api.patch(
+        ns,
+        &PatchParams::default(),
+        &Patch::Merge(revision_labels_patch(revision)),
+    )
+    .await
+    .map_err(KubeError::api(format!(
+        "label namespace `{ns}` istio.io/rev={revision}"
+    )))?;
+    tracing::info!("namespace {ns} moved to revision {revision}");
+    Ok(())
+}
+
 /// The Service `<app>-<cluster>` that names one cluster's instance of an app across the mesh.
 /// In the app's own cluster it selects the app's pods; in every other cluster it exists only so
 /// that the name resolves there (a selector no pod carries), so istiod's merged endpoints for
@@ -583,6 +613,46 @@ mod tests {
              httpbin-1: phase Pending, httpbin waiting (ErrImagePull)\n\
              events in `foo`:\n  Warning httpbin-1 Failed: Failed to pull image \
              \"docker.io/mccutchen/go-httpbin:v2.15.0\": not found"
+        );
+    }
+
+    #[test]
+    fn moving_a_namespace_sets_the_revision_and_drops_istio_injection() {
+        assert_eq!(
+            revision_labels_patch("canary"),
+            serde_json::json!({"metadata": {"labels": {
+                "istio-injection": null, "istio.io/rev": "canary"}}})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_namespace_move_patches_the_namespace_and_names_it_when_refused() {
+        let (client, calls) = crate::kube::mock::api_server(|method, path| match (method, path) {
+            ("PATCH", "/api/v1/namespaces/foo") => (
+                200,
+                r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"foo"}}"#.into(),
+            ),
+            _ => (
+                404,
+                serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "message": "namespaces \"bar\" not found", "reason": "NotFound", "code": 404})
+                .to_string(),
+            ),
+        });
+        set_namespace_revision(&client, "foo", "canary")
+            .await
+            .unwrap();
+        assert_eq!(
+            calls.lock().unwrap().as_slice(),
+            ["PATCH /api/v1/namespaces/foo?"]
+        );
+        let err = set_namespace_revision(&client, "bar", "canary")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("kubernetes api: cannot label namespace `bar` istio.io/rev=canary"),
+            "{err}"
         );
     }
 }

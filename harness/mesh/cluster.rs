@@ -20,8 +20,7 @@ use crate::scenario::target::{
     App, InstallOptions, InstallOutcome, Mode, TargetError, WorkloadRef,
 };
 
-/// The unrevisioned control plane's name where revisions are named.
-pub const DEFAULT_REVISION: &str = "default";
+use crate::scenario::target::DEFAULT_REVISION;
 
 /// Namespaces istiod does not publish `istio-ca-root-cert` into.
 const NO_ROOT_CONFIGMAP: [&str; 3] = ["kube-public", "kube-node-lease", "local-path-storage"];

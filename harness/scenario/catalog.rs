@@ -837,10 +837,7 @@ async fn istio_upgrade(
     Ok(())
 }
 
-/// The canary revision a canary upgrade installs beside the running control plane.
-pub const CANARY_REVISION: &str = "canary";
-/// The revision name of the control plane installed without `--revision`.
-pub const DEFAULT_REVISION: &str = "default";
+use super::target::{CANARY_REVISION, DEFAULT_REVISION};
 /// The label of httpbin's chain once it runs on the canary revision.
 pub const ON_CANARY: &str = "cluster1/foo/httpbin-on-canary";
 /// The label of httpbin's chain once the old revision is gone.

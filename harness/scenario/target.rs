@@ -183,6 +183,15 @@ impl Outcome {
     }
 }
 
+/// The revision of the control plane installed without `--revision`, where revisions are
+/// named: Istio's charts label its istiod pods `istio.io/rev=default`, and `istio.io/rev=default`
+/// on a namespace selects it (`manifests/charts/istio-control/istio-discovery`, every release
+/// since revisions exist; the e2e-tools tier checks it against the real istioctl 1.31).
+pub const DEFAULT_REVISION: &str = "default";
+
+/// The revision a canary upgrade installs beside the running control plane.
+pub const CANARY_REVISION: &str = "canary";
+
 /// A target could not carry out a verb (as opposed to observing a refusal, which is data).
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
