@@ -612,6 +612,64 @@ mod tests {
         assert!(calls[1].contains("/pods/istiod-canary-x/log?"), "{calls:?}");
     }
 
+    fn deployment(name: &str, ready: i32) -> String {
+        serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "generation": 2},
+            "spec": {"replicas": 1, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1,
+                "readyReplicas": ready}})
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn an_uninstalled_revision_is_waited_for_until_its_istiod_is_gone() {
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = seen.clone();
+        let (client, calls) = crate::kube::mock::api_server(move |_, path| {
+            assert_eq!(
+                path,
+                "/apis/apps/v1/namespaces/istio-system/deployments/istiod-canary"
+            );
+            // Still there on the first look, gone on the second.
+            if count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                (200, deployment("istiod-canary", 1))
+            } else {
+                not_found()
+            }
+        });
+        wait_istiod_gone(&client, "canary").await.unwrap();
+        assert_eq!(calls.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_restart_patches_the_deployment_then_waits_for_its_rollout() {
+        let (client, calls) = crate::kube::mock::api_server(|method, path| match (method, path) {
+            (_, "/apis/apps/v1/namespaces/foo/deployments/httpbin") => {
+                (200, deployment("httpbin", 1))
+            }
+            _ => not_found(),
+        });
+        restart_deployment(&client, "foo", "httpbin").await.unwrap();
+        let calls = calls.lock().unwrap().clone();
+        assert!(
+            calls[0].starts_with("PATCH /apis/apps/v1/namespaces/foo/deployments/httpbin?"),
+            "{calls:?}"
+        );
+        assert!(
+            calls[1].starts_with("GET /apis/apps/v1/namespaces/foo/deployments/httpbin"),
+            "{calls:?}"
+        );
+        // A deployment that is not there is named, and nothing is waited for.
+        let err = restart_deployment(&client, "foo", "sleep")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("kubernetes api: cannot restart deployment `foo/sleep`"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn a_revision_names_its_istiod_deployment_and_pods() {
         assert_eq!(istiod_deployment(DEFAULT_REVISION), "istiod");
