@@ -113,6 +113,17 @@ fn every_bad_input_error_reads_as_in_the_snapshot() {
         &["run", "--context", "kind-a"],
         &["run", "--prefix", "mine"],
         &["run", "--key", "rsa1024"],
+        &[
+            "run",
+            "--target",
+            "kind",
+            "--istioctl",
+            "a",
+            "--istioctl",
+            "b",
+            "--istioctl",
+            "c",
+        ],
         // Output paths: checked before anything runs, named as given (never a temp file).
         &["run", "--junit", "missing/dir/junit.xml"],
         &["run", "--json", "reports"],

@@ -117,6 +117,7 @@ fn plans() -> Vec<KindRun> {
         "/opt/istio-1.32.0/bin/istioctl".into(),
     ];
     two.delivery = ProbeDelivery::Image;
+    two.in_place_upgrade = true;
     two.canary = true;
     vec![single, two]
 }

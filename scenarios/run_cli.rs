@@ -175,6 +175,51 @@ fn the_kind_dry_run_prints_the_committed_plan_and_touches_nothing() {
         .stdout(committed_plan("kind_plan_single_cluster"));
 }
 
+/// The dry run's phases for `scenario` with two istioctls (install 1.31.4, upgrade 1.32.0).
+#[cfg(feature = "e2e")]
+fn planned_phases(scenario: &str) -> String {
+    let out = meshtrust()
+        .args([
+            "run",
+            "--target",
+            "kind",
+            "--dry-run",
+            "--scenario",
+            scenario,
+        ])
+        .args(["--istioctl", "/opt/istio-1.31.4/bin/istioctl"])
+        .args(["--istioctl", "/opt/istio-1.32.0/bin/istioctl"])
+        .env("PATH", "")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[cfg(feature = "e2e")]
+#[test]
+fn a_canary_dry_run_from_one_release_to_the_next_has_no_in_place_upgrade() {
+    let plan = planned_phases("istio-canary-upgrade");
+    assert!(!plan.contains("[upgrade]"), "{plan}");
+    assert!(
+        plan.contains("[canary] run    /opt/istio-1.32.0/bin/istioctl install --revision canary"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains(
+            "[canary] run    /opt/istio-1.31.4/bin/istioctl uninstall --revision default"
+        ),
+        "{plan}"
+    );
+    // Its twin: the in-place upgrade has its phase, and no canary.
+    let plan = planned_phases("istio-upgrade");
+    assert!(
+        plan.contains("[upgrade] run    /opt/istio-1.32.0/bin/istioctl install --set"),
+        "{plan}"
+    );
+    assert!(!plan.contains("[canary]"), "{plan}");
+}
+
 #[cfg(feature = "e2e")]
 #[test]
 fn a_kind_dry_run_of_a_multicluster_scenario_plans_two_clusters() {

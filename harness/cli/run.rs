@@ -122,6 +122,12 @@ fn check_flags(args: &RunArgs, matches: &ArgMatches) -> anyhow::Result<()> {
             );
         }
     }
+    if args.istioctl.len() > 2 {
+        bail!(
+            "`--istioctl` is given {} times; it takes at most two: the install's, then the upgrade's (hint: `--istioctl A --istioctl B` upgrades from A to B; the canary revision comes from B)",
+            args.istioctl.len()
+        );
+    }
     let mut seen = Vec::new();
     for s in &args.scenarios {
         if seen.contains(s) {
@@ -243,6 +249,7 @@ fn run_cluster_target(_args: &RunArgs, _scenarios: &[Scenario]) -> anyhow::Resul
 fn kind_run(args: &RunArgs, scenarios: &[Scenario]) -> meshtrust::kube::KindRun {
     let mut run = meshtrust::kube::KindRun::single(&args.prefix);
     run.clusters = meshtrust::kube::target::clusters_for(scenarios);
+    run.in_place_upgrade = scenarios.contains(&Scenario::IstioUpgrade);
     run.canary = scenarios.contains(&Scenario::IstioCanaryUpgrade);
     if !args.istioctl.is_empty() {
         run.istioctl = args.istioctl.clone();

@@ -33,9 +33,12 @@ pub struct KindRun {
     pub profile: Profile,
     /// `[install]` or `[install, upgrade]`: the tool paths of each phase.
     pub istioctl: Vec<PathBuf>,
+    /// The in-place upgrade (scenario `istio-upgrade`) is in the run: its phase installs the
+    /// upgrade's istioctl over the first (the same one again when only one is given).
+    pub in_place_upgrade: bool,
     /// The canary upgrade (scenario `istio-canary-upgrade`) is in the run: its phase installs
-    /// a second control plane with the newest istioctl, moves `foo` to it, and removes the
-    /// first.
+    /// a second control plane with the upgrade's istioctl (the last given), moves `foo` to it,
+    /// and removes the first.
     pub canary: bool,
     /// Each istioctl's version, once preflight has asked (empty in a dry run): Istio's images
     /// are tagged with it.
@@ -60,6 +63,7 @@ impl KindRun {
             artifacts: "target/meshtrust/artifacts".into(),
             profile: Profile::Demo,
             istioctl: vec!["istioctl".into()],
+            in_place_upgrade: false,
             canary: false,
             istio_versions: Vec::new(),
             probe_binary: "target/x86_64-unknown-linux-gnu/release/meshtrust-probe".into(),
@@ -72,5 +76,11 @@ impl KindRun {
     /// networks the harness routes to each other (see `InstallSpec::network`).
     pub fn network(_i: usize) -> String {
         "network1".to_owned()
+    }
+
+    /// The istioctl of `phase` (0: install, 1: upgrade): with one istioctl, the upgrade
+    /// installs that same one again.
+    pub fn phase_istioctl(&self, phase: usize) -> Option<&PathBuf> {
+        self.istioctl.get(phase).or_else(|| self.istioctl.last())
     }
 }

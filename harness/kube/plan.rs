@@ -301,7 +301,7 @@ fn planner(run: &KindRun) -> Planner {
         remote_secret_steps(&mut p, run, &names, &refs);
     }
 
-    if run.istioctl.len() > 1 {
+    if run.in_place_upgrade {
         for (i, r) in refs.iter().enumerate() {
             install_steps(&mut p, run, r, i, 1, "upgrade");
             p.apply("upgrade", &r.cluster, format!("Deployment {WORKLOAD_NAMESPACE}/* restart (template annotation kubectl.kubernetes.io/restartedAt)"), None);
@@ -485,7 +485,7 @@ fn install_steps(
         InstallStep::Upgrade
     };
     let spec = super::target::install_spec(run, r, i, None, step);
-    let Some(istioctl) = run.istioctl.get(phase_index) else {
+    let Some(istioctl) = run.phase_istioctl(phase_index) else {
         return;
     };
     let cmd = if phase_index == 0 {
@@ -509,14 +509,15 @@ fn install_steps(
         phase,
         &r.cluster,
         format!(
-            "istiod log (container discovery, pods app=istiod) says `{}`",
+            "istiod log (container discovery, pods {}) says `{}`",
+            istio::istiod_selector(spec.revision()),
             mode.log_line()
         ),
     );
 }
 
 /// The canary upgrade on the first cluster (scenario `istio-canary-upgrade`): revision
-/// `canary` beside the default one from the newest istioctl, `foo` moved to it with httpbin
+/// `canary` beside the default one from the last istioctl given (the upgrade's), `foo` moved to it with httpbin
 /// restarted (sleep on the old revision, httpbin on the new: mTLS between them), then sleep
 /// restarted, the default revision removed, httpbin restarted once more and probed.
 fn canary_steps(p: &mut Planner, run: &KindRun, r: &ClusterRef, docker: &Path, kind_bin: &Path) {
@@ -772,9 +773,15 @@ pub fn dry_run_plan(run: &KindRun) -> String {
             n => format!("{n} Istio versions (install, upgrade)"),
         },
     );
+    if run.in_place_upgrade {
+        out.push_str(match run.istioctl.len() {
+            1 => "  and an in-place upgrade: one istioctl, installed again over itself\n",
+            _ => "  and an in-place upgrade: the second istioctl over the first\n",
+        });
+    }
     if run.canary {
         out.push_str(&format!(
-            "  and a canary upgrade: revision `{CANARY_REVISION}` from the newest istioctl\n"
+            "  and a canary upgrade: revision `{CANARY_REVISION}` from the last istioctl given\n"
         ));
     }
     for (i, step) in plan(run).iter().enumerate() {
@@ -804,13 +811,14 @@ mod tests {
         ];
         run.delivery = ProbeDelivery::Image;
         run.keep = true;
+        run.in_place_upgrade = true;
         insta::with_settings!({snapshot_path => "../../fixtures/snapshots", prepend_module_to_snapshot => false}, {
             insta::assert_snapshot!("kind_plan_two_clusters_upgrade_distroless", dry_run_plan(&run));
         });
     }
 
     #[test]
-    fn the_canary_upgrade_plan_after_an_in_place_upgrade() {
+    fn the_canary_upgrade_plan_from_one_release_to_the_next() {
         let mut run = KindRun::single("mt");
         run.istioctl = vec![
             "/opt/istio-1.31.4/bin/istioctl".into(),
@@ -855,6 +863,13 @@ mod tests {
             .unwrap();
         assert!(last_restart > gone);
         assert!(canary[last_restart..].iter().any(|s| s.contains("exec")));
+        // Only the canary runs: no in-place upgrade phase, however many istioctls are given
+        // (the canary is the upgrade from the first to the last).
+        assert!(
+            !plan(&run)
+                .iter()
+                .any(|s| s.to_string().starts_with("[upgrade]"))
+        );
         // Without the canary scenario there is no canary phase at all.
         run.canary = false;
         assert!(
@@ -862,6 +877,36 @@ mod tests {
                 .iter()
                 .any(|s| s.to_string().starts_with("[canary]"))
         );
+    }
+
+    #[test]
+    fn the_in_place_upgrade_phase_comes_with_its_scenario_only() {
+        let upgrades = |run: &KindRun| -> Vec<String> {
+            plan(run)
+                .iter()
+                .map(ToString::to_string)
+                .filter(|s| s.starts_with("[upgrade] run"))
+                .collect()
+        };
+        let mut run = KindRun::single("mt");
+        run.istioctl = vec!["/a/istioctl".into(), "/b/istioctl".into()];
+        assert_eq!(upgrades(&run), Vec::<String>::new());
+        run.in_place_upgrade = true;
+        let with_two = upgrades(&run);
+        assert_eq!(with_two.len(), 1, "{with_two:?}");
+        assert!(
+            with_two[0].contains("run    /b/istioctl install"),
+            "{with_two:?}"
+        );
+        // One istioctl: the upgrade installs it again (as the e2e tests do), and says so.
+        run.istioctl = vec!["/a/istioctl".into()];
+        let with_one = upgrades(&run);
+        assert_eq!(with_one.len(), 1, "{with_one:?}");
+        assert!(
+            with_one[0].contains("run    /a/istioctl install"),
+            "{with_one:?}"
+        );
+        assert!(dry_run_plan(&run).contains("one istioctl, installed again over itself"));
     }
 
     #[test]

@@ -237,11 +237,19 @@ impl KindClusters {
         }
     }
 
-    /// The istioctl of `phase` (0: install, 1: upgrade).
+    /// The istioctl of `phase` (0: install, 1: upgrade). With one istioctl the upgrade installs
+    /// that same one again, and says so.
     fn istioctl(&self, phase: usize) -> Result<PathBuf, KubeError> {
+        if phase > 0 && self.tools.istioctl.len() == 1 {
+            tracing::warn!(
+                "one istioctl: the upgrade installs `{}` again over itself (hint: `--istioctl A --istioctl B` for an upgrade from A to B)",
+                self.tools.istioctl[0].path.display()
+            );
+        }
         self.tools
             .istioctl
             .get(phase)
+            .or_else(|| self.tools.istioctl.last())
             .map(|t| t.path.clone())
             .ok_or_else(|| KubeError::Workload {
                 what: format!("istioctl for phase {phase}"),
@@ -487,11 +495,10 @@ impl KindTarget {
             .map_err(backend(what))
     }
 
-    /// The istioctl of the newest Istio this run has: the upgrade's if there is one.
-    fn newest_istioctl(&self) -> Result<PathBuf, TargetError> {
-        let last = self.shared.tools.istioctl.len().saturating_sub(1);
+    /// The upgrade's istioctl: the second given, or the only one (which then says so).
+    fn upgrade_istioctl(&self) -> Result<PathBuf, TargetError> {
         self.shared
-            .istioctl(last)
+            .istioctl(1)
             .map_err(backend("install a revision"))
     }
 
@@ -1354,7 +1361,7 @@ impl Target for KindTarget {
         Ok(outcome)
     }
 
-    /// `istioctl install --revision REVISION` with the newest istioctl of the run (istiod only),
+    /// `istioctl install --revision REVISION` with the upgrade's istioctl (the last given; istiod only),
     /// reading the same `cacerts`; the outcome is that revision's istiod's.
     async fn install_revision(
         &mut self,
@@ -1369,7 +1376,7 @@ impl Target for KindTarget {
                 cause: "ISTIO_MULTIROOT_MESH is not wired into the kind install yet".into(),
             });
         }
-        let istioctl = self.newest_istioctl()?;
+        let istioctl = self.upgrade_istioctl()?;
         self.install_with(i, &istioctl, InstallStep::Revision(revision))
             .await
     }
@@ -1425,7 +1432,7 @@ impl Target for KindTarget {
                 .istioctl(0)
                 .map_err(backend("uninstall a revision"))?
         } else {
-            self.newest_istioctl()?
+            self.upgrade_istioctl()?
         };
         let r = &self.shared.clusters[i].cluster;
         process::run(&istio::uninstall_revision_cmd(&istioctl, r, revision))
