@@ -24,7 +24,7 @@ const ISTIO_MODULE: &str = "istio.io/istio@v0.0.0-20260827124520-eed52ebb66ad";
 
 /// A real tool from `target/e2e-tools/` (or `MESHTRUST_E2E_TOOLS`), or a failure that says how
 /// to build it.
-fn real(name: &str) -> PathBuf {
+pub(crate) fn real(name: &str) -> PathBuf {
     let dir = std::env::var_os("MESHTRUST_E2E_TOOLS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e-tools"));
@@ -35,7 +35,7 @@ fn real(name: &str) -> PathBuf {
         .is_ok_and(|o| o.status.success());
     assert!(
         runs,
-        "`{}` is missing or does not run (hint: build the real kind and istioctl with `just e2e-tools`)",
+        "`{}` is missing or does not run (hint: build the real tools (kind, istioctl, etcd, kube-apiserver, pilot-discovery) with `just e2e-tools`)",
         path.display()
     );
     path

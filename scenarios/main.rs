@@ -10,6 +10,8 @@ mod chain_verify;
 mod check;
 mod cli_messages;
 #[cfg(feature = "e2e-tools")]
+mod control_plane;
+#[cfg(feature = "e2e-tools")]
 mod e2e_tools;
 mod json_schemas;
 #[cfg(feature = "e2e")]
