@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use meshtrust::kube::cluster::ClusterRef;
-use meshtrust::kube::istio::{self, InstallSpec, Profile};
+use meshtrust::kube::istio::{self, InstallSpec};
 use meshtrust::kube::process::Cmd;
 use meshtrust::kube::target::{InstallStep, install_spec};
 use meshtrust::kube::{KindRun, ProbeDelivery, planned_commands};
@@ -193,12 +193,9 @@ fn the_real_tools_are_the_pinned_releases() {
 /// The install's values, as `KindTarget::install_with` makes them for the first cluster.
 fn spec(multi_root: bool, trust_domain: Option<&str>) -> InstallSpec {
     InstallSpec {
-        profile: Profile::Demo,
-        cluster_name: "cluster1".into(),
-        network: KindRun::network(0),
         trust_domain: trust_domain.map(str::to_owned),
         multi_root,
-        revision: None,
+        ..step_spec(InstallStep::Install)
     }
 }
 

@@ -494,10 +494,18 @@ fn install_steps(
         istio::upgrade_cmd(istioctl, r, &spec)
     };
     p.run(phase, cmd);
+    istiod_ready_steps(p, run, phase, &r.cluster, spec.revision());
+}
+
+/// The wait for `revision`'s istiod and the check of its CA log line.
+fn istiod_ready_steps(p: &mut Planner, run: &KindRun, phase: &str, cluster: &str, revision: &str) {
     p.wait(
         phase,
-        &r.cluster,
-        format!("deployment `{ISTIO_NAMESPACE}/istiod` to be ready"),
+        cluster,
+        format!(
+            "deployment `{ISTIO_NAMESPACE}/{}` to be ready",
+            istio::istiod_deployment(revision)
+        ),
         istio::ISTIOD_READY,
     );
     let mode = if run.plug_in {
@@ -507,50 +515,28 @@ fn install_steps(
     };
     p.check(
         phase,
-        &r.cluster,
+        cluster,
         format!(
             "istiod log (container discovery, pods {}) says `{}`",
-            istio::istiod_selector(spec.revision()),
+            istio::istiod_selector(revision),
             mode.log_line()
         ),
     );
 }
 
 /// The canary upgrade on the first cluster (scenario `istio-canary-upgrade`): revision
-/// `canary` beside the default one from the last istioctl given (the upgrade's), `foo` moved to it with httpbin
+/// `canary` beside the default one from the upgrade's istioctl, `foo` moved to it with httpbin
 /// restarted (sleep on the old revision, httpbin on the new: mTLS between them), then sleep
 /// restarted, the default revision removed, httpbin restarted once more and probed.
 fn canary_steps(p: &mut Planner, run: &KindRun, r: &ClusterRef, docker: &Path, kind_bin: &Path) {
     let phase = "canary";
     let c = &r.cluster;
-    let Some(newest) = run.istioctl.last() else {
+    let Some(upgrade) = run.phase_istioctl(1) else {
         return;
     };
     let spec = super::target::install_spec(run, r, 0, None, InstallStep::Revision(CANARY_REVISION));
-    p.run(phase, istio::install_cmd(newest, r, &spec));
-    p.wait(
-        phase,
-        c,
-        format!(
-            "deployment `{ISTIO_NAMESPACE}/{}` to be ready",
-            istio::istiod_deployment(CANARY_REVISION)
-        ),
-        istio::ISTIOD_READY,
-    );
-    p.check(
-        phase,
-        c,
-        format!(
-            "istiod log (container discovery, pods {}) says `{}`",
-            istio::istiod_selector(CANARY_REVISION),
-            if run.plug_in {
-                CaMode::PluggedIn
-            } else {
-                CaMode::SelfSigned
-            }
-            .log_line()
-        ),
-    );
+    p.run(phase, istio::install_cmd(upgrade, r, &spec));
+    istiod_ready_steps(p, run, phase, c, CANARY_REVISION);
     p.apply(
         phase,
         c,

@@ -760,6 +760,17 @@ pub fn install_spec(
     }
 }
 
+/// The kind install does not set `ISTIO_MULTIROOT_MESH` yet: asked for, it is refused.
+fn refuse_multi_root(options: &InstallOptions, what: &str) -> Result<(), TargetError> {
+    if options.multi_root {
+        return Err(TargetError::Backend {
+            what: what.into(),
+            cause: "ISTIO_MULTIROOT_MESH is not wired into the kind install yet".into(),
+        });
+    }
+    Ok(())
+}
+
 fn backend(what: &str) -> impl FnOnce(KubeError) -> TargetError {
     let what = what.to_owned();
     move |e| TargetError::Backend {
@@ -1085,12 +1096,7 @@ impl Target for KindTarget {
         options: &InstallOptions,
     ) -> Result<InstallOutcome, TargetError> {
         let i = self.place(cluster).await?;
-        if options.multi_root {
-            return Err(TargetError::Backend {
-                what: "install".into(),
-                cause: "ISTIO_MULTIROOT_MESH is not wired into the kind install yet".into(),
-            });
-        }
+        refuse_multi_root(options, "install")?;
         self.slots[i].trust_domain =
             (options.trust_domain != "cluster.local").then(|| options.trust_domain.clone());
         let istioctl = self.shared.istioctl(0).map_err(backend("install"))?;
@@ -1361,8 +1367,8 @@ impl Target for KindTarget {
         Ok(outcome)
     }
 
-    /// `istioctl install --revision REVISION` with the upgrade's istioctl (the last given; istiod only),
-    /// reading the same `cacerts`; the outcome is that revision's istiod's.
+    /// `istioctl install --revision REVISION` with the upgrade's istioctl (istiod only), reading
+    /// the same `cacerts`; the outcome is that revision's istiod's.
     async fn install_revision(
         &mut self,
         cluster: &str,
@@ -1370,12 +1376,7 @@ impl Target for KindTarget {
         options: &InstallOptions,
     ) -> Result<InstallOutcome, TargetError> {
         let i = self.slot(cluster)?;
-        if options.multi_root {
-            return Err(TargetError::Backend {
-                what: "install a revision".into(),
-                cause: "ISTIO_MULTIROOT_MESH is not wired into the kind install yet".into(),
-            });
-        }
+        refuse_multi_root(options, "install a revision")?;
         let istioctl = self.upgrade_istioctl()?;
         self.install_with(i, &istioctl, InstallStep::Revision(revision))
             .await
