@@ -8,6 +8,8 @@
 
 pub mod chain;
 pub mod check;
+#[cfg(feature = "istiod")]
+pub mod control_plane;
 pub mod exit;
 pub mod istio;
 #[cfg(feature = "e2e")]

@@ -13,6 +13,8 @@ mod cli_messages;
 mod control_plane;
 #[cfg(feature = "e2e-tools")]
 mod e2e_tools;
+#[cfg(feature = "e2e-tools")]
+mod istiod_target;
 mod json_schemas;
 #[cfg(feature = "e2e")]
 mod kube_preflight;

@@ -128,6 +128,12 @@ impl OwnedNamespaces {
         Ok(())
     }
 
+    /// Forgets them: the cluster they live in is going away whole (the istiod target's API
+    /// server), so there is nothing to delete.
+    pub fn forget(&mut self) {
+        self.names.clear();
+    }
+
     /// Deletes the namespaces this run created, newest first; a namespace already gone is
     /// fine. Returns the ones it could not delete, as messages.
     pub async fn delete_all(&mut self, client: &kube::Client) -> Vec<String> {

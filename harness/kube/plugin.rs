@@ -16,10 +16,12 @@ pub const ISTIO_NAMESPACE: &str = "istio-system";
 /// The root-of-trust ConfigMap istiod writes into every namespace.
 pub const ROOT_CONFIGMAP: &str = "istio-ca-root-cert";
 
-/// The `cacerts` Secret for the cacerts directory `dir`: `pki::cacerts_secret_yaml` parsed, so
-/// there is one definition of that object.
+/// The `cacerts` Secret of the cacerts files in `dir`, as `kubectl create secret generic
+/// cacerts --from-file=DIR` makes it: `pki::present_cacerts_secret_yaml` parsed, so there is
+/// one definition of that object. An incomplete directory gives an incomplete Secret (istiod
+/// refuses it: the bad-cacerts scenario); a directory with none of the four files is an error.
 pub fn cacerts_secret(dir: &Path) -> Result<Secret, KubeError> {
-    let yaml = pki::cacerts_secret_yaml(dir)?;
+    let yaml = pki::present_cacerts_secret_yaml(dir)?;
     serde_norway::from_str(&yaml).map_err(|source| KubeError::Yaml {
         what: format!("the cacerts Secret of `{}`", dir.display()),
         cause: source,
@@ -203,12 +205,20 @@ mod tests {
     }
 
     #[test]
-    fn a_secret_of_an_incomplete_directory_is_the_pki_error() {
+    fn an_incomplete_directory_makes_an_incomplete_secret_and_an_empty_one_an_error() {
         let (_tmp, dir) = cacerts_dir();
-        std::fs::remove_file(dir.join("ca-key.pem")).unwrap();
+        std::fs::remove_file(dir.join("cert-chain.pem")).unwrap();
+        let secret = cacerts_secret(&dir).unwrap();
+        assert_eq!(
+            data_keys(&secret).into_iter().collect::<Vec<_>>(),
+            ["ca-cert.pem", "ca-key.pem", "root-cert.pem"]
+        );
+        for file in ["ca-cert.pem", "ca-key.pem", "root-cert.pem"] {
+            std::fs::remove_file(dir.join(file)).unwrap();
+        }
         let err = cacerts_secret(&dir).unwrap_err();
         assert!(matches!(err, KubeError::Pki(_)), "{err}");
-        assert!(err.to_string().contains("ca-key.pem"), "{err}");
+        assert!(err.to_string().contains("ca-cert.pem"), "{err}");
     }
 
     const NOT_FOUND: &str = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","reason":"NotFound","code":404}"#;

@@ -367,11 +367,14 @@ pub fn recorded_under(dir: &std::path::Path) -> Vec<Cmd> {
 static LIVE_GROUPS: std::sync::Mutex<std::collections::BTreeSet<u32>> =
     std::sync::Mutex::new(std::collections::BTreeSet::new());
 
-/// A running command's group, registered while this lives.
-struct LiveGroup(u32);
+/// A running command's group, registered while this lives (a long-running daemon of the
+/// istiod target registers its own, so that a signal handler stops it too).
+#[derive(Debug)]
+pub struct LiveGroup(u32);
 
 impl LiveGroup {
-    fn register(pid: u32) -> LiveGroup {
+    /// Registers the group led by `pid` (spawned with `process_group(0)`).
+    pub fn register(pid: u32) -> LiveGroup {
         if let Ok(mut groups) = LIVE_GROUPS.lock() {
             groups.insert(pid);
         }
@@ -402,7 +405,7 @@ pub fn kill_live_groups() -> usize {
 }
 
 /// SIGKILL to the process group led by `pid` (spawned with `process_group(0)`).
-fn kill_group(pid: u32) {
+pub fn kill_group(pid: u32) {
     let Ok(pid) = i32::try_from(pid) else { return };
     // SAFETY: kill(2) has no memory effects; a negative pid names the group we created, and a
     // group that is already gone only yields ESRCH.

@@ -20,4 +20,4 @@ pub use encoding::{
 };
 pub use error::PkiError;
 pub use key::KeyAlg;
-pub use secret::cacerts_secret_yaml;
+pub use secret::{cacerts_secret_yaml, present_cacerts_secret_yaml};

@@ -1,0 +1,707 @@
+//! [`IstiodTarget`]: the scenario interface on real istiod, etcd and kube-apiserver processes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::api::{Api, DeleteParams, PostParams};
+use rustls_pki_types::CertificateDer;
+
+use super::api::ApiServer;
+use super::istiod::{ISTIO_NAMESPACE, IstiodProcess, IstiodSpec, Started, write_cacerts};
+use super::{Binaries, ControlPlaneError};
+use crate::istio::reload;
+use crate::kube::KubeError;
+use crate::kube::cluster::{OwnedNamespaces, namespace};
+use crate::kube::error::is_not_found;
+use crate::kube::plugin::{self, ROOT_CONFIGMAP};
+use crate::mesh::cluster::workload_error;
+use crate::mesh::policy::Policies;
+use crate::mesh::workload::{self, Mesh, Workload};
+use crate::pki::KeyAlg;
+use crate::scenario::target::{
+    App, CapturedChain, DEFAULT_REVISION, InstallOptions, InstallOutcome, Mode, Outcome, Target,
+    TargetError, Transport, UpgradeOptions, WorkloadRef,
+};
+
+/// The audience of the tokens workloads present to istiod's CA (`TOKEN_AUDIENCES`' default,
+/// `pkg/jwt`, every supported release).
+pub const CA_AUDIENCE: &str = "istio-ca";
+/// How long istiod gets to publish `istio-ca-root-cert` into a new namespace, or to answer a
+/// change of its plugged files.
+const ISTIOD_ANSWERS: Duration = Duration::from_secs(60);
+
+/// The directories of live clusters, for a signal handler to remove.
+static LIVE_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes every live cluster's directory (the processes are killed by
+/// [`crate::kube::process::kill_live_groups`] first); for a signal handler, which exits
+/// without running `Drop`. Returns how many there were.
+pub fn remove_live_dirs() -> usize {
+    let dirs = match LIVE_DIRS.lock() {
+        Ok(mut d) => std::mem::take(&mut *d),
+        Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+    };
+    for dir in &dirs {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    dirs.len()
+}
+
+/// The state of istiod in a cluster.
+#[derive(Debug)]
+enum State {
+    NotInstalled,
+    Refused(String),
+    Running(IstiodProcess),
+}
+
+/// One cluster: its API, its istiod, its workloads. Fields drop in order: the workloads stop,
+/// istiod is killed, then the API server and etcd, then the directory goes.
+#[derive(Debug)]
+struct Cluster {
+    name: String,
+    workloads: BTreeMap<(String, String), Workload>,
+    state: State,
+    options: InstallOptions,
+    policies: Arc<Policies>,
+    namespaces: OwnedNamespaces,
+    starts: u32,
+    /// When istiod last started, until its first workload certificate.
+    awaiting_first_certificate: Option<Instant>,
+    api: ApiServer,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // The namespaces go with the API server.
+        self.namespaces.forget();
+        let dir = self.dir.path().to_owned();
+        if let Ok(mut dirs) = LIVE_DIRS.lock() {
+            dirs.retain(|d| *d != dir);
+        }
+    }
+}
+
+fn backend(
+    what: impl Into<String>,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> TargetError {
+    TargetError::Backend {
+        what: what.into(),
+        cause: Box::new(e),
+    }
+}
+
+impl Cluster {
+    fn client(&self) -> kube::Client {
+        self.api.client()
+    }
+
+    fn istiod(&self) -> Result<&IstiodProcess, TargetError> {
+        match &self.state {
+            State::Running(i) => Ok(i),
+            State::NotInstalled => Err(TargetError::NotInstalled(self.name.clone())),
+            State::Refused(reason) => Err(TargetError::IstiodDown {
+                cluster: self.name.clone(),
+                reason: reason.clone(),
+            }),
+        }
+    }
+
+    /// The Secret `cacerts`' data, as the kubelet would mount it (empty: no Secret).
+    async fn cacerts(&self) -> Result<BTreeMap<String, Vec<u8>>, TargetError> {
+        let secret = Api::<Secret>::namespaced(self.client(), ISTIO_NAMESPACE)
+            .get_opt("cacerts")
+            .await
+            .map_err(|e| backend(format!("read Secret cacerts in `{}`", self.name), e))?;
+        Ok(secret
+            .and_then(|s| s.data)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect())
+    }
+
+    /// Starts istiod with `binary`, reading the Secret as it is now.
+    async fn start_istiod(
+        &mut self,
+        binary: &Path,
+        options: &InstallOptions,
+        timings: &mut Vec<(String, Duration)>,
+    ) -> Result<InstallOutcome, TargetError> {
+        self.workloads.clear();
+        self.state = State::NotInstalled;
+        let cacerts = self.cacerts().await?;
+        self.starts += 1;
+        let spec = IstiodSpec {
+            binary,
+            kubeconfig: self.api.kubeconfig(),
+            dir: self.dir.path().join(format!("istiod-{}", self.starts)),
+            cluster_id: &self.name,
+            revision: DEFAULT_REVISION,
+            options,
+            cacerts,
+        };
+        let started = Instant::now();
+        let outcome = IstiodProcess::start(spec)
+            .await
+            .map_err(|e| backend(format!("start istiod in `{}`", self.name), e))?;
+        self.options = options.clone();
+        Ok(match outcome {
+            Started::Serving { istiod, ca, log } => {
+                timings.push((format!("{}: istiod ready", self.name), istiod.ready_in));
+                self.awaiting_first_certificate = Some(started);
+                self.state = State::Running(istiod);
+                InstallOutcome::Installed { ca, log }
+            }
+            Started::Refused { reason, log } => {
+                self.state = State::Refused(reason.clone());
+                InstallOutcome::Refused { reason, log }
+            }
+        })
+    }
+
+    /// A ServiceAccount token for `ns/service_account` (audience `istio-ca`), the namespace
+    /// created if missing (and then deleted with the cluster).
+    async fn token(&mut self, ns: &str, service_account: &str) -> Result<String, TargetError> {
+        let client = self.client();
+        self.namespaces
+            .ensure(&client, &namespace(ns, &[]))
+            .await
+            .map_err(|e| backend(format!("create namespace `{ns}` in `{}`", self.name), e))?;
+        token_for(&client, ns, service_account).await
+    }
+
+    /// The roots of `istio-ca-root-cert` in `ns`, once istiod has written it (as the agent
+    /// reads them from the mounted ConfigMap).
+    async fn roots(&mut self, ns: &str) -> Result<Vec<CertificateDer<'static>>, TargetError> {
+        let started = Instant::now();
+        loop {
+            if let Some(pem) = plugin::root_configmap(&self.client(), ns)
+                .await
+                .map_err(|e| backend(format!("read {ROOT_CONFIGMAP} in `{ns}`"), e))?
+            {
+                return crate::pki::parse_certs(pem.as_bytes(), Path::new(ROOT_CONFIGMAP)).map_err(
+                    |cause| TargetError::Bundle {
+                        dir: format!("{}/{ns}/{ROOT_CONFIGMAP}", self.name),
+                        cause,
+                    },
+                );
+            }
+            if let State::Running(istiod) = &mut self.state
+                && let Err(e) = istiod.check_running()
+            {
+                return Err(backend(format!("istiod in `{}`", self.name), e));
+            }
+            self.istiod()?;
+            if started.elapsed() > ISTIOD_ANSWERS {
+                return Err(backend(
+                    format!("read {ROOT_CONFIGMAP} in `{ns}`"),
+                    ControlPlaneError::NotReady {
+                        what: format!("istiod wrote no {ROOT_CONFIGMAP} into `{ns}`"),
+                        waited: ISTIOD_ANSWERS,
+                        tail: self.istiod()?.tail(20),
+                    },
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// What a workload in `ns` is given: istiod's CA address, the published roots, the trust
+    /// domain, the namespace's policy.
+    async fn mesh(&mut self, ns: &str) -> Result<Mesh, TargetError> {
+        let roots = self.roots(ns).await?;
+        Ok(Mesh {
+            ca_addr: self.istiod()?.ca_addr(),
+            roots,
+            trust_domain: self.options.trust_domain.clone(),
+            policies: self.policies.clone(),
+        })
+    }
+
+    fn first_certificate(&mut self, timings: &mut Vec<(String, Duration)>) {
+        if let Some(since) = self.awaiting_first_certificate.take() {
+            timings.push((
+                format!("{}: istiod start to first workload certificate", self.name),
+                since.elapsed(),
+            ));
+        }
+    }
+}
+
+/// Clusters by name, each created (its API server started) on first mention.
+#[derive(Debug)]
+pub struct IstiodTarget {
+    bins: Binaries,
+    workload_key: KeyAlg,
+    clusters: BTreeMap<String, Cluster>,
+    timings: Vec<(String, Duration)>,
+}
+
+impl IstiodTarget {
+    /// Workloads with RSA 2048 keys, the agent's default.
+    pub fn new(bins: Binaries) -> IstiodTarget {
+        IstiodTarget {
+            bins,
+            workload_key: KeyAlg::Rsa2048,
+            clusters: BTreeMap::new(),
+            timings: Vec::new(),
+        }
+    }
+
+    /// The time of each phase so far (`cluster1: etcd + API server ready`, `... istiod
+    /// ready`, `... istiod start to first workload certificate`), in order.
+    pub fn timings(&self) -> &[(String, Duration)] {
+        &self.timings
+    }
+
+    /// The directory and process ids of every live cluster (for the no-leftovers test).
+    pub fn footprint(&self) -> (Vec<PathBuf>, Vec<u32>) {
+        let mut dirs = Vec::new();
+        let mut pids = Vec::new();
+        for c in self.clusters.values() {
+            dirs.push(c.dir.path().to_owned());
+            pids.extend(c.api.pids());
+            if let State::Running(i) = &c.state {
+                pids.push(i.pid());
+            }
+        }
+        (dirs, pids)
+    }
+
+    /// istiod's whole log in `cluster` (the running one), for tests and evidence.
+    pub fn istiod_log(&self, cluster: &str) -> Result<String, TargetError> {
+        Ok(self.cluster(cluster)?.istiod()?.log())
+    }
+
+    fn cluster(&self, name: &str) -> Result<&Cluster, TargetError> {
+        self.clusters
+            .get(name)
+            .ok_or_else(|| TargetError::UnknownCluster(name.to_owned()))
+    }
+
+    fn existing_mut(&mut self, name: &str) -> Result<&mut Cluster, TargetError> {
+        self.clusters
+            .get_mut(name)
+            .ok_or_else(|| TargetError::UnknownCluster(name.to_owned()))
+    }
+
+    /// The cluster `name`, its etcd and API server started if this is its first mention.
+    async fn cluster_mut(&mut self, name: &str) -> Result<&mut Cluster, TargetError> {
+        if !self.clusters.contains_key(name) {
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("meshtrust-istiod-{name}."))
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(
+                    crate::pki::layout::KEY_DIR_MODE,
+                ))
+                .tempdir()
+                .map_err(|cause| TargetError::Io {
+                    what: format!("create the directory of cluster `{name}`"),
+                    cause,
+                })?;
+            if let Ok(mut dirs) = LIVE_DIRS.lock() {
+                dirs.push(dir.path().to_owned());
+            }
+            let api = match ApiServer::start(
+                &self.bins.etcd,
+                &self.bins.kube_apiserver,
+                name,
+                dir.path(),
+            )
+            .await
+            {
+                Ok(api) => api,
+                Err(e) => {
+                    if let Ok(mut dirs) = LIVE_DIRS.lock() {
+                        dirs.retain(|d| d != dir.path());
+                    }
+                    return Err(backend(format!("start the API server of `{name}`"), e));
+                }
+            };
+            self.timings
+                .push((format!("{name}: etcd + API server ready"), api.ready_in));
+            self.clusters.insert(
+                name.to_owned(),
+                Cluster {
+                    name: name.to_owned(),
+                    workloads: BTreeMap::new(),
+                    state: State::NotInstalled,
+                    options: InstallOptions::default(),
+                    policies: Arc::new(Policies::default()),
+                    namespaces: OwnedNamespaces::default(),
+                    starts: 0,
+                    awaiting_first_certificate: None,
+                    api,
+                    dir,
+                },
+            );
+        }
+        self.existing_mut(name)
+    }
+
+    fn workload(&self, id: &WorkloadRef) -> Result<&Workload, TargetError> {
+        self.cluster(&id.cluster)?
+            .workloads
+            .get(&(id.namespace.clone(), id.name.clone()))
+            .ok_or_else(|| TargetError::UnknownWorkload(id.clone()))
+    }
+
+    /// `<name>.<namespace>.svc.cluster.local`, the Host header and SNI a sidecar would use.
+    fn host(id: &WorkloadRef) -> String {
+        format!("{}.{}.svc.cluster.local", id.name, id.namespace)
+    }
+
+    async fn deploy_in(&mut self, cluster: &str, ns: &str, app: App) -> Result<(), TargetError> {
+        let key_alg = self.workload_key;
+        let c = self.existing_mut(cluster)?;
+        c.istiod()?;
+        let token = c.token(ns, app.name()).await?;
+        let mesh = c.mesh(ns).await?;
+        let id = WorkloadRef::new(cluster, ns, app);
+        let w = Workload::start(id.clone(), app, key_alg, &token, mesh)
+            .await
+            .map_err(|e| workload_error(&id, e))?;
+        c.workloads
+            .insert((ns.to_owned(), app.name().to_owned()), w);
+        let mut timings = std::mem::take(&mut self.timings);
+        if let Ok(c) = self.existing_mut(cluster) {
+            c.first_certificate(&mut timings);
+        }
+        self.timings = timings;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Target for IstiodTarget {
+    fn name(&self) -> &'static str {
+        "istiod"
+    }
+
+    /// The kind target's plug-in code against this cluster's API server; `None` deletes a
+    /// `cacerts` Secret if one exists.
+    async fn plug_in(&mut self, cluster: &str, bundle: Option<&Path>) -> Result<(), TargetError> {
+        let c = self.cluster_mut(cluster).await?;
+        let client = c.client();
+        match bundle {
+            Some(dir) => {
+                plugin::plug_in(&client, &mut c.namespaces, dir)
+                    .await
+                    .map_err(|e| plug_in_error(cluster, e))?;
+            }
+            None => {
+                c.namespaces
+                    .ensure(&client, &namespace(ISTIO_NAMESPACE, &[]))
+                    .await
+                    .map_err(|e| plug_in_error(cluster, e))?;
+                match Api::<Secret>::namespaced(client, ISTIO_NAMESPACE)
+                    .delete("cacerts", &DeleteParams::default())
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => return Err(backend("delete Secret cacerts", e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn install(
+        &mut self,
+        cluster: &str,
+        options: &InstallOptions,
+    ) -> Result<InstallOutcome, TargetError> {
+        let binary = self.bins.istiod().to_owned();
+        let mut timings = std::mem::take(&mut self.timings);
+        let result = match self.cluster_mut(cluster).await {
+            Ok(c) => c.start_istiod(&binary, options, &mut timings).await,
+            Err(e) => Err(e),
+        };
+        timings.splice(0..0, std::mem::take(&mut self.timings));
+        self.timings = timings;
+        result
+    }
+
+    async fn deploy(
+        &mut self,
+        cluster: &str,
+        namespace: &str,
+        app: App,
+    ) -> Result<(), TargetError> {
+        self.deploy_in(cluster, namespace, app).await
+    }
+
+    /// The workloads enforce the namespace's mode as the local target's do (no Envoy here, so
+    /// no PeerAuthentication object is applied).
+    async fn set_peer_authentication(
+        &mut self,
+        cluster: &str,
+        namespace: &str,
+        mode: Mode,
+    ) -> Result<(), TargetError> {
+        self.cluster(cluster)?.policies.set(namespace, mode);
+        Ok(())
+    }
+
+    async fn capture_chain(
+        &self,
+        from: &WorkloadRef,
+        to: &WorkloadRef,
+    ) -> Result<CapturedChain, TargetError> {
+        let client = self.workload(from)?;
+        let server = self.workload(to)?;
+        let probed = client.probe(server.addr(), &Self::host(to)).await;
+        Ok(CapturedChain {
+            chain: probed.chain,
+            server: to.clone(),
+            client: from.clone(),
+            protocol: probed.protocol,
+            alpn: probed.alpn,
+            handshake: probed.handshake,
+        })
+    }
+
+    async fn request(
+        &self,
+        from: &WorkloadRef,
+        to: &WorkloadRef,
+        transport: Transport,
+        path: &str,
+    ) -> Result<Outcome, TargetError> {
+        let client = self.workload(from)?;
+        let server = self.workload(to)?;
+        Ok(client
+            .request(
+                server.addr(),
+                server.spiffe_id(),
+                &Self::host(to),
+                transport,
+                path,
+            )
+            .await)
+    }
+
+    async fn issue_workload_certificate(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        service_account: &str,
+    ) -> Result<Vec<CertificateDer<'static>>, TargetError> {
+        let c = self.cluster(cluster)?;
+        let istiod = c.istiod()?;
+        // `&self`: the ServiceAccount and token go through a throwaway handle on the same API.
+        let id = WorkloadRef {
+            cluster: cluster.to_owned(),
+            namespace: namespace.to_owned(),
+            name: service_account.to_owned(),
+        };
+        OwnedNamespaces::default()
+            .ensure(
+                &c.client(),
+                &crate::kube::cluster::namespace(namespace, &[]),
+            )
+            .await
+            .map_err(|e| backend(format!("create namespace `{namespace}`"), e))?;
+        let token = token_for(&c.client(), namespace, service_account).await?;
+        let roots = match plugin::root_configmap(&c.client(), namespace)
+            .await
+            .map_err(|e| backend(format!("read {ROOT_CONFIGMAP} in `{namespace}`"), e))?
+        {
+            Some(pem) => crate::pki::parse_certs(pem.as_bytes(), Path::new(ROOT_CONFIGMAP))
+                .map_err(|cause| TargetError::Bundle {
+                    dir: format!("{cluster}/{namespace}/{ROOT_CONFIGMAP}"),
+                    cause,
+                })?,
+            None => {
+                return Err(TargetError::Signing {
+                    identity: id.to_string(),
+                    reason: format!("istiod has not published {ROOT_CONFIGMAP} in `{namespace}`"),
+                });
+            }
+        };
+        let alg = self.workload_key;
+        let key = tokio::task::spawn_blocking(move || alg.generate())
+            .await
+            .expect("key generation does not panic")
+            .map_err(|cause| TargetError::Bundle {
+                dir: "<workload key>".into(),
+                cause,
+            })?;
+        let spiffe_id = crate::mesh::Identity::new(namespace, service_account)
+            .spiffe_id(&c.options.trust_domain);
+        workload::request_certificate(&id, &key, &spiffe_id, &token, istiod.ca_addr(), &roots)
+            .await
+            .map_err(|e| workload_error(&id, e))
+    }
+
+    async fn root_configmap(
+        &self,
+        cluster: &str,
+        namespace: &str,
+    ) -> Result<Option<Vec<u8>>, TargetError> {
+        let c = self.cluster(cluster)?;
+        Ok(plugin::root_configmap(&c.client(), namespace)
+            .await
+            .map_err(|e| backend(format!("read {ROOT_CONFIGMAP} in `{namespace}`"), e))?
+            .map(String::into_bytes))
+    }
+
+    /// The Secret is re-applied through the API (as `kubectl` would), and its new data written
+    /// into istiod's cert directory (as the kubelet updates a mounted Secret); then this waits
+    /// until istiod has logged what it did with the new files.
+    async fn reload_cacerts(&mut self, cluster: &str, dir: &Path) -> Result<(), TargetError> {
+        let c = self.existing_mut(cluster)?;
+        let istiod = c.istiod()?;
+        let before = reload_answers(&istiod.log());
+        let secret = plugin::cacerts_secret(dir).map_err(|e| plug_in_error(cluster, e))?;
+        plugin::apply_secret(&c.client(), &secret)
+            .await
+            .map_err(|e| plug_in_error(cluster, e))?;
+        let data = c.cacerts().await?;
+        let istiod = c.istiod()?;
+        write_cacerts(&istiod.cacerts_dir(), &data)
+            .map_err(|e| backend(format!("update istiod's cacerts in `{cluster}`"), e))?;
+        let started = Instant::now();
+        loop {
+            let istiod = c.istiod()?;
+            if reload_answers(&istiod.log()) > before {
+                return Ok(());
+            }
+            if started.elapsed() > ISTIOD_ANSWERS {
+                return Err(backend(
+                    format!("reload cacerts in `{cluster}`"),
+                    ControlPlaneError::NotReady {
+                        what: "istiod logged nothing about the new cacerts".into(),
+                        waited: ISTIOD_ANSWERS,
+                        tail: istiod.tail(20),
+                    },
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// istiod restarts (with the newest built release, or the same binary when one is built)
+    /// on the same Secret, then every workload restarts with a fresh certificate.
+    async fn upgrade(
+        &mut self,
+        cluster: &str,
+        options: &UpgradeOptions,
+    ) -> Result<InstallOutcome, TargetError> {
+        let binary = self.bins.istiod_upgrade().to_owned();
+        let c = self.existing_mut(cluster)?;
+        c.istiod()?;
+        let mut install = c.options.clone();
+        install.version = options.version;
+        let deployed: Vec<(String, App)> = c
+            .workloads
+            .iter()
+            .map(|((ns, _), w)| (ns.clone(), w.app()))
+            .collect();
+        let mut timings = std::mem::take(&mut self.timings);
+        let c = self.existing_mut(cluster)?;
+        let outcome = c.start_istiod(&binary, &install, &mut timings).await;
+        self.timings = timings;
+        let outcome = outcome?;
+        if matches!(outcome, InstallOutcome::Installed { .. }) {
+            for (ns, app) in deployed {
+                self.deploy_in(cluster, &ns, app).await?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn restart(
+        &mut self,
+        cluster: &str,
+        namespace: &str,
+        app: App,
+    ) -> Result<(), TargetError> {
+        self.workload(&WorkloadRef::new(cluster, namespace, app))?;
+        self.deploy_in(cluster, namespace, app).await
+    }
+
+    /// istiod's last log lines, into the run's log (the directory goes at teardown).
+    async fn keep_evidence(&mut self, scenario: &str) {
+        for c in self.clusters.values() {
+            if let State::Running(istiod) = &c.state {
+                tracing::warn!(
+                    scenario,
+                    cluster = %c.name,
+                    "the end of istiod's log:\n{}",
+                    istiod.tail(30)
+                );
+            }
+        }
+    }
+
+    async fn teardown(&mut self) -> Result<(), TargetError> {
+        self.clusters.clear();
+        Ok(())
+    }
+}
+
+/// A TokenRequest for `ns/service_account` with audience `istio-ca`, as the kubelet projects
+/// one into a pod (the ServiceAccount is created if missing; the namespace must exist).
+async fn token_for(
+    client: &kube::Client,
+    ns: &str,
+    service_account: &str,
+) -> Result<String, TargetError> {
+    let accounts = Api::<ServiceAccount>::namespaced(client.clone(), ns);
+    let mut sa = ServiceAccount::default();
+    sa.metadata.name = Some(service_account.to_owned());
+    match accounts.create(&PostParams::default(), &sa).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => {
+            return Err(backend(
+                format!("create ServiceAccount `{ns}/{service_account}`"),
+                e,
+            ));
+        }
+    }
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            audiences: Some(vec![CA_AUDIENCE.to_owned()]),
+            expiration_seconds: Some(3600),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    accounts
+        .create_token_request(service_account, &PostParams::default(), &request)
+        .await
+        .map_err(|e| backend(format!("request a token for `{ns}/{service_account}`"), e))?
+        .status
+        .and_then(|s| s.token)
+        .ok_or_else(|| TargetError::Signing {
+            identity: format!("{ns}/{service_account}"),
+            reason: "the API server returned a TokenRequest without a token".into(),
+        })
+}
+
+fn plug_in_error(cluster: &str, e: KubeError) -> TargetError {
+    backend(format!("plug in cacerts in `{cluster}`"), e)
+}
+
+/// How many times istiod has answered a change of its plugged files (taken, ignored or
+/// refused; `pilot/pkg/bootstrap/istio_ca.go`, Istio 1.31).
+fn reload_answers(log: &str) -> usize {
+    log.lines()
+        .filter(|l| {
+            l.contains(reload::LOG_APPLIED)
+                || l.contains(reload::LOG_MULTI_ROOT_DISABLED)
+                || l.contains(reload::LOG_ROOT_NOT_SUPPORTED)
+                || l.contains(reload::LOG_FAILED_PREFIX)
+        })
+        .count()
+}
