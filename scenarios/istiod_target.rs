@@ -10,7 +10,10 @@ use meshtrust::scenario::{RunOutput, Scenario};
 use serial_test::file_serial;
 
 use crate::support::expect;
-use crate::support::targets::{run_on, story};
+use crate::support::targets::{Sabotage, run_in, run_local, run_on, run_sabotaged_on, story};
+use meshtrust::check::{CheckOptions, check_bundle};
+use meshtrust::pki::Bundle;
+use meshtrust::report::Observed;
 
 fn bins() -> Binaries {
     let dir = std::env::var_os("MESHTRUST_E2E_TOOLS")
@@ -60,10 +63,51 @@ fn istiod_strict_rejects_plaintext() {
     expect::strict(&run_istiod(Scenario::StrictRejectsPlaintext));
 }
 
+/// What istiod said when it refused each bad bundle, by cluster.
+fn refusals(out: &RunOutput) -> Vec<(String, String)> {
+    out.report.scenarios[0]
+        .observations
+        .iter()
+        .filter_map(|o| match &o.observed {
+            Observed::IstiodRefused { error } => Some((o.subject.clone(), error.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 #[file_serial(control_plane)]
-fn istiod_bad_cacerts() {
-    expect::bad_cacerts(&run_istiod(Scenario::BadCacerts));
+fn istiod_bad_cacerts_each_refusal_is_istiods_own_text_and_check_and_the_model_say_the_same() {
+    let certs = tempfile::tempdir().unwrap();
+    let bins = bins();
+    let out = run_in(
+        move || IstiodTarget::new(bins.clone()),
+        Scenario::BadCacerts,
+        KeyAlg::Rsa4096,
+        Some(certs.path().to_owned()),
+    );
+    expect::bad_cacerts(&out);
+    let real = refusals(&out);
+    assert_eq!(real.len(), 3, "{}", story(&out));
+    for (cluster, error) in &real {
+        // `check` predicts the text istiod exits with.
+        let kind = cluster.trim_start_matches("bad-");
+        let bundle = Bundle::read(&certs.path().join("bad").join(kind)).unwrap();
+        let predicted: Vec<String> = check_bundle(&bundle, &CheckOptions::default())
+            .into_iter()
+            .filter_map(|f| f.istiod_error)
+            .collect();
+        assert!(
+            predicted.iter().any(|p| error.contains(p.as_str())),
+            "{cluster}: istiod said `{error}`, check predicts {predicted:?}"
+        );
+    }
+    // The local target's model of istiod refuses with the very same text.
+    let modelled = refusals(&run_local(Scenario::BadCacerts));
+    assert_eq!(
+        modelled, real,
+        "the local target's refusals differ from real istiod's"
+    );
 }
 
 #[test]
@@ -76,4 +120,166 @@ fn istiod_intermediate_rotation() {
 #[file_serial(control_plane)]
 fn istiod_upgrade() {
     expect::upgrade(&run_istiod(Scenario::IstioUpgrade));
+}
+
+#[test]
+#[file_serial(control_plane)]
+fn istiod_canary_upgrade() {
+    expect::canary_upgrade(&run_istiod(Scenario::IstioCanaryUpgrade));
+}
+
+/// A sabotaged run on real istiod fails, with every reason in `wants`.
+fn twin(scenario: Scenario, how: Sabotage, wants: &[&str]) {
+    let bins = bins();
+    let out = run_sabotaged_on(move || IstiodTarget::new(bins.clone()), scenario, how);
+    let s = &out.report.scenarios[0];
+    assert!(!s.passed, "{}", story(&out));
+    for want in wants {
+        assert!(
+            s.reasons.iter().any(|r| r.contains(want)),
+            "no reason says `{want}`:\n{}",
+            story(&out)
+        );
+    }
+}
+
+#[test]
+#[file_serial(control_plane)]
+fn istiod_plugin_ca_fails_when_the_secret_is_never_created() {
+    twin(
+        Scenario::PluginCa,
+        Sabotage::NeverPlugsIn,
+        &["self-signed-fallback failed: istiod fell back to its self-signed root"],
+    );
+}
+
+#[test]
+#[file_serial(control_plane)]
+fn istiod_default_ca_fails_when_a_bundle_is_plugged_after_all() {
+    twin(
+        Scenario::DefaultCa,
+        Sabotage::PlugsInWhenAskedNotTo,
+        &["expected SelfSigned"],
+    );
+}
+
+#[test]
+#[file_serial(control_plane)]
+fn istiod_shared_root_fails_when_a_cluster_is_plugged_under_another_root() {
+    twin(
+        Scenario::MulticlusterSharedRoot,
+        Sabotage::SplitsTheRoot,
+        &["the two clusters' chains do not end at the same root"],
+    );
+}
+
+#[test]
+#[file_serial(control_plane)]
+fn istiod_different_roots_fails_when_the_clusters_share_a_root() {
+    twin(
+        Scenario::MulticlusterDifferentRoots,
+        Sabotage::SharesOneRoot,
+        &["across different roots"],
+    );
+}
+
+#[test]
+#[file_serial(control_plane)]
+fn istiod_strict_fails_when_strict_is_not_applied() {
+    twin(
+        Scenario::StrictRejectsPlaintext,
+        Sabotage::IgnoresStrict,
+        &["STRICT: a plaintext request got HTTP 200"],
+    );
+}
+
+#[test]
+#[file_serial(control_plane)]
+fn istiod_bad_cacerts_fails_when_the_bundles_are_fixed() {
+    twin(
+        Scenario::BadCacerts,
+        Sabotage::FixesBadBundles,
+        &[
+            "expected it to refuse the bundle",
+            "a workload got a 4-certificate chain",
+        ],
+    );
+}
+
+#[test]
+#[file_serial(control_plane)]
+fn istiod_rotation_fails_when_the_reload_is_dropped() {
+    twin(
+        Scenario::IntermediateRotation,
+        Sabotage::IgnoresReload,
+        &["intermediate-matches-plugged"],
+    );
+}
+
+#[test]
+#[file_serial(control_plane)]
+fn istiod_upgrade_fails_when_the_upgrade_plugs_another_bundle() {
+    twin(
+        Scenario::IstioUpgrade,
+        Sabotage::UpgradeReplugsAnotherBundle,
+        &["the intermediate changed across the upgrade"],
+    );
+}
+
+#[test]
+#[file_serial(control_plane)]
+fn istiod_canary_fails_when_the_canary_has_no_cacerts() {
+    // Real istiod goes further wrong than the local model (which lets httpbin start on the
+    // canary and then sees sleep refuse it): the agent trusts `istio-ca-root-cert`, which
+    // still holds the plugged root, so it cannot even connect to the self-signed canary's CA.
+    twin(
+        Scenario::IstioCanaryUpgrade,
+        Sabotage::CanaryWithoutCacerts,
+        &[
+            "cluster1 (canary): istiod uses a SelfSigned CA, expected PluggedIn",
+            "`cluster1/foo/httpbin` cannot reach the CA",
+        ],
+    );
+}
+
+#[test]
+#[file_serial(control_plane)]
+fn no_process_or_directory_is_left_when_the_target_is_torn_down_or_dropped() {
+    use meshtrust::scenario::{InstallOptions, Target as _};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    crate::support::openssl::makefile_bundle(certs.path(), "cluster1");
+    let bundle = certs.path().join("cluster1");
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+            ["etcd", "kube-apiserver", "pilot-discovery"]
+                .iter()
+                .any(|b| c.contains(b))
+        })
+    };
+    for drop_only in [false, true] {
+        let mut target = IstiodTarget::new(bins());
+        let (dirs, pids) = rt.block_on(async {
+            target.plug_in("cluster1", Some(&bundle)).await.unwrap();
+            target
+                .install("cluster1", &InstallOptions::default())
+                .await
+                .unwrap();
+            target.footprint()
+        });
+        assert_eq!(pids.len(), 3, "etcd, kube-apiserver, istiod: {pids:?}");
+        assert!(pids.iter().all(|&p| alive(p)) && dirs.iter().all(|d| d.exists()));
+        if drop_only {
+            drop(target);
+        } else {
+            rt.block_on(target.teardown()).unwrap();
+            assert_eq!(target.footprint(), (vec![], vec![]));
+        }
+        for pid in pids {
+            assert!(!alive(pid), "process {pid} outlived the target");
+        }
+        for dir in dirs {
+            assert!(!dir.exists(), "{} is left behind", dir.display());
+        }
+    }
 }

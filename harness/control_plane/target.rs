@@ -71,6 +71,10 @@ struct Cluster {
     policies: Arc<Policies>,
     namespaces: OwnedNamespaces,
     starts: u32,
+    /// Control planes beside the default one (a canary upgrade), by revision.
+    revisions: BTreeMap<String, IstiodProcess>,
+    /// `istio.io/rev` of each namespace moved off the default control plane.
+    namespace_revisions: BTreeMap<String, String>,
     /// When istiod last started, until its first workload certificate.
     awaiting_first_certificate: Option<Instant>,
     api: ApiServer,
@@ -114,6 +118,21 @@ impl Cluster {
         }
     }
 
+    /// The istiod serving `ns`: its revision's, else the default one.
+    fn istiod_for(&self, ns: &str) -> Result<&IstiodProcess, TargetError> {
+        match self.namespace_revisions.get(ns) {
+            Some(rev) if rev != DEFAULT_REVISION => {
+                self.revisions
+                    .get(rev)
+                    .ok_or_else(|| TargetError::UnknownRevision {
+                        cluster: self.name.clone(),
+                        revision: rev.clone(),
+                    })
+            }
+            _ => self.istiod(),
+        }
+    }
+
     /// The Secret `cacerts`' data, as the kubelet would mount it (empty: no Secret).
     async fn cacerts(&self) -> Result<BTreeMap<String, Vec<u8>>, TargetError> {
         let secret = Api::<Secret>::namespaced(self.client(), ISTIO_NAMESPACE)
@@ -137,6 +156,27 @@ impl Cluster {
     ) -> Result<InstallOutcome, TargetError> {
         self.workloads.clear();
         self.state = State::NotInstalled;
+        let (outcome, istiod) = self
+            .start_revision(binary, DEFAULT_REVISION, options, timings)
+            .await?;
+        self.options = options.clone();
+        self.state = match (istiod, &outcome) {
+            (Some(istiod), _) => State::Running(istiod),
+            (None, InstallOutcome::Refused { reason, .. }) => State::Refused(reason.clone()),
+            (None, InstallOutcome::Installed { .. }) => State::NotInstalled,
+        };
+        Ok(outcome)
+    }
+
+    /// Starts istiod of `revision` from the Secret as it is now: its outcome, and the process
+    /// when it serves.
+    async fn start_revision(
+        &mut self,
+        binary: &Path,
+        revision: &str,
+        options: &InstallOptions,
+        timings: &mut Vec<(String, Duration)>,
+    ) -> Result<(InstallOutcome, Option<IstiodProcess>), TargetError> {
         let cacerts = self.cacerts().await?;
         self.starts += 1;
         let spec = IstiodSpec {
@@ -144,7 +184,7 @@ impl Cluster {
             kubeconfig: self.api.kubeconfig(),
             dir: self.dir.path().join(format!("istiod-{}", self.starts)),
             cluster_id: &self.name,
-            revision: DEFAULT_REVISION,
+            revision,
             options,
             cacerts,
         };
@@ -152,18 +192,16 @@ impl Cluster {
         let outcome = IstiodProcess::start(spec)
             .await
             .map_err(|e| backend(format!("start istiod in `{}`", self.name), e))?;
-        self.options = options.clone();
         Ok(match outcome {
             Started::Serving { istiod, ca, log } => {
-                timings.push((format!("{}: istiod ready", self.name), istiod.ready_in));
+                timings.push((
+                    format!("{}: istiod ({revision}) ready", self.name),
+                    istiod.ready_in,
+                ));
                 self.awaiting_first_certificate = Some(started);
-                self.state = State::Running(istiod);
-                InstallOutcome::Installed { ca, log }
+                (InstallOutcome::Installed { ca, log }, Some(istiod))
             }
-            Started::Refused { reason, log } => {
-                self.state = State::Refused(reason.clone());
-                InstallOutcome::Refused { reason, log }
-            }
+            Started::Refused { reason, log } => (InstallOutcome::Refused { reason, log }, None),
         })
     }
 
@@ -199,14 +237,14 @@ impl Cluster {
             {
                 return Err(backend(format!("istiod in `{}`", self.name), e));
             }
-            self.istiod()?;
+            self.istiod_for(ns)?;
             if started.elapsed() > ISTIOD_ANSWERS {
                 return Err(backend(
                     format!("read {ROOT_CONFIGMAP} in `{ns}`"),
                     ControlPlaneError::NotReady {
                         what: format!("istiod wrote no {ROOT_CONFIGMAP} into `{ns}`"),
                         waited: ISTIOD_ANSWERS,
-                        tail: self.istiod()?.tail(20),
+                        tail: self.istiod_for(ns)?.tail(20),
                     },
                 ));
             }
@@ -219,7 +257,7 @@ impl Cluster {
     async fn mesh(&mut self, ns: &str) -> Result<Mesh, TargetError> {
         let roots = self.roots(ns).await?;
         Ok(Mesh {
-            ca_addr: self.istiod()?.ca_addr(),
+            ca_addr: self.istiod_for(ns)?.ca_addr(),
             roots,
             trust_domain: self.options.trust_domain.clone(),
             policies: self.policies.clone(),
@@ -272,6 +310,7 @@ impl IstiodTarget {
             if let State::Running(i) = &c.state {
                 pids.push(i.pid());
             }
+            pids.extend(c.revisions.values().map(IstiodProcess::pid));
         }
         (dirs, pids)
     }
@@ -337,6 +376,8 @@ impl IstiodTarget {
                     policies: Arc::new(Policies::default()),
                     namespaces: OwnedNamespaces::default(),
                     starts: 0,
+                    revisions: BTreeMap::new(),
+                    namespace_revisions: BTreeMap::new(),
                     awaiting_first_certificate: None,
                     api,
                     dir,
@@ -361,7 +402,7 @@ impl IstiodTarget {
     async fn deploy_in(&mut self, cluster: &str, ns: &str, app: App) -> Result<(), TargetError> {
         let key_alg = self.workload_key;
         let c = self.existing_mut(cluster)?;
-        c.istiod()?;
+        c.istiod_for(ns)?;
         let token = c.token(ns, app.name()).await?;
         let mesh = c.mesh(ns).await?;
         let id = WorkloadRef::new(cluster, ns, app);
@@ -496,7 +537,7 @@ impl Target for IstiodTarget {
         service_account: &str,
     ) -> Result<Vec<CertificateDer<'static>>, TargetError> {
         let c = self.cluster(cluster)?;
-        let istiod = c.istiod()?;
+        let istiod = c.istiod_for(namespace)?;
         // `&self`: the ServiceAccount and token go through a throwaway handle on the same API.
         let id = WorkloadRef {
             cluster: cluster.to_owned(),
@@ -627,6 +668,76 @@ impl Target for IstiodTarget {
     ) -> Result<(), TargetError> {
         self.workload(&WorkloadRef::new(cluster, namespace, app))?;
         self.deploy_in(cluster, namespace, app).await
+    }
+
+    /// A second istiod with `REVISION` set, beside the running one, from the same Secret.
+    async fn install_revision(
+        &mut self,
+        cluster: &str,
+        revision: &str,
+        options: &InstallOptions,
+    ) -> Result<InstallOutcome, TargetError> {
+        let binary = self.bins.istiod_upgrade().to_owned();
+        let mut timings = std::mem::take(&mut self.timings);
+        let result = match self.existing_mut(cluster) {
+            Ok(c) => {
+                c.start_revision(&binary, revision, options, &mut timings)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        self.timings = timings;
+        let (outcome, istiod) = result?;
+        if let Some(istiod) = istiod {
+            self.existing_mut(cluster)?
+                .revisions
+                .insert(revision.to_owned(), istiod);
+        }
+        Ok(outcome)
+    }
+
+    /// The namespace is relabelled through the API (as on kind); the workloads (re)started
+    /// there afterwards ask that revision's istiod.
+    async fn set_namespace_revision(
+        &mut self,
+        cluster: &str,
+        namespace: &str,
+        revision: &str,
+    ) -> Result<(), TargetError> {
+        let c = self.existing_mut(cluster)?;
+        if revision != DEFAULT_REVISION && !c.revisions.contains_key(revision) {
+            return Err(TargetError::UnknownRevision {
+                cluster: cluster.to_owned(),
+                revision: revision.to_owned(),
+            });
+        }
+        crate::kube::workloads::set_namespace_revision(&c.client(), namespace, revision)
+            .await
+            .map_err(|e| backend(format!("move `{namespace}` to revision {revision}"), e))?;
+        c.namespace_revisions
+            .insert(namespace.to_owned(), revision.to_owned());
+        Ok(())
+    }
+
+    /// Stops that revision's istiod (`default`: the unrevisioned one).
+    async fn uninstall_revision(
+        &mut self,
+        cluster: &str,
+        revision: &str,
+    ) -> Result<(), TargetError> {
+        let c = self.existing_mut(cluster)?;
+        if revision == DEFAULT_REVISION {
+            c.istiod()?;
+            c.state = State::NotInstalled;
+            return Ok(());
+        }
+        c.revisions
+            .remove(revision)
+            .map(drop)
+            .ok_or_else(|| TargetError::UnknownRevision {
+                cluster: cluster.to_owned(),
+                revision: revision.to_owned(),
+            })
     }
 
     /// istiod's last log lines, into the run's log (the directory goes at teardown).

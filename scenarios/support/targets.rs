@@ -91,8 +91,8 @@ pub enum Sabotage {
     IgnoresRevisionMove,
 }
 
-pub struct Sabotaged {
-    inner: LocalTarget,
+pub struct Sabotaged<T: Target = LocalTarget> {
+    inner: T,
     how: Sabotage,
     /// The run's certificates directory (`RunCerts` layout).
     run_dir: PathBuf,
@@ -100,8 +100,15 @@ pub struct Sabotaged {
 
 impl Sabotaged {
     pub fn new(how: Sabotage, run_dir: &Path) -> Self {
+        Sabotaged::around(LocalTarget::with_workload_key(KeyAlg::P256), how, run_dir)
+    }
+}
+
+impl<T: Target> Sabotaged<T> {
+    /// `inner` (any target), sabotaged `how`.
+    pub fn around(inner: T, how: Sabotage, run_dir: &Path) -> Self {
         Sabotaged {
-            inner: LocalTarget::with_workload_key(KeyAlg::P256),
+            inner,
             how,
             run_dir: run_dir.to_owned(),
         }
@@ -118,6 +125,23 @@ impl Sabotaged {
     }
 }
 
+/// Runs `scenario` on the target `make` makes, sabotaged `how` (P-256 CAs).
+#[allow(dead_code)] // only the e2e-tools tier sabotages another target
+pub fn run_sabotaged_on<T: Target>(
+    make: impl Fn() -> T,
+    scenario: Scenario,
+    how: Sabotage,
+) -> RunOutput {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().to_owned();
+    run_in(
+        move || Sabotaged::around(make(), how, &run_dir),
+        scenario,
+        KeyAlg::P256,
+        Some(dir.path().to_owned()),
+    )
+}
+
 /// Runs `scenario` on a target sabotaged `how` (P-256 CAs: the key size is not under test).
 pub fn run_sabotaged(scenario: Scenario, how: Sabotage) -> RunOutput {
     let dir = tempfile::tempdir().unwrap();
@@ -131,7 +155,7 @@ pub fn run_sabotaged(scenario: Scenario, how: Sabotage) -> RunOutput {
 }
 
 #[async_trait]
-impl Target for Sabotaged {
+impl<T: Target> Target for Sabotaged<T> {
     fn name(&self) -> &'static str {
         "sabotaged"
     }
