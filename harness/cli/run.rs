@@ -16,7 +16,9 @@ use crate::output;
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// Where the mesh runs: `local` (embedded, no Docker), `kind` or `kubeconfig` (need `--features e2e`).
+    /// Where the mesh runs: `local` (embedded, no Docker), `istiod` (real etcd, kube-apiserver
+    /// and istiod as processes, no Docker; needs `--features istiod` and `just e2e-tools`),
+    /// `kind` or `kubeconfig` (need `--features e2e`).
     #[arg(long, value_enum, default_value_t = TargetKind::Local)]
     target: TargetKind,
     /// A scenario to run; repeat for several. Default: all of them.
@@ -63,11 +65,21 @@ pub struct RunArgs {
     /// kind/kubeconfig: the static probe (`just probe-static`).
     #[arg(long, env = "MESHTRUST_PROBE", value_name = "FILE")]
     probe: Option<PathBuf>,
+    /// istiod: the directory of etcd, kube-apiserver and pilot-discovery-<release> (`just
+    /// e2e-tools` builds them into target/e2e-tools).
+    #[arg(
+        long,
+        env = "MESHTRUST_CONTROL_PLANE",
+        value_name = "DIR",
+        default_value = "target/e2e-tools"
+    )]
+    control_plane: PathBuf,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum TargetKind {
     Local,
+    Istiod,
     Kind,
     Kubeconfig,
 }
@@ -76,6 +88,7 @@ impl TargetKind {
     fn name(self) -> &'static str {
         match self {
             TargetKind::Local => "local",
+            TargetKind::Istiod => "istiod",
             TargetKind::Kind => "kind",
             TargetKind::Kubeconfig => "kubeconfig",
         }
@@ -83,7 +96,8 @@ impl TargetKind {
 }
 
 /// The flags that apply to some targets only: `(argument id, flag, targets)`.
-const TARGET_FLAGS: [(&str, &str, &[TargetKind]); 6] = [
+const TARGET_FLAGS: [(&str, &str, &[TargetKind]); 7] = [
+    ("control_plane", "--control-plane", &[TargetKind::Istiod]),
     ("contexts", "--context", &[TargetKind::Kubeconfig]),
     ("kubeconfig", "--kubeconfig", &[TargetKind::Kubeconfig]),
     ("prefix", "--prefix", &[TargetKind::Kind]),
@@ -159,6 +173,9 @@ pub fn run(args: RunArgs, matches: &ArgMatches) -> anyhow::Result<Exit> {
     } else {
         args.scenarios.clone()
     };
+    if args.target == TargetKind::Istiod {
+        return run_istiod_target(&args, scenarios);
+    }
     if args.target != TargetKind::Local {
         return run_cluster_target(&args, &scenarios);
     }
@@ -235,6 +252,97 @@ fn write_reports(args: &RunArgs, report: &report::RunReport) -> anyhow::Result<(
         report::write_artifacts(report, dir)?;
     }
     Ok(())
+}
+
+#[cfg(not(feature = "istiod"))]
+fn run_istiod_target(_args: &RunArgs, _scenarios: Vec<Scenario>) -> anyhow::Result<Exit> {
+    bail!(
+        "this meshtrust was built without the istiod target (hint: `cargo run --features istiod -- run --target istiod`, after `just e2e-tools`)"
+    )
+}
+
+/// `--target istiod`: the binaries are checked first (a missing one is exit 2 naming the build
+/// command); the scenarios run one after another (each starts its own API servers and istiod;
+/// two cores cannot run seven control planes at once); SIGINT/SIGTERM kill every process and
+/// remove every directory before exiting 130/143.
+#[cfg(feature = "istiod")]
+fn run_istiod_target(args: &RunArgs, scenarios: Vec<Scenario>) -> anyhow::Result<Exit> {
+    use meshtrust::control_plane::{Binaries, IstiodTarget};
+    if args.dry_run {
+        bail!(
+            "`--dry-run` plans a kind run; the istiod target starts local processes only (hint: drop `--dry-run`, or `--target kind --dry-run`)"
+        );
+    }
+    let bins = match Binaries::find(&args.control_plane) {
+        Ok(bins) => bins,
+        Err(e) => {
+            anstream::eprint!(
+                "{}",
+                output::paint(&format!(
+                    "error: {}\n",
+                    output::render_error(&anyhow::Error::new(e))
+                ))
+            );
+            return Ok(Exit::BadInput);
+        }
+    };
+    check_outputs(args)?;
+    let workdir = tempfile::Builder::new()
+        .prefix("meshtrust-run.")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(
+            meshtrust::pki::layout::KEY_DIR_MODE,
+        ))
+        .tempdir()
+        .context("cannot create the run directory")?;
+    let opts = RunOptions {
+        scenarios,
+        key: args.key,
+        workdir: Some(workdir.path().to_owned()),
+        concurrent: false,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let output = runtime.block_on(async {
+        let run_dir = workdir.path().to_owned();
+        let keep = args.keep;
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut interrupt), Ok(mut terminate)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            let (name, code) = tokio::select! {
+                _ = interrupt.recv() => ("interrupted (SIGINT)", 130),
+                _ = terminate.recv() => ("terminated (SIGTERM)", 143),
+            };
+            let killed = meshtrust::kube::process::kill_live_groups();
+            let dirs = meshtrust::control_plane::target::remove_live_dirs();
+            if !keep {
+                let _ = std::fs::remove_dir_all(&run_dir);
+            }
+            eprintln!(
+                "meshtrust: {name}; stopped {killed} process group(s), removed {dirs} cluster directory(ies)"
+            );
+            std::process::exit(code);
+        });
+        let progress = |scenario: &str, phase: &str| output::note!("{scenario}: {phase}");
+        scenario::run(|| IstiodTarget::new(bins.clone()), &opts, &progress).await
+    });
+    if args.keep {
+        eprintln!("certificates are kept in {}", workdir.path().display());
+        let _ = workdir.keep();
+    }
+    let output = output?;
+    for s in &output.report.scenarios {
+        for m in &s.milestones {
+            output::note!("{}: {}: {:.1}s", s.name, m.name, m.duration.as_secs_f64());
+        }
+    }
+    finish(args, &output.report)
 }
 
 #[cfg(not(feature = "e2e"))]

@@ -75,6 +75,9 @@ impl Binaries {
     /// The binaries `just e2e-tools` builds into `dir` (`target/e2e-tools`). A missing one is
     /// an error naming it and the build command.
     pub fn find(dir: &Path) -> Result<Binaries, ControlPlaneError> {
+        // Absolute: istiod runs in a working directory of its own.
+        let dir = &std::path::absolute(dir)
+            .map_err(ControlPlaneError::io(format!("resolve {}", dir.display())))?;
         let one = |name: &'static str| {
             let path = dir.join(name);
             if path.is_file() {
@@ -163,6 +166,7 @@ mod tests {
             touch(dir.path(), name);
         }
         let bins = Binaries::find(dir.path()).unwrap();
+        assert!(bins.istiod().is_absolute());
         assert_eq!(bins.etcd, dir.path().join("etcd"));
         assert_eq!(bins.kube_apiserver, dir.path().join("kube-apiserver"));
         assert_eq!(bins.istiod(), dir.path().join("pilot-discovery-1.9"));

@@ -754,6 +754,10 @@ impl Target for IstiodTarget {
         }
     }
 
+    fn milestones(&self) -> Vec<(String, Duration)> {
+        self.timings.clone()
+    }
+
     async fn teardown(&mut self) -> Result<(), TargetError> {
         self.clusters.clear();
         Ok(())

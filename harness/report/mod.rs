@@ -87,6 +87,10 @@ pub struct ScenarioReport {
     /// What was observed, in order (istiod's log, captured chains, verdicts, requests).
     pub observations: Vec<Observation>,
     pub phases: Vec<Phase>,
+    /// The target's own milestones (the istiod target: API server ready, istiod ready, first
+    /// workload certificate), when it reports any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub milestones: Vec<Phase>,
     /// Captured chains, PEM, by label (`cluster1/foo/httpbin`).
     pub chains: Vec<ChainArtifact>,
     /// The cacerts bundles the scenario plugged in or checked against: public files only.

@@ -12,7 +12,7 @@ use super::record::{Progress, Recorder};
 use super::target::Target;
 use crate::chain::Snapshot;
 use crate::pki::{KeyAlg, PkiError};
-use crate::report::{Observed, RunReport, ScenarioReport};
+use crate::report::{Observed, Phase, RunReport, ScenarioReport};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -100,6 +100,11 @@ pub async fn run<T: Target>(
             if !rec.reasons.is_empty() {
                 target.keep_evidence(scenario.name()).await;
             }
+            let milestones: Vec<Phase> = target
+                .milestones()
+                .into_iter()
+                .map(|(name, duration)| Phase { name, duration })
+                .collect();
             if let Err(e) = target.teardown().await {
                 rec.observe(
                     "teardown",
@@ -108,7 +113,7 @@ pub async fn run<T: Target>(
                     },
                 );
             }
-            (scenario, target.name(), rec, start.elapsed())
+            (scenario, target.name(), rec, milestones, start.elapsed())
         }
     };
     let finished = if opts.concurrent {
@@ -124,7 +129,7 @@ pub async fn run<T: Target>(
     let mut scenarios = Vec::new();
     let mut snapshots = Vec::new();
     let mut target_name = "";
-    for (scenario, name, mut rec, duration) in finished {
+    for (scenario, name, mut rec, milestones, duration) in finished {
         target_name = name;
         snapshots.extend(
             rec.snapshots
@@ -139,6 +144,7 @@ pub async fn run<T: Target>(
             reasons: rec.reasons,
             observations: rec.observations,
             phases: rec.phases,
+            milestones,
             chains: rec.chains,
             bundles: rec.bundles,
             trust_bundles: rec.trust_bundles,

@@ -369,6 +369,13 @@ pub trait Target: Send + Sync {
         let _ = scenario;
     }
 
+    /// The target's own milestones so far, in order (the istiod target: `cluster1: etcd + API
+    /// server ready`, `cluster1: istiod (default) ready`, `cluster1: istiod start to first
+    /// workload certificate`), for the report. None by default.
+    fn milestones(&self) -> Vec<(String, std::time::Duration)> {
+        Vec::new()
+    }
+
     /// Removes everything this target created.
     async fn teardown(&mut self) -> Result<(), TargetError>;
 }
