@@ -312,6 +312,32 @@ fn a_key_that_is_not_the_ca_certs_key_is_an_error() {
 }
 
 #[test]
+fn check_bundle_gives_one_bundles_findings_as_check_does() {
+    // `check_bundle` is what the bad-cacerts scenario asks for its explanation.
+    let f = Fixture::new();
+    let d = f.makefile();
+    tpki::write_key(&d.join("ca-key.pem"), &f.root.key);
+    let bundle = meshtrust::pki::Bundle::read(&d).unwrap();
+    let findings = check::check_bundle(&bundle, &opts());
+    let report = run(std::slice::from_ref(&d), &opts());
+    let ids = |fs: &[check::Finding]| fs.iter().map(|f| (f.id, f.severity)).collect::<Vec<_>>();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.id == "key-mismatch" && f.severity == Severity::Error),
+        "{:?}",
+        ids(&findings)
+    );
+    assert_eq!(ids(&findings), ids(&report.findings));
+    let good = meshtrust::pki::Bundle::read(&f.makefile()).unwrap();
+    assert!(
+        !check::check_bundle(&good, &opts())
+            .iter()
+            .any(|f| f.severity == Severity::Error)
+    );
+}
+
+#[test]
 fn a_ca_cert_that_is_not_a_ca_is_an_error() {
     let f = Fixture::new();
     let mut p = tpki::intermediate_params("cluster1");
