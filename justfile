@@ -42,10 +42,15 @@ e2e-tools:
             -o "../../../target/e2e-tools/$tool" "$pkg")
     done
 
-# The e2e-tools tier: every command line of the kind plan against the real tools, and the
-# install rendered offline by `istioctl manifest generate` (no docker, no cluster).
+# The e2e-tools tier: every command line of the kind plan against the real tools, the
+# install rendered offline by `istioctl manifest generate`, and every scenario on real
+# istiod, etcd and kube-apiserver as processes (no docker, no cluster).
 e2e-tools-test: e2e-tools
-    cargo test --features e2e-tools --test scenarios -- e2e_tools:: control_plane::
+    cargo test --features e2e-tools --test scenarios -- e2e_tools:: control_plane:: istiod_target::
+
+# Every scenario on real istiod as local processes (`--target istiod`), no Docker.
+run-istiod *ARGS: e2e-tools
+    cargo run --release --features istiod -- run --target istiod {{ARGS}}
 
 # The oracle tier: meshtrust's model of istiod against Istio's code (needs `just oracle`).
 oracle-test: oracle

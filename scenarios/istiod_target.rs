@@ -41,6 +41,50 @@ fn istiod_plugin_ca() {
 
 #[test]
 #[file_serial(control_plane)]
+fn istiod_plugin_ca_with_istiod_reading_the_secret_from_the_api_server() {
+    use meshtrust::scenario::{InstallOptions, Target as _};
+    let built = bins();
+    let out = run_on(
+        move || IstiodTarget::new(built.clone()).with_remote_certs(),
+        Scenario::PluginCa,
+        KeyAlg::Rsa4096,
+    );
+    expect::plugin_ca(&out);
+    // It really read the Secret (nothing was mounted), and says so; without a Secret it
+    // self-signs, the twin.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    crate::support::openssl::makefile_bundle(certs.path(), "cluster1");
+    for (bundle, says) in [(Some(certs.path().join("cluster1")), true), (None, false)] {
+        let mut target = IstiodTarget::new(bins()).with_remote_certs();
+        let (outcome, log) = rt.block_on(async {
+            target.plug_in("cluster1", bundle.as_deref()).await.unwrap();
+            let outcome = target
+                .install("cluster1", &InstallOptions::default())
+                .await
+                .unwrap();
+            (outcome, target.istiod_log("cluster1").unwrap())
+        });
+        assert_eq!(
+            log.contains("cacerts Secret found in config cluster"),
+            says,
+            "{outcome:?}\n{log}"
+        );
+        let want = if says {
+            meshtrust::scenario::CaSource::PluggedIn
+        } else {
+            meshtrust::scenario::CaSource::SelfSigned
+        };
+        assert!(
+            matches!(&outcome, meshtrust::scenario::InstallOutcome::Installed { ca, .. } if *ca == want),
+            "{outcome:?}"
+        );
+        rt.block_on(target.teardown()).unwrap();
+    }
+}
+
+#[test]
+#[file_serial(control_plane)]
 fn istiod_default_ca() {
     expect::default_ca(&run_istiod(Scenario::DefaultCa));
 }

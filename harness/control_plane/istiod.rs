@@ -69,6 +69,10 @@ pub struct IstiodSpec<'a> {
     pub options: &'a InstallOptions,
     /// The `cacerts` Secret's data by key, as the kubelet would mount it; empty: no Secret.
     pub cacerts: BTreeMap<String, Vec<u8>>,
+    /// `USE_REMOTE_CERTS=true`: nothing is mounted; istiod reads Secret `cacerts` from the API
+    /// server itself and saves its contents into its cert directory (Istio 1.31,
+    /// `pilot/pkg/bootstrap/istio_ca.go`).
+    pub remote_certs: bool,
 }
 
 impl IstiodProcess {
@@ -80,7 +84,9 @@ impl IstiodProcess {
             "create {}",
             cacerts.display()
         )))?;
-        write_cacerts(&cacerts, &spec.cacerts)?;
+        if !spec.remote_certs {
+            write_cacerts(&cacerts, &spec.cacerts)?;
+        }
         let mesh = dir.join("etc/istio/config/mesh");
         std::fs::create_dir_all(mesh.parent().expect("a parent"))
             .map_err(ControlPlaneError::io(format!("create {}", mesh.display())))?;
@@ -111,6 +117,9 @@ impl IstiodProcess {
             .args(["--ctrlz_port", &free_port()?.to_string()]);
         if spec.revision != DEFAULT_REVISION {
             cmd.env("REVISION", spec.revision);
+        }
+        if spec.remote_certs {
+            cmd.env("USE_REMOTE_CERTS", "true");
         }
         if spec.options.multi_root {
             cmd.env("ISTIO_MULTIROOT_MESH", "true");

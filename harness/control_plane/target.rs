@@ -71,6 +71,8 @@ struct Cluster {
     policies: Arc<Policies>,
     namespaces: OwnedNamespaces,
     starts: u32,
+    /// istiod reads `cacerts` from the API (`USE_REMOTE_CERTS`).
+    remote_certs: bool,
     /// Control planes beside the default one (a canary upgrade), by revision.
     revisions: BTreeMap<String, IstiodProcess>,
     /// `istio.io/rev` of each namespace moved off the default control plane.
@@ -187,6 +189,7 @@ impl Cluster {
             revision,
             options,
             cacerts,
+            remote_certs: self.remote_certs,
         };
         let started = Instant::now();
         let outcome = IstiodProcess::start(spec)
@@ -281,6 +284,7 @@ pub struct IstiodTarget {
     workload_key: KeyAlg,
     clusters: BTreeMap<String, Cluster>,
     timings: Vec<(String, Duration)>,
+    remote_certs: bool,
 }
 
 impl IstiodTarget {
@@ -291,7 +295,15 @@ impl IstiodTarget {
             workload_key: KeyAlg::Rsa2048,
             clusters: BTreeMap::new(),
             timings: Vec::new(),
+            remote_certs: false,
         }
+    }
+
+    /// istiod started with `USE_REMOTE_CERTS=true`: it reads Secret `cacerts` from the API
+    /// server itself instead of a mounted directory.
+    pub fn with_remote_certs(mut self) -> IstiodTarget {
+        self.remote_certs = true;
+        self
     }
 
     /// The time of each phase so far (`cluster1: etcd + API server ready`, `... istiod
@@ -376,6 +388,7 @@ impl IstiodTarget {
                     policies: Arc::new(Policies::default()),
                     namespaces: OwnedNamespaces::default(),
                     starts: 0,
+                    remote_certs: self.remote_certs,
                     revisions: BTreeMap::new(),
                     namespace_revisions: BTreeMap::new(),
                     awaiting_first_certificate: None,

@@ -193,11 +193,28 @@ mod tests {
                 },
             )],
             phases: Vec::new(),
+            milestones: Vec::new(),
             chains: Vec::new(),
             bundles: Vec::new(),
             trust_bundles: Vec::new(),
             duration: Duration::from_millis(250),
         }
+    }
+
+    #[test]
+    fn milestones_are_in_the_json_only_when_the_target_reports_some() {
+        let mut s = scenario("plugin-ca", &[]);
+        let json = serde_json::to_value(&s).unwrap();
+        assert!(json.get("milestones").is_none(), "{json}");
+        s.milestones.push(Phase {
+            name: "cluster1: istiod (default) ready".into(),
+            duration: Duration::from_millis(420),
+        });
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            json["milestones"],
+            serde_json::json!([{"name": "cluster1: istiod (default) ready", "duration_ms": 420}])
+        );
     }
 
     fn run(scenarios: Vec<ScenarioReport>) -> RunReport {
