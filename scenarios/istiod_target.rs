@@ -273,9 +273,9 @@ fn istiod_upgrade_fails_when_the_upgrade_plugs_another_bundle() {
 #[test]
 #[file_serial(control_plane)]
 fn istiod_canary_fails_when_the_canary_has_no_cacerts() {
-    // Real istiod goes further wrong than the local model (which lets httpbin start on the
-    // canary and then sees sleep refuse it): the agent trusts `istio-ca-root-cert`, which
-    // still holds the plugged root, so it cannot even connect to the self-signed canary's CA.
+    // The agent trusts `istio-ca-root-cert`, which still holds the plugged root (one istiod
+    // publishes it for all revisions), so it cannot connect to the self-signed canary's CA.
+    // The local model once let httpbin start there; it now fails the same way.
     twin(
         Scenario::IstioCanaryUpgrade,
         Sabotage::CanaryWithoutCacerts,

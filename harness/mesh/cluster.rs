@@ -256,13 +256,30 @@ impl Cluster {
         }
     }
 
-    /// What a workload in `namespace` is given: its istiod's CA address, roots, trust
-    /// domain; and a token for `identity` that istiod accepts.
+    /// The istiod that writes `istio-ca-root-cert` into every namespace: one istiod per cluster
+    /// does, whatever the namespaces' revisions, because the namespace controller runs under
+    /// one leader election shared by all revisions (`istio-namespace-controller-election`, not
+    /// per revision; `pilot/pkg/leaderelection/leaderelection.go` and
+    /// `pilot/pkg/serviceregistry/kube/controller/multicluster.go`, Istio 1.31). The first
+    /// istiod keeps it (no default revision tag here to prioritise another): the default one
+    /// while it runs, then a revision. Seen with real istiod: a canary that self-signs does not
+    /// replace the published root (the istiod target's canary twin).
+    fn publisher(&self) -> Option<&Istiod> {
+        match &self.state {
+            State::Running(i) => Some(i),
+            _ => self.revisions.values().next(),
+        }
+    }
+
+    /// What a workload in `namespace` is given: its istiod's CA address, the roots of
+    /// `istio-ca-root-cert` (which the agent trusts for istiod and the sidecar for peers:
+    /// the publisher's, see [`publisher`](Self::publisher)), the trust domain.
     pub fn mesh_for(&self, namespace: &str) -> Result<Mesh, TargetError> {
         let istiod = self.istiod_for(namespace)?;
+        let publisher = self.publisher().unwrap_or(istiod);
         Ok(Mesh {
             ca_addr: istiod.server.addr(),
-            roots: istiod.authority.signer().roots().to_vec(),
+            roots: publisher.authority.signer().roots().to_vec(),
             trust_domain: istiod.options.trust_domain.clone(),
             policies: self.policies.clone(),
         })
@@ -366,13 +383,13 @@ impl Cluster {
         self.policies.set(namespace, mode);
     }
 
-    /// ConfigMap `istio-ca-root-cert`'s `root-cert.pem` in `namespace`, while istiod runs.
+    /// ConfigMap `istio-ca-root-cert`'s `root-cert.pem` in `namespace`, while an istiod runs:
+    /// the publisher's root, whichever revision serves the namespace.
     pub fn root_configmap(&self, namespace: &str) -> Option<Vec<u8>> {
         if NO_ROOT_CONFIGMAP.contains(&namespace) {
             return None;
         }
-        self.istiod_for(namespace)
-            .ok()
+        self.publisher()
             .map(|i| i.authority.signer().root_pem().to_vec())
     }
 
