@@ -363,3 +363,50 @@ fn a_run_without_keep_leaves_no_directory_behind() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("kept in"));
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn json_to_stdout_is_the_report_alone_with_the_summary_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = meshtrust()
+        .current_dir(dir.path())
+        .args([
+            "run",
+            "--key",
+            "p256",
+            "--scenario",
+            "plugin-ca",
+            "--json",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not the JSON report ({e}): {out:?}"));
+    assert_eq!(report["scenarios"][0]["name"], "plugin-ca");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1/1 scenarios passed"),
+        "{out:?}"
+    );
+    assert!(
+        !dir.path().join("-").exists(),
+        "a file named `-` was written"
+    );
+    // Without `-`, the summary stays on stdout.
+    let out = meshtrust()
+        .args(["run", "--key", "p256", "--scenario", "plugin-ca"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1/1 scenarios passed"));
+}
+
+#[test]
+fn two_reports_cannot_both_go_to_stdout() {
+    meshtrust()
+        .args(["run", "--json", "-", "--junit", "-"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--junit and --json each ask for stdout (`-`)",
+        ));
+}

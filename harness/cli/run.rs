@@ -24,16 +24,16 @@ pub struct RunArgs {
     /// A scenario to run; repeat for several. Default: all of them.
     #[arg(long = "scenario", value_name = "NAME", value_parser = output::scenario())]
     scenarios: Vec<Scenario>,
-    /// Write a JUnit XML report (one test case per scenario).
+    /// Write a JUnit XML report (one test case per scenario); `-` is stdout.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
-    /// Write the JSON report.
+    /// Write the JSON report; `-` is stdout (the summary then goes to stderr).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
     /// Write captured chains (PEM), the plugged bundles' public files, each scenario's trust graph (`<scenario>.dot`) and report.json here. Never keys.
     #[arg(long, value_name = "DIR")]
     artifacts: Option<PathBuf>,
-    /// Write a Markdown summary with each scenario's trust graph as Mermaid (e.g. `--summary "$GITHUB_STEP_SUMMARY"`).
+    /// Write a Markdown summary with each scenario's trust graph as Mermaid (e.g. `--summary "$GITHUB_STEP_SUMMARY"`); `-` is stdout.
     #[arg(long, value_name = "FILE")]
     summary: Option<PathBuf>,
     /// Keep what the run made (the certificates directory; on kind, the clusters).
@@ -142,6 +142,10 @@ fn check_flags(args: &RunArgs, matches: &ArgMatches) -> anyhow::Result<()> {
             args.istioctl.len()
         );
     }
+    #[cfg(feature = "e2e")]
+    if args.target == TargetKind::Kind {
+        meshtrust::kube::kind::check_prefix(&args.prefix).map_err(anyhow::Error::msg)?;
+    }
     let mut seen = Vec::new();
     for s in &args.scenarios {
         if seen.contains(s) {
@@ -154,11 +158,29 @@ fn check_flags(args: &RunArgs, matches: &ArgMatches) -> anyhow::Result<()> {
 
 /// Every output path is checked before any scenario runs (a run takes minutes).
 fn check_outputs(args: &RunArgs) -> anyhow::Result<()> {
-    for path in [&args.junit, &args.json, &args.summary]
-        .into_iter()
-        .flatten()
-    {
-        meshtrust::pki::layout::check_output_file(path)?;
+    let reports: Vec<(&str, &PathBuf)> = [
+        ("--junit", &args.junit),
+        ("--json", &args.json),
+        ("--summary", &args.summary),
+    ]
+    .into_iter()
+    .filter_map(|(flag, p)| p.as_ref().map(|p| (flag, p)))
+    .collect();
+    let to_stdout: Vec<&str> = reports
+        .iter()
+        .filter(|(_, p)| is_stdout(p))
+        .map(|(flag, _)| *flag)
+        .collect();
+    if to_stdout.len() > 1 {
+        bail!(
+            "{} each ask for stdout (`-`); only one report can go there (hint: give the others a file)",
+            to_stdout.join(" and ")
+        );
+    }
+    for (_, path) in reports {
+        if !is_stdout(path) {
+            meshtrust::pki::layout::check_output_file(path)?;
+        }
     }
     if let Some(dir) = &args.artifacts {
         meshtrust::pki::layout::check_output_dir(dir)?;
@@ -222,10 +244,28 @@ pub fn run(args: RunArgs, matches: &ArgMatches) -> anyhow::Result<Exit> {
     finish(&args, &output.report)
 }
 
-/// The summary first (it is never lost), then the report files.
+/// `-`: the report goes to stdout.
+fn is_stdout(path: &std::path::Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// The summary first (it is never lost; on stderr when a report goes to stdout), then the
+/// report files.
 fn finish(args: &RunArgs, report: &report::RunReport) -> anyhow::Result<Exit> {
-    anstream::print!("{}", output::paint(&report::render_summary(report)));
-    print!("{}", report::render_failed_trees(report));
+    let human = format!(
+        "{}{}",
+        output::paint(&report::render_summary(report)),
+        report::render_failed_trees(report)
+    );
+    if [&args.junit, &args.json, &args.summary]
+        .into_iter()
+        .flatten()
+        .any(|p| is_stdout(p))
+    {
+        anstream::eprint!("{human}");
+    } else {
+        anstream::print!("{human}");
+    }
     write_reports(args, report)?;
     Ok(if report.passed() {
         Exit::Conformant
@@ -235,18 +275,26 @@ fn finish(args: &RunArgs, report: &report::RunReport) -> anyhow::Result<Exit> {
 }
 
 fn write_reports(args: &RunArgs, report: &report::RunReport) -> anyhow::Result<()> {
+    let write = |path: &PathBuf, text: String| -> anyhow::Result<()> {
+        if is_stdout(path) {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .context("cannot write the report to stdout")?;
+        } else {
+            meshtrust::pki::layout::write_atomic(path, text.as_bytes(), 0o644)?;
+        }
+        Ok(())
+    };
     if let Some(path) = &args.junit {
-        meshtrust::pki::layout::write_atomic(path, report::to_junit(report).as_bytes(), 0o644)?;
+        write(path, report::to_junit(report))?;
     }
     if let Some(path) = &args.json {
-        meshtrust::pki::layout::write_atomic(path, report.to_json().as_bytes(), 0o644)?;
+        write(path, report.to_json())?;
     }
     if let Some(path) = &args.summary {
-        meshtrust::pki::layout::write_atomic(
-            path,
-            report::render_markdown(report).as_bytes(),
-            0o644,
-        )?;
+        write(path, report::render_markdown(report))?;
     }
     if let Some(dir) = &args.artifacts {
         report::write_artifacts(report, dir)?;

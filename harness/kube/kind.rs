@@ -53,6 +53,56 @@ pub fn run_prefix(base: &str, started: std::time::SystemTime) -> String {
     format!("{base}-{secs}-{}", std::process::id())
 }
 
+/// kind's limits on a cluster name (kind v0.33.0: `^[a-z0-9.-]+$`,
+/// `pkg/internal/apis/config/validate.go`; at most 50 characters, `clusterNameMax` in
+/// `pkg/cluster/internal/create/create.go`).
+pub const KIND_NAME_MAX: usize = 50;
+
+/// Checks, before anything runs, that every cluster name `--prefix base` makes is one kind
+/// accepts: the longest, with a 10-digit start time, the largest pid Linux hands out
+/// (4194304) and `cluster2`. The error says what to change.
+pub fn check_prefix(base: &str) -> Result<(), String> {
+    if base.is_empty()
+        || !base
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+    {
+        return Err(format!(
+            "`--prefix {base}` is not a kind cluster name: kind takes lowercase letters, digits, `.` and `-` only (hint: `--prefix {}`)",
+            suggest_prefix(base)
+        ));
+    }
+    let longest = cluster_name(&format!("{base}-{}-4194304", 10u64.pow(9)), "cluster2");
+    if longest.len() > KIND_NAME_MAX {
+        let room = KIND_NAME_MAX - (longest.len() - base.len());
+        return Err(format!(
+            "`--prefix {base}` is too long: cluster names are `<prefix>-<start>-<pid>-cluster1`, up to {} characters with it, and kind takes {KIND_NAME_MAX} (hint: a prefix of at most {room} characters)",
+            longest.len()
+        ));
+    }
+    Ok(())
+}
+
+/// `base` lowercased, every other character a `-`.
+fn suggest_prefix(base: &str) -> String {
+    let s: String = base
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if s.trim_matches('-').is_empty() {
+        "meshtrust".into()
+    } else {
+        s
+    }
+}
+
 /// When the run that named `name` started (unix seconds), if a stamped run named it.
 pub fn run_stamp(name: &str) -> Option<u64> {
     let parts: Vec<&str> = name.split('-').collect();
@@ -835,6 +885,22 @@ exit 0"#,
                 "kind load docker-image docker.io/istio/pilot:1.31.4 --name mt-cluster2",
             ]
         );
+    }
+
+    #[test]
+    fn a_prefix_kind_would_refuse_is_refused_before_anything_runs() {
+        assert_eq!(check_prefix("meshtrust"), Ok(()));
+        assert_eq!(check_prefix("ci.run-7"), Ok(()));
+        let e = check_prefix("MeshTrust_CI").unwrap_err();
+        assert!(e.contains("lowercase letters, digits"), "{e}");
+        assert!(e.ends_with("(hint: `--prefix meshtrust-ci`)"), "{e}");
+        assert!(check_prefix("").is_err());
+        // 50 characters in all: the prefix gets what the suffix leaves.
+        let room = KIND_NAME_MAX - "-1000000000-4194304-cluster2".len();
+        assert_eq!(check_prefix(&"a".repeat(room)), Ok(()));
+        let e = check_prefix(&"a".repeat(room + 1)).unwrap_err();
+        assert!(e.contains(&format!("at most {room} characters")), "{e}");
+        assert!(e.contains("up to 51 characters"), "{e}");
     }
 
     #[test]

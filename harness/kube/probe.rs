@@ -214,7 +214,28 @@ pub fn read_probe_binary(path: &Path) -> Result<Vec<u8>, KubeError> {
             reason: "it is not an ELF executable".into(),
         });
     }
+    if let Some(loader) = dynamic_loader(&bytes) {
+        return Err(KubeError::ProbeBinary {
+            path: path.to_owned(),
+            reason: format!(
+                "it is dynamically linked (it needs `{loader}`), and the probe runs FROM scratch or in the proxy container, which has no such loader"
+            ),
+        });
+    }
     Ok(bytes)
+}
+
+/// The program interpreter (`PT_INTERP`, e.g. `/lib64/ld-linux-x86-64.so.2`) a dynamically
+/// linked ELF executable names, or `None` for a static one (or one this cannot parse).
+fn dynamic_loader(elf: &[u8]) -> Option<String> {
+    use object::read::elf::{ElfFile64, ProgramHeader as _};
+    let file = ElfFile64::<object::Endianness>::parse(elf).ok()?;
+    let endian = file.endian();
+    file.elf_program_headers()
+        .iter()
+        .find(|h| h.p_type(endian) == object::elf::PT_INTERP)
+        .and_then(|h| h.data(endian, elf).ok())
+        .map(|d| String::from_utf8_lossy(d).trim_end_matches('\0').to_owned())
 }
 
 /// Whether the proxy container has a shell (the default Ubuntu-based proxyv2) or not (the
@@ -504,6 +525,31 @@ mod tests {
                 .ends_with("it is not an ELF executable (hint: build it with `just probe-static`)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_dynamically_linked_probe_is_refused_naming_its_loader_and_a_static_one_is_taken() {
+        // This test binary is dynamically linked; a static-pie or static executable has no
+        // PT_INTERP. Both come from the toolchain here, not from fixtures.
+        let me = std::env::current_exe().unwrap();
+        let err = read_probe_binary(&me).unwrap_err().to_string();
+        assert!(
+            err.contains("it is dynamically linked (it needs `/"),
+            "{err}"
+        );
+        assert!(err.contains("just probe-static"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("s.rs");
+        std::fs::write(&src, "fn main() {}").unwrap();
+        let out = dir.path().join("s");
+        let built = std::process::Command::new(std::env::var("RUSTC").unwrap_or("rustc".into()))
+            .args(["-C", "target-feature=+crt-static", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .unwrap();
+        assert!(built.success());
+        assert!(read_probe_binary(&out).is_ok());
     }
 
     #[test]
