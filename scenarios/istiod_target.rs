@@ -162,8 +162,40 @@ fn istiod_intermediate_rotation() {
 
 #[test]
 #[file_serial(control_plane)]
-fn istiod_upgrade() {
-    expect::upgrade(&run_istiod(Scenario::IstioUpgrade));
+fn istiod_upgrade_moves_from_one_pinned_release_to_the_next() {
+    let built = bins();
+    let releases: Vec<String> = built
+        .pilot_discovery
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .replace("pilot-discovery-", "")
+        })
+        .collect();
+    assert_eq!(
+        releases,
+        ["1.30", "1.31"],
+        "the upgrade needs both pinned istiods (hint: `just e2e-tools`)"
+    );
+    let out = run_istiod(Scenario::IstioUpgrade);
+    expect::upgrade(&out);
+    let started: Vec<&str> = out.report.scenarios[0]
+        .milestones
+        .iter()
+        .map(|m| m.name.as_str())
+        .filter(|n| n.contains(" ready") && n.contains("istiod"))
+        .collect();
+    assert_eq!(
+        started,
+        [
+            "cluster1: istiod 1.30 (default) ready",
+            "cluster1: istiod 1.31 (default) ready"
+        ],
+        "{}",
+        story(&out)
+    );
 }
 
 #[test]

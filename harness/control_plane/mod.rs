@@ -124,7 +124,8 @@ impl Binaries {
             .unwrap_or_else(|| PathBuf::from("target/e2e-tools"))
     }
 
-    /// The istiod an install starts: the oldest pinned release.
+    /// The istiod an install starts: the oldest pinned release (1.30 when both are built, so
+    /// that `istio-upgrade` and the canary move from it to the newest).
     pub fn istiod(&self) -> &Path {
         &self.pilot_discovery[0]
     }

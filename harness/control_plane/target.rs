@@ -197,8 +197,13 @@ impl Cluster {
             .map_err(|e| backend(format!("start istiod in `{}`", self.name), e))?;
         Ok(match outcome {
             Started::Serving { istiod, ca, log } => {
+                let release = binary
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_prefix("pilot-discovery-"))
+                    .unwrap_or("?");
                 timings.push((
-                    format!("{}: istiod ({revision}) ready", self.name),
+                    format!("{}: istiod {release} ({revision}) ready", self.name),
                     istiod.ready_in,
                 ));
                 self.awaiting_first_certificate = Some(started);

@@ -207,13 +207,13 @@ mod tests {
         let json = serde_json::to_value(&s).unwrap();
         assert!(json.get("milestones").is_none(), "{json}");
         s.milestones.push(Phase {
-            name: "cluster1: istiod (default) ready".into(),
+            name: "cluster1: istiod 1.31 (default) ready".into(),
             duration: Duration::from_millis(420),
         });
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(
             json["milestones"],
-            serde_json::json!([{"name": "cluster1: istiod (default) ready", "duration_ms": 420}])
+            serde_json::json!([{"name": "cluster1: istiod 1.31 (default) ready", "duration_ms": 420}])
         );
     }
 

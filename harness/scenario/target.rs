@@ -370,7 +370,7 @@ pub trait Target: Send + Sync {
     }
 
     /// The target's own milestones so far, in order (the istiod target: `cluster1: etcd + API
-    /// server ready`, `cluster1: istiod (default) ready`, `cluster1: istiod start to first
+    /// server ready`, `cluster1: istiod 1.31 (default) ready`, `cluster1: istiod start to first
     /// workload certificate`), for the report. None by default.
     fn milestones(&self) -> Vec<(String, std::time::Duration)> {
         Vec::new()
