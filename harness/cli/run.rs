@@ -207,14 +207,7 @@ pub fn run(args: RunArgs, matches: &ArgMatches) -> anyhow::Result<Exit> {
         );
     }
     check_outputs(&args)?;
-    // The run's certificates, keys included: 0700, removed at the end unless --keep.
-    let workdir = tempfile::Builder::new()
-        .prefix("meshtrust-run.")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(
-            meshtrust::pki::layout::KEY_DIR_MODE,
-        ))
-        .tempdir()
-        .context("cannot create the run directory")?;
+    let workdir = run_dir()?;
     if args.keep {
         eprintln!("certificates are kept in {}", workdir.path().display());
     }
@@ -242,6 +235,18 @@ pub fn run(args: RunArgs, matches: &ArgMatches) -> anyhow::Result<Exit> {
     }
     let output = output?;
     finish(&args, &output.report)
+}
+
+/// The run's certificates, keys included: a directory of its own, 0700, removed at the end
+/// unless `--keep`.
+fn run_dir() -> anyhow::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("meshtrust-run.")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(
+            meshtrust::pki::layout::KEY_DIR_MODE,
+        ))
+        .tempdir()
+        .context("cannot create the run directory")
 }
 
 /// `-`: the report goes to stdout.
@@ -335,13 +340,7 @@ fn run_istiod_target(args: &RunArgs, scenarios: Vec<Scenario>) -> anyhow::Result
         }
     };
     check_outputs(args)?;
-    let workdir = tempfile::Builder::new()
-        .prefix("meshtrust-run.")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(
-            meshtrust::pki::layout::KEY_DIR_MODE,
-        ))
-        .tempdir()
-        .context("cannot create the run directory")?;
+    let workdir = run_dir()?;
     let opts = RunOptions {
         scenarios,
         key: args.key,

@@ -412,11 +412,6 @@ impl IstiodTarget {
             .ok_or_else(|| TargetError::UnknownWorkload(id.clone()))
     }
 
-    /// `<name>.<namespace>.svc.cluster.local`, the Host header and SNI a sidecar would use.
-    fn host(id: &WorkloadRef) -> String {
-        format!("{}.{}.svc.cluster.local", id.name, id.namespace)
-    }
-
     async fn deploy_in(&mut self, cluster: &str, ns: &str, app: App) -> Result<(), TargetError> {
         let key_alg = self.workload_key;
         let c = self.existing_mut(cluster)?;
@@ -515,17 +510,7 @@ impl Target for IstiodTarget {
         from: &WorkloadRef,
         to: &WorkloadRef,
     ) -> Result<CapturedChain, TargetError> {
-        let client = self.workload(from)?;
-        let server = self.workload(to)?;
-        let probed = client.probe(server.addr(), &Self::host(to)).await;
-        Ok(CapturedChain {
-            chain: probed.chain,
-            server: to.clone(),
-            client: from.clone(),
-            protocol: probed.protocol,
-            alpn: probed.alpn,
-            handshake: probed.handshake,
-        })
+        Ok(self.workload(from)?.capture_from(self.workload(to)?).await)
     }
 
     async fn request(
@@ -535,16 +520,9 @@ impl Target for IstiodTarget {
         transport: Transport,
         path: &str,
     ) -> Result<Outcome, TargetError> {
-        let client = self.workload(from)?;
-        let server = self.workload(to)?;
-        Ok(client
-            .request(
-                server.addr(),
-                server.spiffe_id(),
-                &Self::host(to),
-                transport,
-                path,
-            )
+        Ok(self
+            .workload(from)?
+            .request_to(self.workload(to)?, transport, path)
             .await)
     }
 

@@ -66,11 +66,6 @@ impl LocalTarget {
     fn workload(&self, id: &WorkloadRef) -> Result<&workload::Workload, TargetError> {
         self.cluster(&id.cluster)?.workload(id)
     }
-
-    /// `<name>.<namespace>.svc.cluster.local`, the Host header and SNI a sidecar would use.
-    fn host(id: &WorkloadRef) -> String {
-        format!("{}.{}.svc.cluster.local", id.name, id.namespace)
-    }
 }
 
 #[async_trait]
@@ -117,17 +112,7 @@ impl Target for LocalTarget {
         from: &WorkloadRef,
         to: &WorkloadRef,
     ) -> Result<CapturedChain, TargetError> {
-        let client = self.workload(from)?;
-        let server = self.workload(to)?;
-        let probed = client.probe(server.addr(), &Self::host(to)).await;
-        Ok(CapturedChain {
-            chain: probed.chain,
-            server: to.clone(),
-            client: from.clone(),
-            protocol: probed.protocol,
-            alpn: probed.alpn,
-            handshake: probed.handshake,
-        })
+        Ok(self.workload(from)?.capture_from(self.workload(to)?).await)
     }
 
     async fn request(
@@ -137,16 +122,9 @@ impl Target for LocalTarget {
         transport: Transport,
         path: &str,
     ) -> Result<Outcome, TargetError> {
-        let client = self.workload(from)?;
-        let server = self.workload(to)?;
-        Ok(client
-            .request(
-                server.addr(),
-                server.spiffe_id(),
-                &Self::host(to),
-                transport,
-                path,
-            )
+        Ok(self
+            .workload(from)?
+            .request_to(self.workload(to)?, transport, path)
             .await)
     }
 

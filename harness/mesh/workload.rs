@@ -27,7 +27,9 @@ use super::policy::Policies;
 use super::tls::{self, MeshServerVerifier};
 use crate::istio::served;
 use crate::pki::{KeyAlg, PkiError};
-use crate::scenario::target::{App, Handshake, Mode, Outcome, Transport, WorkloadRef};
+use crate::scenario::target::{
+    App, CapturedChain, Handshake, Mode, Outcome, Transport, WorkloadRef,
+};
 
 /// How long a probe waits after its handshake for the server to reject its certificate.
 /// In TLS 1.3 the server judges the client's certificate after the client considers the
@@ -305,6 +307,39 @@ impl Workload {
             Ok(Err(e)) => Probed::failed(e.to_string()),
             Err(e) => Probed::failed(format!("the probe panicked: {e}")),
         }
+    }
+}
+
+impl Workload {
+    /// `<name>.<namespace>.svc.cluster.local`: the Host header and SNI a sidecar uses for it.
+    pub fn host(&self) -> String {
+        format!("{}.{}.svc.cluster.local", self.id.name, self.id.namespace)
+    }
+
+    /// The chain `server` presents to a probe beside this workload, as the target interface
+    /// reports it.
+    pub async fn capture_from(&self, server: &Workload) -> CapturedChain {
+        let probed = self.probe(server.addr(), &server.host()).await;
+        CapturedChain {
+            chain: probed.chain,
+            server: server.id.clone(),
+            client: self.id.clone(),
+            protocol: probed.protocol,
+            alpn: probed.alpn,
+            handshake: probed.handshake,
+        }
+    }
+
+    /// A GET of `path` to `server`, through this workload's sidecar or around it.
+    pub async fn request_to(&self, server: &Workload, transport: Transport, path: &str) -> Outcome {
+        self.request(
+            server.addr(),
+            server.spiffe_id(),
+            &server.host(),
+            transport,
+            path,
+        )
+        .await
     }
 }
 
