@@ -48,6 +48,9 @@ pub struct KindRun {
     pub delivery: ProbeDelivery,
     /// `--keep` / `MESHTRUST_KEEP`: leave the clusters.
     pub keep: bool,
+    /// `--istio-version X.Y`: the install-phase istioctl must be that release; checked right
+    /// after preflight, before any cluster exists.
+    pub expect_istio_version: Option<String>,
 }
 
 impl KindRun {
@@ -69,6 +72,7 @@ impl KindRun {
             probe_binary: "target/x86_64-unknown-linux-gnu/release/meshtrust-probe".into(),
             delivery: ProbeDelivery::Exec,
             keep: false,
+            expect_istio_version: None,
         }
     }
 

@@ -38,6 +38,16 @@ pub enum KubeError {
     #[error("`{}` is not a usable kind config: {reason}", .path.display())]
     KindConfig { path: PathBuf, reason: String },
 
+    #[error(
+        "`--istio-version {want}`, but `{}` is istioctl {have} (hint: `--istioctl PATH` to the istioctl of {want})",
+        .path.display()
+    )]
+    IstioVersion {
+        want: String,
+        path: PathBuf,
+        have: String,
+    },
+
     #[error("cannot parse {what}: {cause}")]
     Yaml {
         what: String,

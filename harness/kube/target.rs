@@ -83,11 +83,35 @@ pub struct KindClusters {
     created: bool,
 }
 
+/// `--istio-version X.Y` against the install-phase istioctl preflight found: `X.Y` must be
+/// its release (`1.32` takes `1.32.0` and `1.32.1-rc.0`, not `1.3` for `1.32.0`).
+pub fn check_istio_version(want: Option<&str>, tools: &Toolbox) -> Result<(), KubeError> {
+    let (Some(want), Some(tool)) = (want, tools.istioctl.first()) else {
+        return Ok(());
+    };
+    let want = want.trim_start_matches('v');
+    let have = tool.version.trim_start_matches('v');
+    let matches = have == want
+        || have
+            .strip_prefix(want)
+            .is_some_and(|rest| rest.starts_with(['.', '-', '+']));
+    if matches {
+        Ok(())
+    } else {
+        Err(KubeError::IstioVersion {
+            want: want.to_owned(),
+            path: tool.path.clone(),
+            have: tool.version.clone(),
+        })
+    }
+}
+
 impl KindClusters {
     /// Preflight (fails in seconds when a tool is missing), then every cluster in parallel.
     pub async fn start(mut run: KindRun, search: &ToolSearch) -> Result<KindClusters, KubeError> {
         let started = Instant::now();
         let tools = preflight(search).await?;
+        check_istio_version(run.expect_istio_version.as_deref(), &tools)?;
         let mut timings = vec![("preflight".to_owned(), started.elapsed())];
         run.istioctl = tools.istioctl.iter().map(|t| t.path.clone()).collect();
         run.istio_versions = tools.istioctl.iter().map(|t| t.version.clone()).collect();
@@ -160,6 +184,7 @@ impl KindClusters {
     ) -> Result<KindClusters, KubeError> {
         let started = Instant::now();
         let tools = preflight_for(Scope::Kubeconfig, search).await?;
+        check_istio_version(run.expect_istio_version.as_deref(), &tools)?;
         let timings = vec![("preflight".to_owned(), started.elapsed())];
         run.istioctl = tools.istioctl.iter().map(|t| t.path.clone()).collect();
         run.clusters = clusters.iter().map(|c| c.cluster.clone()).collect();
@@ -1736,6 +1761,42 @@ exit 0"#,
             std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
+    }
+
+    #[test]
+    fn istio_version_is_a_release_of_the_install_istioctl_not_a_string_prefix() {
+        use super::super::tools::{Tool, ToolName};
+        let tools = |version: &str| Toolbox {
+            docker: None,
+            kind: None,
+            istioctl: vec![Tool {
+                name: ToolName::Istioctl,
+                path: "/bin/istioctl".into(),
+                version: version.into(),
+            }],
+            kubectl: None,
+        };
+        for (want, have) in [
+            ("1.32", "1.32.0"),
+            ("v1.32", "1.32.1-rc.0"),
+            ("1.32.0", "1.32.0"),
+        ] {
+            assert!(
+                check_istio_version(Some(want), &tools(have)).is_ok(),
+                "{want} {have}"
+            );
+        }
+        for (want, have) in [("1.3", "1.32.0"), ("1.31", "1.32.0"), ("1.32.1", "1.32.0")] {
+            let e = check_istio_version(Some(want), &tools(have)).unwrap_err();
+            assert!(matches!(e, KubeError::IstioVersion { .. }), "{e}");
+            assert!(
+                e.to_string().contains(&format!(
+                    "`/bin/istioctl` is istioctl {have} (hint: `--istioctl PATH`"
+                )),
+                "{e}"
+            );
+        }
+        assert!(check_istio_version(None, &tools("1.32.0")).is_ok());
     }
 
     #[tokio::test(flavor = "multi_thread")]
