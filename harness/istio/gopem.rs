@@ -79,10 +79,10 @@ pub fn decode(data: &[u8]) -> Option<(Block, &[u8])> {
     let mut rest = data;
     let mut end_trailer: isize = 0;
     loop {
-        if end_trailer < 0 || end_trailer as usize > rest.len() {
-            return None;
-        }
-        rest = &rest[end_trailer as usize..];
+        // Negative (a header run read past the END line): Go gives up on the data.
+        rest = usize::try_from(end_trailer)
+            .ok()
+            .and_then(|i| rest.get(i..))?;
         // The first END line, then the last BEGIN line before it.
         let mut end_index = find(rest, END)? as isize;
         end_trailer = end_index + END.len() as isize;
@@ -121,12 +121,14 @@ pub fn decode(data: &[u8]) -> Option<(Block, &[u8])> {
         if has_headers && end_index < 0 {
             continue;
         }
-        if end_trailer < 0 || end_trailer as usize > rest.len() {
-            // Go slices here and would panic on a negative index; it cannot happen after
-            // the check above, which is why Go needs no guard. Stay total anyway.
+        // Go slices here unguarded: after the check above the index cannot be negative.
+        // Stay total anyway.
+        let Some(end_line_and_after) = usize::try_from(end_trailer)
+            .ok()
+            .and_then(|i| rest.get(i..))
+        else {
             continue;
-        }
-        let end_line_and_after = &rest[end_trailer as usize..];
+        };
         let trailer_len = label.len() + DASHES.len();
         if end_line_and_after.len() < trailer_len {
             continue;
@@ -135,19 +137,20 @@ pub fn decode(data: &[u8]) -> Option<(Block, &[u8])> {
         if !end_line.starts_with(label) || !end_line.ends_with(DASHES) {
             continue;
         }
-        if !get_line(rest_of_end_line).0.is_empty() {
+        // The END line ends there, and what follows it is the rest (Go re-reads the line from
+        // inside it; the remainder is the same).
+        let (end_line_tail, rest_after, _) = get_line(rest_of_end_line);
+        if !end_line_tail.is_empty() {
             continue;
         }
-        let bytes = if end_index > 0 {
-            match decode_body(&rest[..end_index as usize]) {
-                Some(bytes) => bytes,
-                None => continue,
-            }
-        } else {
-            Vec::new()
+        // No body (END right after the type line or the headers' blank line) decodes empty.
+        let body = usize::try_from(end_index)
+            .ok()
+            .and_then(|i| rest.get(..i))
+            .unwrap_or_default();
+        let Some(bytes) = decode_body(body) else {
+            continue;
         };
-        let after_end = (end_index + END.len() as isize - 1) as usize;
-        let (_, rest_after, _) = get_line(&rest[after_end..]);
         return Some((
             Block {
                 label: String::from_utf8_lossy(label).into_owned(),
@@ -241,7 +244,80 @@ mod tests {
         let got = blocks(with_header.as_bytes());
         assert_eq!(got.len(), 1);
         assert!(got[0].has_headers);
+        assert_eq!(got[0].bytes, [0, 1, 2]);
         assert!(!blocks(pem("A", "AAEC").as_bytes())[0].has_headers);
+    }
+
+    /// Framing corner cases, each with what Go 1.26.8's `pem.Decode` returned for it when
+    /// run in a loop (a Go program over these exact inputs): the blocks (label, whether it
+    /// had headers, body) and the rest after the last one.
+    #[test]
+    fn framing_corner_cases_decode_as_go_1_26_decodes_them() {
+        type Want = (&'static [(&'static str, bool, &'static [u8])], &'static str);
+        let cases: [(&str, Want); 10] = [
+            // A stray END line before a block does not hide it.
+            (
+                "-----END A-----\n-----BEGIN B-----\nQUFB\n-----END B-----\n",
+                (&[("B", false, b"AAA")], ""),
+            ),
+            // A `\r` after the END line without a newline is not whitespace to getLine.
+            (
+                "-----BEGIN A-----\nQUFB\n-----END A-----\r",
+                (&[], "-----BEGIN A-----\nQUFB\n-----END A-----\r"),
+            ),
+            (
+                "-----BEGIN A-----\nQUFB\n-----END A-----\r\n",
+                (&[("A", false, b"AAA")], ""),
+            ),
+            // A header run that reads the END line as a header: Go gives up on the data.
+            (
+                "-----BEGIN A-----\nK: v\n-----END A-----:\n",
+                (&[], "-----BEGIN A-----\nK: v\n-----END A-----:\n"),
+            ),
+            (
+                "-----BEGIN A-----\nK: v\n-----END A-----: x\n-----BEGIN B-----\nQUFB\n-----END B-----\n",
+                (
+                    &[],
+                    "-----BEGIN A-----\nK: v\n-----END A-----: x\n-----BEGIN B-----\nQUFB\n-----END B-----\n",
+                ),
+            ),
+            (
+                "-----BEGIN A-----\nK: v\nQUFB\n-----END A-----\n",
+                (&[("A", true, b"AAA")], ""),
+            ),
+            // Headers need a line between them and END...
+            (
+                "-----BEGIN A-----\nK: v\n-----END A-----\n",
+                (&[], "-----BEGIN A-----\nK: v\n-----END A-----\n"),
+            ),
+            // ...and an empty one will do: an empty body.
+            (
+                "-----BEGIN A-----\nK: v\n\n-----END A-----\n",
+                (&[("A", true, b"")], ""),
+            ),
+            (
+                "-----BEGIN A-----\n-----END A-----\nrest",
+                (&[("A", false, b"")], "rest"),
+            ),
+            (
+                "-----BEGIN A-----\nQUFB\n-----END A-----\nTRAILER\n",
+                (&[("A", false, b"AAA")], "TRAILER\n"),
+            ),
+        ];
+        for (input, (want_blocks, want_rest)) in cases {
+            let mut data = input.as_bytes();
+            let mut got = Vec::new();
+            while let Some((block, rest)) = decode(data) {
+                got.push((block.label, block.has_headers, block.bytes));
+                data = rest;
+            }
+            let want: Vec<(String, bool, Vec<u8>)> = want_blocks
+                .iter()
+                .map(|(l, h, b)| ((*l).to_owned(), *h, b.to_vec()))
+                .collect();
+            assert_eq!(got, want, "{input:?}");
+            assert_eq!(data, want_rest.as_bytes(), "{input:?}");
+        }
     }
 
     #[test]
