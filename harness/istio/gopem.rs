@@ -321,6 +321,36 @@ mod tests {
     }
 
     #[test]
+    fn append_certs_takes_only_headerless_certificate_blocks_that_parse() {
+        use base64::engine::general_purpose::STANDARD;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let der = rcgen::CertificateParams::new(vec!["a.example".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .der()
+            .to_vec();
+        let body = STANDARD.encode(&der);
+        let block = |label: &str, headers: &str, body: &str| {
+            format!("-----BEGIN {label}-----\n{headers}{body}\n-----END {label}-----\n")
+        };
+        assert_eq!(
+            append_certs_from_pem(block("CERTIFICATE", "", &body).as_bytes()),
+            [der.clone()]
+        );
+        for skipped in [
+            block("TRUSTED CERTIFICATE", "", &body),
+            block("CERTIFICATE", "K: v\n", &body),
+            block("CERTIFICATE", "", &STANDARD.encode(b"not a certificate")),
+        ] {
+            assert!(
+                append_certs_from_pem(skipped.as_bytes()).is_empty(),
+                "{skipped}"
+            );
+        }
+    }
+
+    #[test]
     fn get_line_trims_trailing_blanks_and_a_carriage_return() {
         assert_eq!(get_line(b"ab \t\r\ncd"), (&b"ab"[..], &b"cd"[..], 6));
         assert_eq!(get_line(b"ab"), (&b"ab"[..], &b""[..], 2));
