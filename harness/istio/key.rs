@@ -209,3 +209,113 @@ pub fn x509_key_pair(cert_pem: &[u8], key: &PublicHalf) -> Result<(), String> {
         Err("tls: private key does not match public key".into())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pkcs1::der::Encode as _;
+
+    #[test]
+    fn trim_drops_leading_zeros_only_and_bit_len_counts_from_the_top_bit() {
+        assert_eq!(trim(&[0, 0, 1, 0]), [1, 0]);
+        assert_eq!(trim(&[7]), [7]);
+        assert!(trim(&[0, 0]).is_empty());
+        assert!(trim(&[]).is_empty());
+        for (n, bits) in [
+            (&[][..], 0),
+            (&[1][..], 1),
+            (&[0x80][..], 8),
+            (&[0x01, 0x00][..], 9),
+            (&[0x7f, 0xff, 0xff][..], 23),
+        ] {
+            assert_eq!(bit_len(n), bits, "{n:?}");
+        }
+    }
+
+    /// A PKCS#1 key whose modulus is `n` (the other fields are placeholders: only the
+    /// modulus and exponent are read).
+    fn pkcs1_with_modulus(n: &[u8]) -> Vec<u8> {
+        let one = pkcs1::UintRef::new(&[1]).unwrap();
+        pkcs1::RsaPrivateKey {
+            modulus: pkcs1::UintRef::new(n).unwrap(),
+            public_exponent: pkcs1::UintRef::new(&[1, 0, 1]).unwrap(),
+            private_exponent: one,
+            prime1: one,
+            prime2: one,
+            exponent1: one,
+            exponent2: one,
+            coefficient: one,
+            other_prime_infos: None,
+        }
+        .to_der()
+        .unwrap()
+    }
+
+    #[test]
+    fn go_refuses_rsa_keys_under_1024_bits_and_takes_1024() {
+        let mut n = vec![0xff; 128];
+        n[0] = 0x40; // 1023 bits
+        assert_eq!(
+            rsa_from_pkcs1(&pkcs1_with_modulus(&n)).unwrap_err(),
+            "crypto/rsa: 1023-bit keys are insecure (see https://go.dev/pkg/crypto/rsa#hdr-Minimum_key_size)"
+        );
+        n[0] = 0x80; // 1024 bits
+        assert_eq!(
+            rsa_from_pkcs1(&pkcs1_with_modulus(&n)),
+            Ok(PublicHalf::Rsa {
+                n: n.clone(),
+                e: vec![1, 0, 1],
+                bits: 1024
+            })
+        );
+        let mut big = vec![0xff; 256];
+        big[0] = 0x80;
+        assert!(matches!(
+            rsa_from_pkcs1(&pkcs1_with_modulus(&big)),
+            Ok(PublicHalf::Rsa { bits: 2048, .. })
+        ));
+    }
+
+    /// A key of `alg` and a self-signed certificate for it, both PEM.
+    fn key_and_cert(alg: &'static rcgen::SignatureAlgorithm) -> (String, Vec<u8>) {
+        let key = rcgen::KeyPair::generate_for(alg).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["a.example".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (key.serialize_pem(), cert.der().to_vec())
+    }
+
+    #[test]
+    fn every_curve_go_knows_is_read_and_matched_with_its_certificate() {
+        for (alg, curve) in [
+            (&rcgen::PKCS_ECDSA_P256_SHA256, "1.2.840.10045.3.1.7"),
+            (&rcgen::PKCS_ECDSA_P384_SHA384, "1.3.132.0.34"),
+            (&rcgen::PKCS_ECDSA_P521_SHA512, "1.3.132.0.35"),
+        ] {
+            let (key_pem, der) = key_and_cert(alg);
+            let key = parse_first_block(key_pem.as_bytes()).unwrap();
+            assert!(
+                matches!(&key, PublicHalf::Ec { curve: c, .. } if c == curve),
+                "{key:?}"
+            );
+            assert_eq!(certificate_public_half(&der), Some(key));
+        }
+    }
+
+    #[test]
+    fn an_rsa_certificate_gives_the_same_public_half_as_its_key_and_another_key_does_not_match() {
+        let (key_pem, der) = key_and_cert(&rcgen::PKCS_RSA_SHA256);
+        let key = parse_first_block(key_pem.as_bytes()).unwrap();
+        assert!(matches!(key, PublicHalf::Rsa { bits: 2048, .. }), "{key:?}");
+        assert_eq!(certificate_public_half(&der), Some(key.clone()));
+        let cert_pem = crate::pki::to_pem(&rustls_pki_types::CertificateDer::from(der));
+        assert_eq!(x509_key_pair(cert_pem.as_bytes(), &key), Ok(()));
+        let (other_pem, _) = key_and_cert(&rcgen::PKCS_RSA_SHA256);
+        let other = parse_first_block(other_pem.as_bytes()).unwrap();
+        assert_eq!(
+            x509_key_pair(cert_pem.as_bytes(), &other),
+            Err("tls: private key does not match public key".into())
+        );
+    }
+}
