@@ -336,7 +336,7 @@ mod tests {
         };
         assert_eq!(
             append_certs_from_pem(block("CERTIFICATE", "", &body).as_bytes()),
-            [der.clone()]
+            vec![der]
         );
         for skipped in [
             block("TRUSTED CERTIFICATE", "", &body),

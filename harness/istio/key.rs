@@ -301,6 +301,10 @@ mod tests {
             );
             assert_eq!(certificate_public_half(&der), Some(key));
         }
+        let (key_pem, der) = key_and_cert(&rcgen::PKCS_ED25519);
+        let key = parse_first_block(key_pem.as_bytes()).unwrap();
+        assert!(matches!(key, PublicHalf::Ed25519(_)), "{key:?}");
+        assert_eq!(certificate_public_half(&der), Some(key));
     }
 
     #[test]
