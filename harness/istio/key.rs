@@ -287,6 +287,22 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_key_of_an_algorithm_go_does_not_pair_is_none() {
+        let (_, mut der) = key_and_cert(&rcgen::PKCS_RSA_SHA256);
+        // rsaEncryption (1.2.840.113549.1.1.1) in the SPKI becomes RSASSA-PSS (...1.1.10).
+        let rsa_encryption = [
+            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+        ];
+        let at = der
+            .windows(rsa_encryption.len())
+            .position(|w| w == rsa_encryption)
+            .unwrap();
+        der[at + rsa_encryption.len() - 1] = 0x0a;
+        assert!(x509_parser::parse_x509_certificate(&der).is_ok());
+        assert_eq!(certificate_public_half(&der), None);
+    }
+
+    #[test]
     fn every_curve_go_knows_is_read_and_matched_with_its_certificate() {
         for (alg, curve) in [
             (&rcgen::PKCS_ECDSA_P256_SHA256, "1.2.840.10045.3.1.7"),
@@ -315,6 +331,19 @@ mod tests {
         assert_eq!(certificate_public_half(&der), Some(key.clone()));
         let cert_pem = crate::pki::to_pem(&rustls_pki_types::CertificateDer::from(der));
         assert_eq!(x509_key_pair(cert_pem.as_bytes(), &key), Ok(()));
+        // The same modulus with another exponent is another key.
+        let PublicHalf::Rsa { n, bits, .. } = key.clone() else {
+            unreachable!()
+        };
+        let other_exponent = PublicHalf::Rsa {
+            n,
+            e: vec![3],
+            bits,
+        };
+        assert_eq!(
+            x509_key_pair(cert_pem.as_bytes(), &other_exponent),
+            Err("tls: private key does not match public key".into())
+        );
         let (other_pem, _) = key_and_cert(&rcgen::PKCS_RSA_SHA256);
         let other = parse_first_block(other_pem.as_bytes()).unwrap();
         assert_eq!(
