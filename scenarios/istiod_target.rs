@@ -284,6 +284,16 @@ fn istiod_bad_cacerts_fails_when_the_bundles_are_fixed() {
 
 #[test]
 #[file_serial(control_plane)]
+fn istiod_bad_cacerts_fails_when_istiod_exits_for_another_reason() {
+    twin(
+        Scenario::BadCacerts,
+        Sabotage::CrashesAtStart,
+        &["bad-key-mismatch: istiod refused with `flag provided but not defined"],
+    );
+}
+
+#[test]
+#[file_serial(control_plane)]
 fn istiod_rotation_fails_when_the_reload_is_dropped() {
     twin(
         Scenario::IntermediateRotation,

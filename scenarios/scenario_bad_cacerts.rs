@@ -32,6 +32,22 @@ fn the_scenario_fails_when_istiod_starts_with_a_good_bundle_instead() {
 }
 
 #[test]
+fn the_scenario_fails_when_istiod_exits_for_another_reason_than_the_bundle() {
+    let out = run_sabotaged(Scenario::BadCacerts, Sabotage::CrashesAtStart);
+    let s = &out.report.scenarios[0];
+    assert!(!s.passed, "{}", story(&out));
+    for cluster in ["bad-incomplete", "bad-not-a-ca", "bad-key-mismatch"] {
+        assert!(
+            s.reasons.iter().any(|r| r.starts_with(&format!(
+                "{cluster}: istiod refused with `flag provided but not defined: -meshConfigg`, not for `"
+            ))),
+            "{cluster}:\n{}",
+            story(&out)
+        );
+    }
+}
+
+#[test]
 fn istiods_exit_line_wraps_its_ca_error_once_as_pilot_discovery_does() {
     use meshtrust::report::Observed;
     let out = crate::support::targets::run_local(meshtrust::scenario::Scenario::BadCacerts);

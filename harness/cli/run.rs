@@ -316,8 +316,9 @@ fn run_istiod_target(_args: &RunArgs, _scenarios: Vec<Scenario>) -> anyhow::Resu
 
 /// `--target istiod`: the binaries are checked first (a missing one is exit 2 naming the build
 /// command); the scenarios run one after another (each starts its own API servers and istiod;
-/// two cores cannot run seven control planes at once); SIGINT/SIGTERM kill every process and
-/// remove every directory before exiting 130/143.
+/// two cores cannot run seven control planes at once); SIGINT/SIGTERM/SIGHUP kill every
+/// process and remove every directory before exiting 130/143/129 (and a SIGKILL of meshtrust
+/// takes the control plane with it: its processes have a parent-death signal).
 #[cfg(feature = "istiod")]
 fn run_istiod_target(args: &RunArgs, scenarios: Vec<Scenario>) -> anyhow::Result<Exit> {
     use meshtrust::control_plane::{Binaries, IstiodTarget};
@@ -356,19 +357,23 @@ fn run_istiod_target(args: &RunArgs, scenarios: Vec<Scenario>) -> anyhow::Result
         let keep = args.keep;
         tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut interrupt), Ok(mut terminate)) = (
+            let (Ok(mut interrupt), Ok(mut terminate), Ok(mut hangup)) = (
                 signal(SignalKind::interrupt()),
                 signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
             ) else {
                 return;
             };
             let (name, code) = tokio::select! {
                 _ = interrupt.recv() => ("interrupted (SIGINT)", 130),
                 _ = terminate.recv() => ("terminated (SIGTERM)", 143),
+                _ = hangup.recv() => ("hung up (SIGHUP)", 129),
             };
             let killed = meshtrust::kube::process::kill_live_groups();
             let dirs = meshtrust::control_plane::target::remove_live_dirs();
-            if !keep {
+            if keep {
+                eprintln!("certificates are kept in {}", run_dir.display());
+            } else {
                 let _ = std::fs::remove_dir_all(&run_dir);
             }
             eprintln!(

@@ -126,7 +126,11 @@ impl ApiServer {
             context: None,
         };
         loop {
-            if let Ok(client) = cluster_ref.client().await
+            // Not before the port accepts: kube-rs logs every refused connection as an error.
+            if tokio::net::TcpStream::connect(("127.0.0.1", api_port))
+                .await
+                .is_ok()
+                && let Ok(client) = cluster_ref.client().await
                 && Api::<Namespace>::all(client.clone())
                     .list(&ListParams::default())
                     .await

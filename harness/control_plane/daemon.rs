@@ -25,6 +25,17 @@ impl Daemon {
         let err = file
             .try_clone()
             .map_err(ControlPlaneError::io(format!("open {}", log.display())))?;
+        // SAFETY: prctl(2) is async-signal-safe and touches no memory of ours. The child gets
+        // SIGKILL when the thread that spawned it dies (meshtrust killed by SIGKILL or a
+        // signal it does not handle): no control plane outlives its run.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let child = cmd
             .stdin(Stdio::null())
             .stdout(file)

@@ -35,6 +35,16 @@ pub enum ControlPlaneError {
         path.display()
     )]
     MissingBinary { name: &'static str, path: PathBuf },
+    #[error(
+        "`{}` is not executable (hint: `chmod +x {}`, or rebuild it with `{BUILD_HINT}`)",
+        path.display(), path.display()
+    )]
+    NotExecutable { path: PathBuf },
+    #[error(
+        "the control-plane directory {} does not exist (hint: build it with `{BUILD_HINT}`, or pass `--control-plane DIR` / `MESHTRUST_CONTROL_PLANE` where etcd, kube-apiserver and pilot-discovery-* are)",
+        path.display()
+    )]
+    NoDirectory { path: PathBuf },
     #[error("{what}: {cause}")]
     Io { what: String, cause: std::io::Error },
     #[error("cannot make the API server's certificates: {0}")]
@@ -78,10 +88,13 @@ impl Binaries {
         // Absolute: istiod runs in a working directory of its own.
         let dir = &std::path::absolute(dir)
             .map_err(ControlPlaneError::io(format!("resolve {}", dir.display())))?;
+        if !dir.is_dir() {
+            return Err(ControlPlaneError::NoDirectory { path: dir.clone() });
+        }
         let one = |name: &'static str| {
             let path = dir.join(name);
             if path.is_file() {
-                Ok(path)
+                executable(path)
             } else {
                 Err(ControlPlaneError::MissingBinary { name, path })
             }
@@ -103,6 +116,10 @@ impl Binaries {
             })
             .unwrap_or_default();
         pilot_discovery.sort_by_key(|p| release_of(p));
+        let pilot_discovery = pilot_discovery
+            .into_iter()
+            .map(executable)
+            .collect::<Result<Vec<_>, _>>()?;
         if pilot_discovery.is_empty() {
             return Err(ControlPlaneError::MissingBinary {
                 name: "pilot-discovery-<release>",
@@ -137,6 +154,15 @@ impl Binaries {
     }
 }
 
+/// `path`, if its mode lets anyone execute it.
+fn executable(path: PathBuf) -> Result<PathBuf, ControlPlaneError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    match std::fs::metadata(&path) {
+        Ok(m) if m.permissions().mode() & 0o111 != 0 => Ok(path),
+        _ => Err(ControlPlaneError::NotExecutable { path }),
+    }
+}
+
 /// `(major, minor)` of `pilot-discovery-1.31` (`(0, 0)` when the name has none), to order
 /// releases numerically (1.9 before 1.31).
 fn release_of(path: &Path) -> (u32, u32) {
@@ -151,7 +177,10 @@ mod tests {
     use super::*;
 
     fn touch(dir: &Path, name: &str) {
-        std::fs::write(dir.join(name), b"").unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = dir.join(name);
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
     #[test]
@@ -189,5 +218,16 @@ mod tests {
         std::fs::remove_file(dir.path().join("kube-apiserver")).unwrap();
         let e = Binaries::find(dir.path()).unwrap_err().to_string();
         assert!(e.contains("no `kube-apiserver` binary"), "{e}");
+        touch(dir.path(), "kube-apiserver");
+        assert!(Binaries::find(dir.path()).is_ok());
+        use std::os::unix::fs::PermissionsExt as _;
+        let istiod = dir.path().join("pilot-discovery-1.31");
+        std::fs::set_permissions(&istiod, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Binaries::find(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("is not executable (hint: `chmod +x"), "{e}");
+        let e = Binaries::find(&dir.path().join("nope"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not exist"), "{e}");
     }
 }

@@ -35,21 +35,49 @@ pub const CA_AUDIENCE: &str = "istio-ca";
 /// change of its plugged files.
 const ISTIOD_ANSWERS: Duration = Duration::from_secs(60);
 
+/// Every cluster directory is `<temp>/meshtrust-istiod-<pid>-<cluster>.XXXXXX`.
+pub const DIR_PREFIX: &str = "meshtrust-istiod-";
+
+/// Removes the cluster directories in `temp` of meshtrust processes that are gone (killed by
+/// SIGKILL, which no handler sees; their processes died with them: parent-death signal).
+/// Returns the directories removed. A directory whose pid still runs is left alone.
+pub fn sweep_stale_dirs(temp: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(DIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let running = Path::new("/proc").join(pid.to_string()).exists();
+        if !running && std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed.push(entry.path());
+        }
+    }
+    removed
+}
+
 /// The directories of live clusters, for a signal handler to remove.
 static LIVE_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// Removes every live cluster's directory (the processes are killed by
-/// [`crate::kube::process::kill_live_groups`] first); for a signal handler, which exits
-/// without running `Drop`. Returns how many there were.
+/// Removes every cluster directory this process made that still exists (the processes are
+/// killed by [`crate::kube::process::kill_live_groups`] first); for a signal handler, which
+/// exits without running `Drop`. Returns how many it removed.
 pub fn remove_live_dirs() -> usize {
     let dirs = match LIVE_DIRS.lock() {
         Ok(mut d) => std::mem::take(&mut *d),
         Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
     };
-    for dir in &dirs {
-        let _ = std::fs::remove_dir_all(dir);
-    }
-    dirs.len()
+    dirs.iter()
+        .filter(|dir| dir.exists() && std::fs::remove_dir_all(dir).is_ok())
+        .count()
 }
 
 /// The state of istiod in a cluster.
@@ -85,12 +113,10 @@ struct Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        // The namespaces go with the API server.
+        // The namespaces go with the API server. The directory stays registered: it is
+        // removed after this (the fields drop in order), and a signal in between must still
+        // find it; removing a directory that is already gone is harmless.
         self.namespaces.forget();
-        let dir = self.dir.path().to_owned();
-        if let Ok(mut dirs) = LIVE_DIRS.lock() {
-            dirs.retain(|d| *d != dir);
-        }
     }
 }
 
@@ -293,8 +319,12 @@ pub struct IstiodTarget {
 }
 
 impl IstiodTarget {
-    /// Workloads with RSA 2048 keys, the agent's default.
+    /// Workloads with RSA 2048 keys, the agent's default. Sweeps the directories of earlier
+    /// runs that were killed (see [`sweep_stale_dirs`]), saying so in the log.
     pub fn new(bins: Binaries) -> IstiodTarget {
+        for dir in sweep_stale_dirs(&std::env::temp_dir()) {
+            tracing::warn!(dir = %dir.display(), "removed the directory of a killed run");
+        }
         IstiodTarget {
             bins,
             workload_key: KeyAlg::Rsa2048,
@@ -353,7 +383,7 @@ impl IstiodTarget {
     async fn cluster_mut(&mut self, name: &str) -> Result<&mut Cluster, TargetError> {
         if !self.clusters.contains_key(name) {
             let dir = tempfile::Builder::new()
-                .prefix(&format!("meshtrust-istiod-{name}."))
+                .prefix(&format!("{DIR_PREFIX}{}-{name}.", std::process::id()))
                 .permissions(std::os::unix::fs::PermissionsExt::from_mode(
                     crate::pki::layout::KEY_DIR_MODE,
                 ))
@@ -430,6 +460,28 @@ impl IstiodTarget {
         }
         self.timings = timings;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_removes_the_directories_of_dead_runs_only() {
+        let temp = tempfile::tempdir().unwrap();
+        // pid 1 always runs; 4194305 is above Linux's largest pid.
+        let live = temp.path().join(format!("{DIR_PREFIX}1-cluster1.abc"));
+        let dead = temp
+            .path()
+            .join(format!("{DIR_PREFIX}4194305-cluster1.abc"));
+        let other = temp.path().join("meshtrust-run.abc");
+        for d in [&live, &dead, &other] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("ca-key.pem"), b"k").unwrap();
+        }
+        assert_eq!(sweep_stale_dirs(temp.path()), [dead.clone()]);
+        assert!(live.exists() && other.exists() && !dead.exists());
     }
 }
 
@@ -634,6 +686,12 @@ impl Target for IstiodTarget {
         options: &UpgradeOptions,
     ) -> Result<InstallOutcome, TargetError> {
         let binary = self.bins.istiod_upgrade().to_owned();
+        if self.bins.pilot_discovery.len() < 2 {
+            tracing::warn!(
+                istiod = %binary.display(),
+                "one istiod release is built: the upgrade restarts the same release (build both pins with `just e2e-tools`)"
+            );
+        }
         let c = self.existing_mut(cluster)?;
         c.istiod()?;
         let mut install = c.options.clone();

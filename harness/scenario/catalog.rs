@@ -666,17 +666,23 @@ async fn bad_cacerts(
         let cluster = format!("bad-{kind}");
         let bundle = certs.bad(kind);
         let outcome = bring_up(target, rec, &cluster, Some(&bundle)).await?;
-        match &outcome {
-            InstallOutcome::Refused { reason, .. } => rec.observe(
-                &cluster,
-                Observed::IstiodRefused {
-                    error: reason.clone(),
-                },
-            ),
-            InstallOutcome::Installed { ca, .. } => rec.fail(format!(
-                "{cluster}: istiod started with a {ca:?} CA; expected it to refuse the bundle"
-            )),
-        }
+        let refusal = match &outcome {
+            InstallOutcome::Refused { reason, .. } => {
+                rec.observe(
+                    &cluster,
+                    Observed::IstiodRefused {
+                        error: reason.clone(),
+                    },
+                );
+                Some(reason.clone())
+            }
+            InstallOutcome::Installed { ca, .. } => {
+                rec.fail(format!(
+                    "{cluster}: istiod started with a {ca:?} CA; expected it to refuse the bundle"
+                ));
+                None
+            }
+        };
         // The same rules as `meshtrust check` explain the refusal.
         let findings = match Bundle::read(&bundle) {
             Ok(b) => check::check_bundle(&b, &CheckOptions::default()),
@@ -689,14 +695,25 @@ async fn bad_cacerts(
             .iter()
             .find(|f| f.id == finding && f.severity == Severity::Error)
         {
-            Some(f) => rec.observe(
-                &cluster,
-                Observed::Finding {
-                    id: f.id.to_owned(),
-                    severity: f.severity,
-                    message: f.message.clone(),
-                },
-            ),
+            Some(f) => {
+                rec.observe(
+                    &cluster,
+                    Observed::Finding {
+                        id: f.id.to_owned(),
+                        severity: f.severity,
+                        message: f.message.clone(),
+                    },
+                );
+                // istiod must refuse for that reason, in its own words: any other exit (a
+                // crash, a bad flag, a port taken) is not this refusal.
+                if let (Some(reason), Some(predicted)) = (&refusal, &f.istiod_error)
+                    && !reason.contains(predicted.as_str())
+                {
+                    rec.fail(format!(
+                        "{cluster}: istiod refused with `{reason}`, not for `{finding}` (`{predicted}`)"
+                    ));
+                }
+            }
             None => {
                 let ids: Vec<_> = findings.iter().map(|f| f.id).collect();
                 rec.fail(format!(

@@ -85,6 +85,8 @@ pub enum Sabotage {
     UpgradeReplugsAnotherBundle,
     /// The broken bundles are replaced by the good cluster1 bundle.
     FixesBadBundles,
+    /// istiod exits at start for a reason that is not the bundle's (a crash, a bad flag).
+    CrashesAtStart,
     /// The canary revision is installed without access to `cacerts` (it self-signs).
     CanaryWithoutCacerts,
     /// Moving a namespace to another revision does nothing (a tag move that restarts nothing).
@@ -180,7 +182,15 @@ impl<T: Target> Target for Sabotaged<T> {
         cluster: &str,
         options: &InstallOptions,
     ) -> Result<InstallOutcome, TargetError> {
-        self.inner.install(cluster, options).await
+        let outcome = self.inner.install(cluster, options).await?;
+        if self.how == Sabotage::CrashesAtStart {
+            let reason = "flag provided but not defined: -meshConfigg".to_owned();
+            return Ok(InstallOutcome::Refused {
+                log: vec![reason.clone()],
+                reason,
+            });
+        }
+        Ok(outcome)
     }
 
     async fn deploy(
