@@ -463,28 +463,6 @@ impl IstiodTarget {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_sweep_removes_the_directories_of_dead_runs_only() {
-        let temp = tempfile::tempdir().unwrap();
-        // pid 1 always runs; 4194305 is above Linux's largest pid.
-        let live = temp.path().join(format!("{DIR_PREFIX}1-cluster1.abc"));
-        let dead = temp
-            .path()
-            .join(format!("{DIR_PREFIX}4194305-cluster1.abc"));
-        let other = temp.path().join("meshtrust-run.abc");
-        for d in [&live, &dead, &other] {
-            std::fs::create_dir(d).unwrap();
-            std::fs::write(d.join("ca-key.pem"), b"k").unwrap();
-        }
-        assert_eq!(sweep_stale_dirs(temp.path()), [dead.clone()]);
-        assert!(live.exists() && other.exists() && !dead.exists());
-    }
-}
-
 #[async_trait]
 impl Target for IstiodTarget {
     fn name(&self) -> &'static str {
@@ -873,4 +851,26 @@ fn reload_answers(log: &str) -> usize {
                 || l.contains(reload::LOG_FAILED_PREFIX)
         })
         .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_removes_the_directories_of_dead_runs_only() {
+        let temp = tempfile::tempdir().unwrap();
+        // pid 1 always runs; 4194305 is above Linux's largest pid.
+        let live = temp.path().join(format!("{DIR_PREFIX}1-cluster1.abc"));
+        let dead = temp
+            .path()
+            .join(format!("{DIR_PREFIX}4194305-cluster1.abc"));
+        let other = temp.path().join("meshtrust-run.abc");
+        for d in [&live, &dead, &other] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("ca-key.pem"), b"k").unwrap();
+        }
+        assert_eq!(sweep_stale_dirs(temp.path()), std::slice::from_ref(&dead));
+        assert!(live.exists() && other.exists() && !dead.exists());
+    }
 }
