@@ -410,3 +410,31 @@ fn two_reports_cannot_both_go_to_stdout() {
             "--junit and --json each ask for stdout (`-`)",
         ));
 }
+
+#[test]
+fn log_lines_follow_color_and_quiet() {
+    let stderr = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = meshtrust();
+        cmd.args(args)
+            .args(["run", "--key", "p256", "--scenario", "plugin-ca"])
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let info = [("RUST_LOG", "info")];
+    let always = stderr(&["--color", "always"], &info);
+    assert!(
+        always.contains("INFO") && always.contains('\x1b'),
+        "{always}"
+    );
+    let never = stderr(&["--color", "never"], &info);
+    assert!(never.contains("INFO") && !never.contains('\x1b'), "{never}");
+    // Not a terminal: no colour unless forced.
+    assert!(!stderr(&[], &info).contains('\x1b'));
+    assert!(stderr(&[], &[("RUST_LOG", "info"), ("CLICOLOR_FORCE", "1")]).contains('\x1b'));
+}

@@ -68,9 +68,9 @@ enum Command {
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    init_tracing(cli.verbose);
     output::set_quiet(cli.quiet);
     cli.color.apply();
+    init_tracing(cli.verbose, cli.quiet, cli.color.ansi_on_stderr());
     // Which flags were given on the command line (not defaults): some are refused or
     // warned about when they would be ignored.
     let sub = matches
@@ -114,8 +114,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(verbose: u8) {
+/// Log lines on stderr: warnings by default (errors only with `-q`), more with `-v`; coloured
+/// as `--color` says.
+fn init_tracing(verbose: u8, quiet: bool, ansi: bool) {
     let default = match verbose {
+        0 if quiet => "error",
         0 => "warn",
         1 => "meshtrust=debug,info",
         _ => "trace",
@@ -126,5 +129,6 @@ fn init_tracing(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(ansi)
         .init();
 }

@@ -186,6 +186,22 @@ pub enum ColorWhen {
 }
 
 impl ColorWhen {
+    /// Whether log lines on stderr get ANSI colours: `always`, `never`, or (`auto`) when
+    /// `CLICOLOR_FORCE` is set, or stderr is a terminal and `NO_COLOR` is unset.
+    pub fn ansi_on_stderr(self) -> bool {
+        use std::io::IsTerminal as _;
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| v != "0")
+                    || (std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            }
+        }
+    }
+}
+
+impl ColorWhen {
     pub fn apply(self) {
         anstream::ColorChoice::write_global(match self {
             ColorWhen::Auto => anstream::ColorChoice::Auto,
