@@ -34,9 +34,7 @@ fn run_istiod(scenario: Scenario) -> RunOutput {
 #[test]
 #[file_serial(control_plane)]
 fn istiod_plugin_ca() {
-    let out = run_istiod(Scenario::PluginCa);
-    eprintln!("{}", story(&out));
-    expect::plugin_ca(&out);
+    expect::plugin_ca(&run_istiod(Scenario::PluginCa));
 }
 
 #[test]

@@ -80,6 +80,15 @@ pub fn remove_live_dirs() -> usize {
         .count()
 }
 
+/// The target's milestones, in the order they happened; shared by its clusters.
+type Milestones = Arc<Mutex<Vec<(String, Duration)>>>;
+
+fn record(milestones: &Milestones, name: String, took: Duration) {
+    if let Ok(mut m) = milestones.lock() {
+        m.push((name, took));
+    }
+}
+
 /// The state of istiod in a cluster.
 #[derive(Debug)]
 enum State {
@@ -105,6 +114,7 @@ struct Cluster {
     revisions: BTreeMap<String, IstiodProcess>,
     /// `istio.io/rev` of each namespace moved off the default control plane.
     namespace_revisions: BTreeMap<String, String>,
+    milestones: Milestones,
     /// When istiod last started, until its first workload certificate.
     awaiting_first_certificate: Option<Instant>,
     api: ApiServer,
@@ -180,12 +190,11 @@ impl Cluster {
         &mut self,
         binary: &Path,
         options: &InstallOptions,
-        timings: &mut Vec<(String, Duration)>,
     ) -> Result<InstallOutcome, TargetError> {
         self.workloads.clear();
         self.state = State::NotInstalled;
         let (outcome, istiod) = self
-            .start_revision(binary, DEFAULT_REVISION, options, timings)
+            .start_revision(binary, DEFAULT_REVISION, options)
             .await?;
         self.options = options.clone();
         self.state = match (istiod, &outcome) {
@@ -203,7 +212,6 @@ impl Cluster {
         binary: &Path,
         revision: &str,
         options: &InstallOptions,
-        timings: &mut Vec<(String, Duration)>,
     ) -> Result<(InstallOutcome, Option<IstiodProcess>), TargetError> {
         let cacerts = self.cacerts().await?;
         self.starts += 1;
@@ -228,10 +236,11 @@ impl Cluster {
                     .and_then(|n| n.to_str())
                     .and_then(|n| n.strip_prefix("pilot-discovery-"))
                     .unwrap_or("?");
-                timings.push((
+                record(
+                    &self.milestones,
                     format!("{}: istiod {release} ({revision}) ready", self.name),
                     istiod.ready_in,
-                ));
+                );
                 self.awaiting_first_certificate = Some(started);
                 (InstallOutcome::Installed { ca, log }, Some(istiod))
             }
@@ -259,12 +268,7 @@ impl Cluster {
                 .await
                 .map_err(|e| backend(format!("read {ROOT_CONFIGMAP} in `{ns}`"), e))?
             {
-                return crate::pki::parse_certs(pem.as_bytes(), Path::new(ROOT_CONFIGMAP)).map_err(
-                    |cause| TargetError::Bundle {
-                        dir: format!("{}/{ns}/{ROOT_CONFIGMAP}", self.name),
-                        cause,
-                    },
-                );
+                return published_roots(&pem, &self.name, ns);
             }
             if let State::Running(istiod) = &mut self.state
                 && let Err(e) = istiod.check_running()
@@ -298,12 +302,13 @@ impl Cluster {
         })
     }
 
-    fn first_certificate(&mut self, timings: &mut Vec<(String, Duration)>) {
+    fn first_certificate(&mut self) {
         if let Some(since) = self.awaiting_first_certificate.take() {
-            timings.push((
+            record(
+                &self.milestones,
                 format!("{}: istiod start to first workload certificate", self.name),
                 since.elapsed(),
-            ));
+            );
         }
     }
 }
@@ -314,7 +319,7 @@ pub struct IstiodTarget {
     bins: Binaries,
     workload_key: KeyAlg,
     clusters: BTreeMap<String, Cluster>,
-    timings: Vec<(String, Duration)>,
+    timings: Milestones,
     remote_certs: bool,
 }
 
@@ -329,7 +334,7 @@ impl IstiodTarget {
             bins,
             workload_key: KeyAlg::Rsa2048,
             clusters: BTreeMap::new(),
-            timings: Vec::new(),
+            timings: Milestones::default(),
             remote_certs: false,
         }
     }
@@ -343,8 +348,8 @@ impl IstiodTarget {
 
     /// The time of each phase so far (`cluster1: etcd + API server ready`, `... istiod
     /// ready`, `... istiod start to first workload certificate`), in order.
-    pub fn timings(&self) -> &[(String, Duration)] {
-        &self.timings
+    pub fn timings(&self) -> Vec<(String, Duration)> {
+        self.timings.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     /// The directory and process ids of every live cluster (for the no-leftovers test).
@@ -404,15 +409,14 @@ impl IstiodTarget {
             .await
             {
                 Ok(api) => api,
-                Err(e) => {
-                    if let Ok(mut dirs) = LIVE_DIRS.lock() {
-                        dirs.retain(|d| d != dir.path());
-                    }
-                    return Err(backend(format!("start the API server of `{name}`"), e));
-                }
+                // The directory goes with `dir`; it stays registered (see `Cluster`'s drop).
+                Err(e) => return Err(backend(format!("start the API server of `{name}`"), e)),
             };
-            self.timings
-                .push((format!("{name}: etcd + API server ready"), api.ready_in));
+            record(
+                &self.timings,
+                format!("{name}: etcd + API server ready"),
+                api.ready_in,
+            );
             self.clusters.insert(
                 name.to_owned(),
                 Cluster {
@@ -423,6 +427,7 @@ impl IstiodTarget {
                     policies: Arc::new(Policies::default()),
                     namespaces: OwnedNamespaces::default(),
                     starts: 0,
+                    milestones: self.timings.clone(),
                     remote_certs: self.remote_certs,
                     revisions: BTreeMap::new(),
                     namespace_revisions: BTreeMap::new(),
@@ -454,11 +459,7 @@ impl IstiodTarget {
             .map_err(|e| workload_error(&id, e))?;
         c.workloads
             .insert((ns.to_owned(), app.name().to_owned()), w);
-        let mut timings = std::mem::take(&mut self.timings);
-        if let Ok(c) = self.existing_mut(cluster) {
-            c.first_certificate(&mut timings);
-        }
-        self.timings = timings;
+        c.first_certificate();
         Ok(())
     }
 }
@@ -504,14 +505,10 @@ impl Target for IstiodTarget {
         options: &InstallOptions,
     ) -> Result<InstallOutcome, TargetError> {
         let binary = self.bins.istiod().to_owned();
-        let mut timings = std::mem::take(&mut self.timings);
-        let result = match self.cluster_mut(cluster).await {
-            Ok(c) => c.start_istiod(&binary, options, &mut timings).await,
-            Err(e) => Err(e),
-        };
-        timings.splice(0..0, std::mem::take(&mut self.timings));
-        self.timings = timings;
-        result
+        self.cluster_mut(cluster)
+            .await?
+            .start_istiod(&binary, options)
+            .await
     }
 
     async fn deploy(
@@ -582,11 +579,7 @@ impl Target for IstiodTarget {
             .await
             .map_err(|e| backend(format!("read {ROOT_CONFIGMAP} in `{namespace}`"), e))?
         {
-            Some(pem) => crate::pki::parse_certs(pem.as_bytes(), Path::new(ROOT_CONFIGMAP))
-                .map_err(|cause| TargetError::Bundle {
-                    dir: format!("{cluster}/{namespace}/{ROOT_CONFIGMAP}"),
-                    cause,
-                })?,
+            Some(pem) => published_roots(&pem, cluster, namespace)?,
             None => {
                 return Err(TargetError::Signing {
                     identity: id.to_string(),
@@ -679,11 +672,8 @@ impl Target for IstiodTarget {
             .iter()
             .map(|((ns, _), w)| (ns.clone(), w.app()))
             .collect();
-        let mut timings = std::mem::take(&mut self.timings);
         let c = self.existing_mut(cluster)?;
-        let outcome = c.start_istiod(&binary, &install, &mut timings).await;
-        self.timings = timings;
-        let outcome = outcome?;
+        let outcome = c.start_istiod(&binary, &install).await?;
         if matches!(outcome, InstallOutcome::Installed { .. }) {
             for (ns, app) in deployed {
                 self.deploy_in(cluster, &ns, app).await?;
@@ -710,16 +700,10 @@ impl Target for IstiodTarget {
         options: &InstallOptions,
     ) -> Result<InstallOutcome, TargetError> {
         let binary = self.bins.istiod_upgrade().to_owned();
-        let mut timings = std::mem::take(&mut self.timings);
-        let result = match self.existing_mut(cluster) {
-            Ok(c) => {
-                c.start_revision(&binary, revision, options, &mut timings)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        self.timings = timings;
-        let (outcome, istiod) = result?;
+        let (outcome, istiod) = self
+            .existing_mut(cluster)?
+            .start_revision(&binary, revision, options)
+            .await?;
         if let Some(istiod) = istiod {
             self.existing_mut(cluster)?
                 .revisions
@@ -787,7 +771,7 @@ impl Target for IstiodTarget {
     }
 
     fn milestones(&self) -> Vec<(String, Duration)> {
-        self.timings.clone()
+        self.timings()
     }
 
     async fn teardown(&mut self) -> Result<(), TargetError> {
@@ -834,6 +818,20 @@ async fn token_for(
             identity: format!("{ns}/{service_account}"),
             reason: "the API server returned a TokenRequest without a token".into(),
         })
+}
+
+/// The certificates of `istio-ca-root-cert`'s `root-cert.pem` in `cluster`/`ns`.
+fn published_roots(
+    pem: &str,
+    cluster: &str,
+    ns: &str,
+) -> Result<Vec<CertificateDer<'static>>, TargetError> {
+    crate::pki::parse_certs(pem.as_bytes(), Path::new(ROOT_CONFIGMAP)).map_err(|cause| {
+        TargetError::Bundle {
+            dir: format!("{cluster}/{ns}/{ROOT_CONFIGMAP}"),
+            cause,
+        }
+    })
 }
 
 fn plug_in_error(cluster: &str, e: KubeError) -> TargetError {
