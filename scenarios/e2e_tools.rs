@@ -13,7 +13,7 @@ use meshtrust::kube::cluster::ClusterRef;
 use meshtrust::kube::istio::{self, InstallSpec};
 use meshtrust::kube::process::Cmd;
 use meshtrust::kube::target::{InstallStep, install_spec};
-use meshtrust::kube::{KindRun, ProbeDelivery, planned_commands};
+use meshtrust::kube::{KindRun, PlannedClusters, ProbeDelivery, planned_commands};
 use meshtrust::scenario::target::{CANARY_REVISION, DEFAULT_REVISION};
 use serde_norway::Value;
 
@@ -106,8 +106,9 @@ fn is_help_of(help: &str, root: &str, words: &[String]) -> bool {
         .is_some_and(|l| l.trim_start().starts_with(usage.trim_end()))
 }
 
-/// Every plan the kind target can make: one cluster; two clusters with an upgrade, the canary
-/// upgrade and the probe as an image (distroless proxies).
+/// Every plan the kind target can make: one cluster with every single-cluster scenario; two
+/// clusters with every scenario (the upgrade, the canary upgrade) and the probe as an image
+/// (distroless proxies).
 fn plans() -> Vec<KindRun> {
     let single = KindRun::single("meshtrust");
     let mut two = KindRun::single("mt");
@@ -117,8 +118,7 @@ fn plans() -> Vec<KindRun> {
         "/opt/istio-1.32.0/bin/istioctl".into(),
     ];
     two.delivery = ProbeDelivery::Image;
-    two.in_place_upgrade = true;
-    two.canary = true;
+    two.scenarios = meshtrust::scenario::Scenario::ALL.to_vec();
     vec![single, two]
 }
 
@@ -127,7 +127,11 @@ fn every_kind_and_istioctl_command_of_the_plan_uses_flags_the_real_tools_have() 
     let mut checked = 0;
     let mut problems = Vec::new();
     for run in plans() {
-        for cmd in planned_commands(&run) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let cmds = rt
+            .block_on(planned_commands(&run, &PlannedClusters::Created))
+            .unwrap_or_else(|e| panic!("{e}"));
+        for cmd in cmds {
             let Some(tool) = real_for(&cmd) else {
                 // docker: no engine here, and its CLI is not built by `just e2e-tools`.
                 continue;

@@ -47,9 +47,8 @@ fn run_kind(scenarios: &[Scenario]) -> RunOutput {
     }
     let mut run = KindRun::single("meshtrust-e2e");
     run.clusters = clusters_for(scenarios);
-    run.in_place_upgrade = scenarios.contains(&Scenario::IstioUpgrade);
-    run.canary = scenarios.contains(&Scenario::IstioCanaryUpgrade);
-    run.kind_config = manifest("kind-config.yaml");
+    run.scenarios = scenarios.to_vec();
+    run.kind_config = Some(manifest("kind-config.yaml"));
     run.artifacts = manifest("target/meshtrust/artifacts");
     run.probe_binary = std::env::var_os("MESHTRUST_PROBE")
         .map(Into::into)

@@ -165,6 +165,8 @@ fn the_kind_dry_run_prints_the_committed_plan_and_touches_nothing() {
             "--dry-run",
             "--scenario",
             "plugin-ca",
+            "--scenario",
+            "bad-cacerts",
         ])
         .env("PATH", "")
         .env_remove("ISTIOCTL")
@@ -252,6 +254,102 @@ fn the_kind_target_without_its_tools_exits_2_in_seconds_naming_each() {
         ))
         .stderr(predicate::str::contains("hint:"));
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[cfg(feature = "e2e")]
+#[test]
+fn a_kubeconfig_dry_run_plans_existing_clusters_and_no_kind() {
+    let out = meshtrust()
+        .args(["run", "--target", "kubeconfig", "--dry-run"])
+        .args([
+            "--context",
+            "prod-east",
+            "--kubeconfig",
+            "/home/me/.kube/config",
+        ])
+        .args(["--scenario", "plugin-ca"])
+        .env("PATH", "")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let plan = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        plan.starts_with("meshtrust kubeconfig plan: 1 existing cluster(s) [cluster1]"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("--kubeconfig /home/me/.kube/config --context prod-east"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("kind create cluster") && !plan.contains("docker"),
+        "{plan}"
+    );
+}
+
+#[cfg(feature = "e2e")]
+#[test]
+fn the_kind_config_is_built_in_and_another_must_exist() {
+    // From a directory without the repository's kind-config.yaml: the built-in one.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = meshtrust()
+        .current_dir(elsewhere.path())
+        .args([
+            "run",
+            "--target",
+            "kind",
+            "--dry-run",
+            "--scenario",
+            "plugin-ca",
+        ])
+        .env("PATH", "")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let plan = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        plan.contains("from the built-in kind-config.yaml"),
+        "{plan}"
+    );
+    // Another one, named.
+    let mine = elsewhere.path().join("mine.yaml");
+    std::fs::write(&mine, "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n").unwrap();
+    let out = meshtrust()
+        .args([
+            "run",
+            "--target",
+            "kind",
+            "--dry-run",
+            "--scenario",
+            "plugin-ca",
+        ])
+        .arg("--kind-config")
+        .arg(&mine)
+        .env("PATH", "")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let plan = String::from_utf8(out.stdout).unwrap();
+    assert!(plan.contains(&format!("from {}", mine.display())), "{plan}");
+    // A missing one is bad input, named, before anything runs.
+    meshtrust()
+        .args(["run", "--target", "kind", "--dry-run"])
+        .args(["--kind-config", "/nonexistent/kind.yaml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "`--kind-config /nonexistent/kind.yaml`",
+        ))
+        .stderr(predicate::str::contains("hint: drop `--kind-config`"));
+    // And it belongs to the kind target only.
+    meshtrust()
+        .args(["run", "--kind-config"])
+        .arg(&mine)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "`--kind-config` applies to `--target kind` only",
+        ));
 }
 
 #[cfg(feature = "e2e")]

@@ -59,6 +59,10 @@ pub struct RunArgs {
     /// kubeconfig: the kubeconfig file (default: `KUBECONFIG` or ~/.kube/config).
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
+    /// kind: the kind cluster config each cluster is made from (its subnets are set per
+    /// cluster). Default: the built-in one (the repository's kind-config.yaml).
+    #[arg(long, value_name = "FILE")]
+    kind_config: Option<PathBuf>,
     /// kind: cluster names are `<prefix>-cluster1`, ...
     #[arg(long, default_value = "meshtrust")]
     prefix: String,
@@ -96,7 +100,8 @@ impl TargetKind {
 }
 
 /// The flags that apply to some targets only: `(argument id, flag, targets)`.
-const TARGET_FLAGS: [(&str, &str, &[TargetKind]); 7] = [
+const TARGET_FLAGS: [(&str, &str, &[TargetKind]); 8] = [
+    ("kind_config", "--kind-config", &[TargetKind::Kind]),
     ("control_plane", "--control-plane", &[TargetKind::Istiod]),
     ("contexts", "--context", &[TargetKind::Kubeconfig]),
     ("kubeconfig", "--kubeconfig", &[TargetKind::Kubeconfig]),
@@ -145,6 +150,14 @@ fn check_flags(args: &RunArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     #[cfg(feature = "e2e")]
     if args.target == TargetKind::Kind {
         meshtrust::kube::kind::check_prefix(&args.prefix).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(path) = &args.kind_config
+        && let Err(e) = std::fs::metadata(path)
+    {
+        bail!(
+            "`--kind-config {}`: {e} (hint: drop `--kind-config` to use the built-in kind config)",
+            path.display()
+        );
     }
     let mut seen = Vec::new();
     for s in &args.scenarios {
@@ -409,8 +422,7 @@ fn run_cluster_target(_args: &RunArgs, _scenarios: &[Scenario]) -> anyhow::Resul
 fn kind_run(args: &RunArgs, scenarios: &[Scenario]) -> meshtrust::kube::KindRun {
     let mut run = meshtrust::kube::KindRun::single(&args.prefix);
     run.clusters = meshtrust::kube::target::clusters_for(scenarios);
-    run.in_place_upgrade = scenarios.contains(&Scenario::IstioUpgrade);
-    run.canary = scenarios.contains(&Scenario::IstioCanaryUpgrade);
+    run.scenarios = scenarios.to_vec();
     if !args.istioctl.is_empty() {
         run.istioctl = args.istioctl.clone();
     }
@@ -420,6 +432,7 @@ fn kind_run(args: &RunArgs, scenarios: &[Scenario]) -> meshtrust::kube::KindRun 
     if let Some(p) = &args.probe {
         run.probe_binary = p.clone();
     }
+    run.kind_config = args.kind_config.clone();
     run.keep = args.keep || meshtrust::kube::kind::keep_from_env();
     run.expect_istio_version = args.istio_version.clone();
     run
@@ -438,15 +451,30 @@ fn run_cluster_target(args: &RunArgs, scenarios: &[Scenario]) -> anyhow::Result<
             "`--target kubeconfig` needs the clusters' contexts (hint: `--context kind-a --context kind-b`, one per cluster: cluster1, cluster2)"
         );
     }
-    if args.dry_run {
-        print!("{}", meshtrust::kube::dry_run_plan(&run));
-        return Ok(Exit::Conformant);
-    }
-    check_outputs(args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    if args.dry_run {
+        // The plan is the scenarios' own steps on the kind target (see `kube::plan`).
+        let clusters = match args.target {
+            TargetKind::Kubeconfig => {
+                let refs = meshtrust::kube::cluster::from_contexts(
+                    args.kubeconfig.as_deref(),
+                    &args.contexts,
+                );
+                run.clusters = refs.iter().map(|r| r.cluster.clone()).collect();
+                meshtrust::kube::PlannedClusters::Attached(refs)
+            }
+            _ => meshtrust::kube::PlannedClusters::Created,
+        };
+        let text = runtime
+            .block_on(meshtrust::kube::dry_run_plan(&run, &clusters))
+            .context("cannot plan the run")?;
+        print!("{text}");
+        return Ok(Exit::Conformant);
+    }
+    check_outputs(args)?;
     let search = ToolSearch::from_env(args.istioctl.clone());
     runtime.block_on(async {
         let started = match args.target {

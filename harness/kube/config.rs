@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::istio::Profile;
+use crate::scenario::Scenario;
 
 /// How the probe reaches the sleep pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,32 +15,34 @@ pub enum ProbeDelivery {
     Image,
 }
 
+/// The kind cluster config meshtrust creates each cluster from unless `--kind-config` names
+/// another: one control-plane node, cluster 1's subnets, and containerd reading registry hosts
+/// from `/etc/containerd/certs.d` (kind's local-registry pattern). Built in from
+/// `kind-config.yaml`.
+pub const KIND_CONFIG: &str = include_str!("../../kind-config.yaml");
+
 #[derive(Debug, Clone)]
 pub struct KindRun {
     /// kind cluster names are `<prefix>-<cluster>`.
     pub prefix: String,
-    /// Logical cluster names, each with an intermediate under `certs_dir` (`cluster1`, ...).
+    /// The physical clusters (`cluster1`, and `cluster2` when a multi-cluster scenario runs);
+    /// every logical cluster of a scenario is placed on one of them.
     pub clusters: Vec<String>,
-    /// The `meshtrust certs` directory: `root-cert.pem` and one directory per cluster.
-    pub certs_dir: PathBuf,
-    /// `false`: the default-CA scenario (no cacerts; istiod must say it is self-signed).
-    pub plug_in: bool,
-    /// The shared kind config, patched per cluster.
-    pub kind_config: PathBuf,
+    /// The scenarios the run takes, in order (the plan is theirs).
+    pub scenarios: Vec<Scenario>,
+    /// The shared kind config, patched per cluster; `None`: the built-in one
+    /// ([`KIND_CONFIG`], the repository's `kind-config.yaml`), so that a run works from any
+    /// directory.
+    pub kind_config: Option<PathBuf>,
     /// Patched kind configs and kubeconfigs (a temp dir in a real run).
     pub workdir: PathBuf,
     /// `kind export logs` and reports go here.
     pub artifacts: PathBuf,
     pub profile: Profile,
-    /// `[install]` or `[install, upgrade]`: the tool paths of each phase.
+    /// `[install]` or `[install, upgrade]`: the tool paths of each phase. The in-place upgrade
+    /// installs the upgrade's istioctl over the first (the same one again when only one is
+    /// given); the canary upgrade's revision comes from the last.
     pub istioctl: Vec<PathBuf>,
-    /// The in-place upgrade (scenario `istio-upgrade`) is in the run: its phase installs the
-    /// upgrade's istioctl over the first (the same one again when only one is given).
-    pub in_place_upgrade: bool,
-    /// The canary upgrade (scenario `istio-canary-upgrade`) is in the run: its phase installs
-    /// a second control plane with the upgrade's istioctl (the last given), moves `foo` to it,
-    /// and removes the first.
-    pub canary: bool,
     /// Each istioctl's version, once preflight has asked (empty in a dry run): Istio's images
     /// are tagged with it.
     pub istio_versions: Vec<String>,
@@ -54,20 +57,28 @@ pub struct KindRun {
 }
 
 impl KindRun {
-    /// One cluster, plugged in, exec delivery, paths relative to the repository.
+    /// How the plan and the logs name the base kind config.
+    pub fn kind_config_name(&self) -> String {
+        match &self.kind_config {
+            Some(p) => p.display().to_string(),
+            None => "the built-in kind-config.yaml".to_owned(),
+        }
+    }
+
+    /// One cluster, every single-cluster scenario, exec delivery.
     pub fn single(prefix: &str) -> Self {
         KindRun {
             prefix: prefix.to_owned(),
             clusters: vec!["cluster1".into()],
-            certs_dir: "certs".into(),
-            plug_in: true,
-            kind_config: "kind-config.yaml".into(),
+            scenarios: Scenario::ALL
+                .into_iter()
+                .filter(|s| !s.is_multicluster())
+                .collect(),
+            kind_config: None,
             workdir: "$WORKDIR".into(),
             artifacts: "target/meshtrust/artifacts".into(),
             profile: Profile::Demo,
             istioctl: vec!["istioctl".into()],
-            in_place_upgrade: false,
-            canary: false,
             istio_versions: Vec::new(),
             probe_binary: "target/x86_64-unknown-linux-gnu/release/meshtrust-probe".into(),
             delivery: ProbeDelivery::Exec,

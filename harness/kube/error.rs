@@ -74,7 +74,7 @@ pub enum KubeError {
     #[error("the in-pod probe in `{pod}` failed: {reason}")]
     Probe { pod: String, reason: String },
 
-    #[error("the probe binary `{}` is not usable: {reason} (hint: build it with `just probe-static`)", .path.display())]
+    #[error("the probe binary `{}` is not usable: {reason} (hint: build it with `just probe-static` in meshtrust's repository, then pass `--probe FILE` or set MESHTRUST_PROBE)", .path.display())]
     ProbeBinary { path: PathBuf, reason: String },
 }
 

@@ -12,6 +12,8 @@
 pub mod cluster;
 pub mod config;
 pub mod error;
+#[cfg(test)]
+mod fake;
 pub mod istio;
 pub mod kind;
 #[cfg(test)]
@@ -20,6 +22,8 @@ pub mod plan;
 pub mod plugin;
 pub mod probe;
 pub mod process;
+#[cfg(test)]
+mod recorded;
 pub mod registry;
 pub mod run;
 pub mod target;
@@ -29,7 +33,9 @@ pub mod workloads;
 
 pub use config::{KindRun, ProbeDelivery};
 pub use error::KubeError;
-pub use plan::{PlanStep, dry_run_plan, plan, planned_commands};
+pub use plan::{
+    Plan, PlanStep, PlanTarget, PlannedClusters, dry_run_plan, plan_run, planned_commands,
+};
 pub use run::run_scenarios;
 pub use target::{KindCluster, KindClusters, KindTarget};
 pub use tools::{PreflightError, Scope, ToolSearch, Toolbox, preflight, preflight_for};

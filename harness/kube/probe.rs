@@ -206,7 +206,11 @@ pub async fn exec(
 pub fn read_probe_binary(path: &Path) -> Result<Vec<u8>, KubeError> {
     let bytes = std::fs::read(path).map_err(|e| KubeError::ProbeBinary {
         path: path.to_owned(),
-        reason: e.to_string(),
+        // The default is relative: say where it was looked for.
+        reason: match std::env::current_dir() {
+            Ok(cwd) if path.is_relative() => format!("{e}, looked for from `{}`", cwd.display()),
+            _ => e.to_string(),
+        },
     })?;
     if !bytes.starts_with(b"\x7fELF") {
         return Err(KubeError::ProbeBinary {
@@ -335,7 +339,8 @@ pub fn ephemeral_probe(name: &str, image: &str, addr: &str) -> EphemeralContaine
 }
 
 /// The ephemeral container's run to completion: a few seconds once its image is on the node.
-const EPHEMERAL_DONE: Patience = Patience::new(Duration::from_secs(120), Duration::from_secs(2));
+pub const EPHEMERAL_DONE: Patience =
+    Patience::new(Duration::from_secs(120), Duration::from_secs(2));
 
 /// Adds the probe as an ephemeral container, waits for it to finish, and reads its log.
 pub async fn capture_via_ephemeral(
@@ -521,10 +526,26 @@ mod tests {
         std::fs::write(&path, "#!/bin/sh\n").unwrap();
         let err = read_probe_binary(&path).unwrap_err();
         assert!(
-            err.to_string()
-                .ends_with("it is not an ELF executable (hint: build it with `just probe-static`)"),
+            err.to_string().ends_with(
+                "it is not an ELF executable (hint: build it with `just probe-static` in meshtrust's repository, then pass `--probe FILE` or set MESHTRUST_PROBE)"
+            ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_missing_relative_probe_says_where_it_was_looked_for_and_an_absolute_one_does_not() {
+        let relative = Path::new("target/no-such-dir/meshtrust-probe");
+        let err = read_probe_binary(relative).unwrap_err().to_string();
+        let cwd = std::env::current_dir().unwrap();
+        assert!(
+            err.contains(&format!("looked for from `{}`", cwd.display())),
+            "{err}"
+        );
+        let absolute = cwd.join(relative);
+        let err = read_probe_binary(&absolute).unwrap_err().to_string();
+        assert!(!err.contains("looked for from"), "{err}");
+        assert!(err.contains("MESHTRUST_PROBE"), "{err}");
     }
 
     #[test]

@@ -47,13 +47,13 @@ pub const CA_PORT: u16 = 15012;
 const AGENT_TTL_SECONDS: i64 = 24 * 3600;
 /// istiod picks up a replaced Secret once the kubelet has synced the mounted files (up to its
 /// sync period, a minute by default) and its file watcher fired.
-const RELOAD: Patience = Patience::new(Duration::from_secs(180), Duration::from_secs(5));
+pub const RELOAD: Patience = Patience::new(Duration::from_secs(180), Duration::from_secs(5));
 /// Namespace deletion waits for every pod's termination and every finalizer.
 pub const NAMESPACES_GONE: Patience =
     Patience::new(Duration::from_secs(180), Duration::from_secs(2));
 /// Remote endpoints appear once istiod has read the other cluster through its remote secret and
 /// pushed them to the client's sidecar.
-const CROSS_CLUSTER: Patience = Patience::new(Duration::from_secs(180), Duration::from_secs(5));
+pub const CROSS_CLUSTER: Patience = Patience::new(Duration::from_secs(180), Duration::from_secs(5));
 /// After a PeerAuthentication change istiod debounces (100 ms by default, more under load) and
 /// pushes new listeners to every sidecar; until the push lands, the old filter chains answer.
 pub const POLICY_PUSH: Patience = Patience::new(Duration::from_secs(60), Duration::from_secs(2));
@@ -142,12 +142,21 @@ impl KindClusters {
                 index: i + 1,
             })
             .collect();
+        let base_config = match &run.kind_config {
+            Some(path) => path.clone(),
+            None => {
+                let path = workdir.path().join("kind-config.yaml");
+                std::fs::write(&path, super::config::KIND_CONFIG)
+                    .map_err(KubeError::io("write", &path))?;
+                path
+            }
+        };
         let started = Instant::now();
         let created = kind::create_clusters(
             &kind_bin,
             &guard,
             &run.prefix,
-            &run.kind_config,
+            &base_config,
             &specs,
             workdir.path(),
         )
@@ -786,7 +795,7 @@ pub fn install_spec(
 }
 
 /// The kind install does not set `ISTIO_MULTIROOT_MESH` yet: asked for, it is refused.
-fn refuse_multi_root(options: &InstallOptions, what: &str) -> Result<(), TargetError> {
+pub(crate) fn refuse_multi_root(options: &InstallOptions, what: &str) -> Result<(), TargetError> {
     if options.multi_root {
         return Err(TargetError::Backend {
             what: what.into(),
@@ -1442,7 +1451,10 @@ impl Target for KindTarget {
         )
         .await
         .map_err(backend(&what))?;
-        Ok(())
+        // The new pod must run the sidecar of the revision its namespace now names.
+        workloads::check_app_revision(&client, namespace, app.name())
+            .await
+            .map_err(backend(&what))
     }
 
     /// `istioctl uninstall --revision REVISION -y` (the default revision with the istioctl that
@@ -1525,13 +1537,7 @@ pub fn kubectl_dump_cmd(kubectl: &Path, cluster: &ClusterRef) -> Cmd {
 
 /// The physical clusters a set of scenarios needs: two if any of them is multi-cluster.
 pub fn clusters_for(scenarios: &[crate::scenario::Scenario]) -> Vec<String> {
-    use crate::scenario::Scenario;
-    let multi = scenarios.iter().any(|s| {
-        matches!(
-            s,
-            Scenario::MulticlusterSharedRoot | Scenario::MulticlusterDifferentRoots
-        )
-    });
+    let multi = scenarios.iter().any(|s| s.is_multicluster());
     let mut clusters = vec!["cluster1".to_owned()];
     if multi {
         clusters.push("cluster2".to_owned());
@@ -1722,47 +1728,6 @@ mod tests {
         assert_eq!(looks, 2);
     }
 
-    /// Fake docker, kind and istioctl that answer as the real ones do where the run reads
-    /// their output; `kind create` writes the kubeconfig it was given.
-    fn fake_tools(dir: &Path) {
-        use std::os::unix::fs::PermissionsExt as _;
-        let scripts = [
-            ("docker", "case \"$1\" in info) echo 27.3.1 ;; esac\nexit 0"),
-            (
-                "kind",
-                r#"kc=""; name=""; prev=""
-for a in "$@"; do [ "$prev" = "--kubeconfig" ] && kc="$a"; [ "$prev" = "--name" ] && name="$a"; prev="$a"; done
-case "$1 $2" in
-  "version ") echo "kind v0.33.0 go1.26.8 linux/amd64" ;;
-  "create cluster") printf 'apiVersion: v1
-kind: Config
-clusters:
-- name: c
-  cluster:
-    server: https://127.0.0.1:1
-users:
-- name: u
-  user:
-    token: t
-contexts:
-- name: kind-%s
-  context:
-    cluster: c
-    user: u
-current-context: kind-%s
-' "$name" "$name" > "$kc" ;;
-esac
-exit 0"#,
-            ),
-            ("istioctl", "echo 'client version: 1.32.0'"),
-        ];
-        for (name, body) in scripts {
-            let path = dir.join(name);
-            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-    }
-
     #[test]
     fn istio_version_is_a_release_of_the_install_istioctl_not_a_string_prefix() {
         use super::super::tools::{Tool, ToolName};
@@ -1797,193 +1762,6 @@ exit 0"#,
             );
         }
         assert!(check_istio_version(None, &tools("1.32.0")).is_ok());
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn the_cluster_phases_run_exactly_the_planned_commands() {
-        let tools = tempfile::tempdir().unwrap();
-        fake_tools(tools.path());
-        let probe = tools.path().join("probe");
-        std::fs::write(&probe, b"\x7fELF not really").unwrap();
-        let mut run = KindRun::single("meshtrust");
-        run.clusters.push("cluster2".into());
-        run.kind_config = Path::new(env!("CARGO_MANIFEST_DIR")).join("kind-config.yaml");
-        run.artifacts = tools.path().join("artifacts");
-        run.probe_binary = probe;
-        let search = ToolSearch {
-            path: Some(tools.path().as_os_str().to_owned()),
-            istioctl_env: None,
-            istioctl: Vec::new(),
-        };
-        let clusters = KindClusters::start(run, &search)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        // The plan of the run as it actually is (its stamped prefix, work dir, tool versions).
-        let phases = ["preflight", "clusters", "images", "cleanup"];
-        let planned: Vec<String> = super::super::plan::planned_commands_in(&clusters.run, &phases)
-            .iter()
-            .map(Cmd::display_short)
-            .collect();
-        let cleanup = tokio::task::spawn_blocking(move || clusters.finish())
-            .await
-            .unwrap();
-        assert_eq!(cleanup.deleted.len(), 2, "{cleanup:?}");
-        let recorded: Vec<String> = process::recorded_under(tools.path())
-            .iter()
-            .map(Cmd::display_short)
-            .collect();
-        // Preflight asks its tools at once; creates run in parallel: compare those as sets.
-        let (plan_pre, plan_rest) = planned.split_at(3);
-        let (rec_pre, rec_rest) = recorded.split_at(3.min(recorded.len()));
-        let (mut plan_pre, mut rec_pre) = (plan_pre.to_vec(), rec_pre.to_vec());
-        plan_pre.sort();
-        rec_pre.sort();
-        assert_eq!(rec_pre, plan_pre, "preflight");
-        let sorted_creates = |cmds: &[String]| {
-            let mut cmds = cmds.to_vec();
-            let creates: Vec<usize> = (0..cmds.len())
-                .filter(|&i| cmds[i].contains(" create cluster "))
-                .collect();
-            let mut c: Vec<String> = creates.iter().map(|&i| cmds[i].clone()).collect();
-            c.sort();
-            for (i, line) in creates.into_iter().zip(c) {
-                cmds[i] = line;
-            }
-            cmds
-        };
-        assert_eq!(
-            sorted_creates(rec_rest),
-            sorted_creates(plan_rest),
-            "\nrecorded:\n{}\nplanned:\n{}",
-            rec_rest.join("\n"),
-            plan_rest.join("\n")
-        );
-        assert!(
-            plan_rest
-                .iter()
-                .any(|c| c.contains("kind load docker-image"))
-        );
-    }
-
-    /// A scripted API server for one cluster with istio-system's istiod Ready and plugged in,
-    /// and no namespace (each is created, and gone once deleted).
-    fn ready_istiod_api() -> (kube::Client, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-        crate::kube::mock::api_server(|method, path| {
-            let not_found = || {
-                (
-                    404,
-                    serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                        "reason": "NotFound", "code": 404, "message": "not found"})
-                    .to_string(),
-                )
-            };
-            if path.ends_with("/deployments/istiod") {
-                return (
-                    200,
-                    serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
-                        "metadata": {"name": "istiod", "namespace": "istio-system", "generation": 1},
-                        "spec": {"replicas": 1, "selector": {}, "template": {}},
-                        "status": {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1,
-                            "observedGeneration": 1}})
-                    .to_string(),
-                );
-            }
-            if path.ends_with("/namespaces/istio-system/pods") {
-                return (
-                    200,
-                    serde_json::json!({"apiVersion": "v1", "kind": "PodList", "metadata": {},
-                        "items": [{"metadata": {"name": "istiod-1", "namespace": "istio-system"}}]})
-                    .to_string(),
-                );
-            }
-            if path.ends_with("/pods/istiod-1/log") {
-                return (200, format!("t\tinfo\t{}\n", istio::PLUGGED_IN_LINE));
-            }
-            match (method, path.strip_prefix("/api/v1/namespaces/")) {
-                ("DELETE", Some(ns)) if !ns.contains('/') => (
-                    200,
-                    serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
-                        "metadata": {"name": ns}})
-                    .to_string(),
-                ),
-                _ => not_found(),
-            }
-        })
-    }
-
-    #[tokio::test]
-    async fn install_and_teardown_run_the_planned_istioctl_commands() {
-        let tools = tempfile::tempdir().unwrap();
-        fake_tools(tools.path());
-        let istioctl = tools.path().join("istioctl");
-        let mut run = KindRun::single("meshtrust-1796000000-7");
-        run.workdir = tools.path().join("work");
-        run.istioctl = vec![istioctl.clone()];
-        run.plug_in = false;
-        let name = kind::cluster_name(&run.prefix, "cluster1");
-        let cluster = ClusterRef {
-            cluster: "cluster1".into(),
-            kubeconfig: Some(kind::kubeconfig_path(&run.workdir, &name)),
-            context: Some(kind::context_name(&name)),
-        };
-        let (client, calls) = ready_istiod_api();
-        let workdir = tempfile::tempdir().unwrap();
-        let shared = KindClusters {
-            run: run.clone(),
-            tools: Toolbox {
-                docker: None,
-                kind: None,
-                istioctl: vec![super::super::tools::Tool {
-                    name: super::super::tools::ToolName::Istioctl,
-                    path: istioctl,
-                    version: "1.32.0".into(),
-                }],
-                kubectl: None,
-            },
-            clusters: vec![KindCluster { cluster, client }],
-            guard: ClusterGuard::new("kind", tools.path().join("artifacts"), true),
-            probe: Vec::new(),
-            _workdir: workdir,
-            registry_container: tokio::sync::Mutex::new(None),
-            timings: Vec::new(),
-            created: true,
-        };
-        let mut target = KindTarget::new(Arc::new(shared));
-        target.plug_in("cluster1", None).await.unwrap();
-        let outcome = target
-            .install("cluster1", &InstallOptions::default())
-            .await
-            .unwrap();
-        assert!(
-            matches!(
-                outcome,
-                InstallOutcome::Installed {
-                    ca: CaSource::PluggedIn,
-                    ..
-                }
-            ),
-            "{outcome:?}"
-        );
-        target.teardown().await.unwrap();
-        let recorded: Vec<String> = process::recorded_under(tools.path())
-            .iter()
-            .map(Cmd::display_short)
-            .collect();
-        let planned: Vec<String> =
-            super::super::plan::planned_commands_in(&run, &["install", "teardown"])
-                .iter()
-                .map(Cmd::display_short)
-                .collect();
-        assert_eq!(recorded, planned);
-        assert_eq!(recorded.len(), 2, "{recorded:?}");
-        // And what the teardown deleted is what the plan says it deletes.
-        let calls = calls.lock().unwrap();
-        assert!(
-            calls
-                .iter()
-                .any(|c| c.starts_with("DELETE /api/v1/namespaces/istio-system")),
-            "{calls:?}"
-        );
     }
 
     #[test]

@@ -222,6 +222,72 @@ pub async fn set_namespace_revision(
     Ok(())
 }
 
+/// The revision a namespace's new pods are injected by: its `istio.io/rev` label, else
+/// `default` when `istio-injection=enabled` (Istio's injector webhooks: `istio-injection`
+/// wins over `istio.io/rev`, and means the default revision), else none.
+pub fn namespace_revision(labels: &BTreeMap<String, String>) -> Option<String> {
+    if labels.get("istio-injection").map(String::as_str) == Some("enabled") {
+        return Some("default".to_owned());
+    }
+    labels.get("istio.io/rev").cloned()
+}
+
+/// Whether a pod runs the sidecar of the revision its namespace names: the injector labels
+/// each pod it injects `istio.io/rev=<revision>` (`default` for the unrevisioned control
+/// plane). `Err` says what the pod carries instead.
+pub fn check_injected_revision(
+    pod: &str,
+    pod_labels: &BTreeMap<String, String>,
+    want: &str,
+) -> Result<(), String> {
+    match pod_labels.get("istio.io/rev") {
+        Some(rev) if rev == want => Ok(()),
+        Some(rev) => Err(format!(
+            "pod `{pod}` runs the sidecar of revision `{rev}`, not `{want}` (its label istio.io/rev)"
+        )),
+        None => Err(format!(
+            "pod `{pod}` has no istio.io/rev label: it was not injected (want revision `{want}`)"
+        )),
+    }
+}
+
+/// Reads back which revision injected `app`'s Ready pods in `ns`, and checks it is the one
+/// the namespace names (after a move to a canary and a restart).
+pub async fn check_app_revision(
+    client: &kube::Client,
+    ns: &str,
+    app: &str,
+) -> Result<(), KubeError> {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let labels: BTreeMap<String, String> = namespaces
+        .get(ns)
+        .await
+        .map_err(KubeError::api(format!("get namespace `{ns}`")))?
+        .metadata
+        .labels
+        .unwrap_or_default();
+    let Some(want) = namespace_revision(&labels) else {
+        return Ok(());
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .map_err(KubeError::api(format!("list pods `app={app}` in `{ns}`")))?;
+    for pod in list.items.iter().filter(|p| pod_state(p).is_ok()) {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let pod_labels = pod.metadata.labels.clone().unwrap_or_default();
+        check_injected_revision(&name, &pod_labels, &want).map_err(|reason| {
+            KubeError::Workload {
+                what: format!("{app}'s sidecar"),
+                namespace: ns.to_owned(),
+                reason,
+            }
+        })?;
+    }
+    Ok(())
+}
+
 /// The Service `<app>-<cluster>` that names one cluster's instance of an app across the mesh.
 /// In the app's own cluster it selects the app's pods; in every other cluster it exists only so
 /// that the name resolves there (a selector no pod carries), so istiod's merged endpoints for
@@ -432,6 +498,51 @@ pub fn labels(object: &DynamicObject) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn labels_of(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_namespaces_revision_is_its_rev_label_unless_injection_is_enabled() {
+        assert_eq!(
+            namespace_revision(&labels_of(&[("istio.io/rev", "canary")])).as_deref(),
+            Some("canary")
+        );
+        // istio-injection wins over istio.io/rev, and means the default revision.
+        assert_eq!(
+            namespace_revision(&labels_of(&[
+                ("istio-injection", "enabled"),
+                ("istio.io/rev", "canary")
+            ]))
+            .as_deref(),
+            Some("default")
+        );
+        assert_eq!(
+            namespace_revision(&labels_of(&[("istio-injection", "disabled")])),
+            None
+        );
+        assert_eq!(namespace_revision(&labels_of(&[])), None);
+    }
+
+    #[test]
+    fn a_pod_must_run_the_sidecar_of_its_namespaces_revision() {
+        let on_canary = labels_of(&[("app", "httpbin"), ("istio.io/rev", "canary")]);
+        assert!(check_injected_revision("httpbin-2", &on_canary, "canary").is_ok());
+        // Its twins: still on the old revision (a move that restarted nothing), or not injected.
+        let on_default = labels_of(&[("app", "httpbin"), ("istio.io/rev", "default")]);
+        let e = check_injected_revision("httpbin-1", &on_default, "canary").unwrap_err();
+        assert_eq!(
+            e,
+            "pod `httpbin-1` runs the sidecar of revision `default`, not `canary` (its label istio.io/rev)"
+        );
+        let bare = labels_of(&[("app", "httpbin")]);
+        let e = check_injected_revision("httpbin-1", &bare, "canary").unwrap_err();
+        assert!(e.contains("was not injected"), "{e}");
+    }
     use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 

@@ -96,6 +96,14 @@ impl Scenario {
     }
 
     /// What passing means, for reports.
+    /// Whether the scenario needs two clusters.
+    pub fn is_multicluster(self) -> bool {
+        matches!(
+            self,
+            Scenario::MulticlusterSharedRoot | Scenario::MulticlusterDifferentRoots
+        )
+    }
+
     pub fn expectation(self) -> &'static str {
         match self {
             Scenario::PluginCa
@@ -266,8 +274,9 @@ async fn capture_and_verify_as(
             protocol: captured.protocol.clone(),
         },
     );
+    // Named by the label: the canary verifies httpbin three times, and each is its own phase.
     let verdict = rec
-        .phase(&format!("verify {server}"), async {
+        .phase(&format!("verify {label}"), async {
             verify(&captured.chain, bundle, others, app)
         })
         .await;

@@ -224,6 +224,13 @@ pub fn canary_upgrade(out: &RunOutput) {
     ] {
         assert!(phases.contains(&step), "no phase `{step}`: {phases:?}");
     }
+    // httpbin is verified three times (before, on the canary, after); each is a phase of its
+    // own, named by its label, so that a report's timings tell them apart.
+    for label in ["cluster1/foo/httpbin", ON_CANARY, AFTER_CANARY] {
+        let step = format!("verify {label}");
+        let n = phases.iter().filter(|p| **p == step).count();
+        assert_eq!(n, 1, "phase `{step}` {n} times: {phases:?}");
+    }
     let before = out
         .snapshot(Scenario::IstioCanaryUpgrade, "cluster1/foo/httpbin")
         .expect("a verdict before the canary upgrade");
