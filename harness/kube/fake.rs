@@ -106,6 +106,8 @@ struct State {
     cacerts: Option<BTreeMap<String, Vec<u8>>>,
     strict: BTreeSet<String>,
     deployments: BTreeSet<(String, String)>,
+    /// Ephemeral containers added, by pod (the distroless route of the probe).
+    ephemeral: BTreeMap<String, String>,
 }
 
 impl State {
@@ -186,6 +188,7 @@ impl FakeCluster {
             cacerts: None,
             strict: BTreeSet::new(),
             deployments: BTreeSet::new(),
+            ephemeral: BTreeMap::new(),
         }));
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
@@ -357,6 +360,45 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Reply {
                 .unwrap_or_default();
             reply(200, pods(&s, ns, &selector))
         }
+        ("GET", ["api", "v1", "namespaces", ns, "pods", _, "log"])
+            if q.iter()
+                .any(|(k, v)| k == "container" && v.starts_with("meshtrust-probe")) =>
+        {
+            let argv = [super::probe::PROBE_PATH.to_owned()];
+            text(exec_answer(&s, ns, "meshtrust-probe", &argv).0)
+        }
+        (
+            "PATCH",
+            [
+                "api",
+                "v1",
+                "namespaces",
+                _,
+                "pods",
+                pod,
+                "ephemeralcontainers",
+            ],
+        ) => {
+            let name = body["spec"]["ephemeralContainers"][0]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            s.ephemeral.insert((*pod).to_owned(), name);
+            reply(
+                200,
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod}}),
+            )
+        }
+        ("GET", ["api", "v1", "namespaces", ns, "pods", pod]) => match s.ephemeral.get(*pod) {
+            Some(name) => reply(
+                200,
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": ns},
+                    "status": {"ephemeralContainerStatuses": [{"name": name, "ready": false,
+                        "restartCount": 0, "image": "probe", "imageID": "",
+                        "state": {"terminated": {"exitCode": 0}}}]}}),
+            ),
+            None => not_found(),
+        },
         ("GET", ["api", "v1", "namespaces", _, "pods", _, "log"]) => {
             let log = match s.refusal() {
                 Some(reason) => format!("2026-12-01T05:00:00Z\terror\t{reason}\n"),

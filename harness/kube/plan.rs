@@ -254,18 +254,19 @@ impl Plan {
 
     /// The commands that always run, in order (none of the conditional ones).
     pub fn unconditional_commands(&self) -> Vec<Cmd> {
-        self.commands_of_run(&[], false)
+        self.commands_of_run(&[], &[])
     }
 
     /// The commands a run in which the scenarios `failed` fail runs, in order: the
     /// unconditional ones, each failed scenario's evidence, the cluster logs of a failed run,
-    /// and kubectl's version when kubectl is installed (it is optional).
-    pub fn commands_of_run(&self, failed: &[&str], kubectl: bool) -> Vec<Cmd> {
+    /// and those of the other `conditions` that held ([`KUBECTL_FOUND`], [`REGISTRY_UP`] or
+    /// [`REGISTRY_DOWN`]).
+    pub fn commands_of_run(&self, failed: &[&str], conditions: &[&str]) -> Vec<Cmd> {
         let when: Vec<String> = failed
             .iter()
             .map(|s| format!("(if {s} fails)"))
             .chain((!failed.is_empty()).then(|| RUN_FAILS.to_owned()))
-            .chain(kubectl.then(|| KUBECTL_FOUND.to_owned()))
+            .chain(conditions.iter().map(|c| (*c).to_owned()))
             .collect();
         self.planner
             .cmds
@@ -984,7 +985,7 @@ impl Target for PlanTarget {
                         phase,
                         c,
                         format!(
-                            "start registry `{}` on docker network `{}` (testcontainers, once per run), localhost:{}",
+                            "start registry `{}` on docker network `{}` (testcontainers), localhost:{}: once per run, tried again at each capture until it starts",
                             registry::REGISTRY_NAME,
                             registry::KIND_NETWORK,
                             registry::REGISTRY_HOST_PORT
@@ -992,17 +993,30 @@ impl Target for PlanTarget {
                     );
                 }
                 drop(started);
+                // `KindClusters::probe_image`: the node is wired to the registry and the image
+                // pushed when the registry runs; otherwise (or if a step fails) `kind load`.
+                let mut wire = Vec::new();
                 for cmd in registry::wire_node_cmds(docker, &kind::control_plane(&kind_name)) {
-                    p.run(phase, cmd);
+                    wire.push(p.maybe_when(phase, REGISTRY_UP, &cmd));
                 }
-                for cmd in registry::build_and_push_cmds(
+                p.check(
+                    phase,
+                    c,
+                    format!("if the registry runs: {}", wire.join("; ")),
+                );
+                let [build, push] = registry::build_and_push_cmds(
                     docker,
                     &self.run.workdir.join("probe-image"),
                     &image,
-                ) {
-                    p.run(phase, cmd);
-                }
-                let load = p.maybe(phase, &kind::load_image_cmd(kind_bin, &image, &kind_name));
+                );
+                p.run(phase, build);
+                let push = p.maybe_when(phase, REGISTRY_UP, &push);
+                p.check(phase, c, format!("if the registry runs: {push}"));
+                let load = p.maybe_when(
+                    phase,
+                    REGISTRY_DOWN,
+                    &kind::load_image_cmd(kind_bin, &image, &kind_name),
+                );
                 p.check(
                     phase,
                     c,
@@ -1387,8 +1401,11 @@ impl Target for PlanTarget {
 
 /// The condition of the cleanup's `kind export logs`.
 const RUN_FAILS: &str = "(if the run fails)";
+/// The conditions of the probe image's two routes: the local registry, or `kind load`.
+pub const REGISTRY_UP: &str = "(if the registry runs)";
+pub const REGISTRY_DOWN: &str = "(if the registry or the push fails)";
 /// The condition of preflight's look at kubectl (optional: it only dumps pods and events).
-const KUBECTL_FOUND: &str = "(if kubectl is found)";
+pub const KUBECTL_FOUND: &str = "(if kubectl is found)";
 
 /// How a restart is applied: `kubectl rollout restart`'s template annotation.
 const RESTART: &str = "restart (template annotation kubectl.kubernetes.io/restartedAt)";

@@ -4,9 +4,12 @@
 //! compared step for step with the plan of the same run.
 
 use super::fake::{self, FakeCluster, HTTPBIN_IP, Log};
-use super::plan::{Plan, PlanStep, PlannedClusters, display_argv, plan_run};
+use super::plan::{
+    KUBECTL_FOUND, Plan, PlanStep, PlannedClusters, REGISTRY_DOWN, REGISTRY_UP, display_argv,
+    plan_run,
+};
 use super::process::{self, Cmd};
-use super::{KindClusters, KindRun, ToolSearch, kind};
+use super::{KindClusters, KindRun, ProbeDelivery, ToolSearch, kind};
 use crate::pki::KeyAlg;
 use crate::scenario::{RunCerts, RunOptions, Scenario};
 
@@ -24,6 +27,8 @@ fn planned_changes(plan: &Plan) -> Vec<String> {
                 } else {
                     "PATCH"
                 };
+                // The ephemeral container's name carries meshtrust's pid.
+                let object = object.split(" meshtrust-probe-").next().unwrap_or(object);
                 Some(format!("{cluster}: {verb} {object}"))
             }
             PlanStep::Delete {
@@ -93,6 +98,10 @@ fn object_of(path: &str) -> String {
     match rest {
         ["namespaces", ns] => format!("Namespace {ns}"),
         ["namespaces", ns, "serviceaccounts", sa, "token"] => format!("TokenRequest {ns}/{sa}"),
+        ["namespaces", ns, "pods", pod, "ephemeralcontainers"] => {
+            let app = pod.rsplit_once('-').map_or(*pod, |(app, _)| app);
+            format!("Pod {ns}/<{app} pod> ephemeralContainers")
+        }
         ["namespaces", ns, plural, name, ..] => format!("{} {ns}/{name}", kind(plural)),
         _ => format!("? {path}"),
     }
@@ -108,8 +117,13 @@ struct Compared {
     failed: Vec<String>,
 }
 
-/// Runs `scenarios` on fake clusters as `meshtrust run --target kind` does; plans `planned`.
-async fn run_and_plan(scenarios: &[Scenario], planned: &[Scenario]) -> Compared {
+/// Runs `scenarios` on fake clusters as `meshtrust run --target kind` does, the probe
+/// delivered by `delivery`; plans `planned`.
+async fn run_and_plan(
+    scenarios: &[Scenario],
+    planned: &[Scenario],
+    delivery: ProbeDelivery,
+) -> Compared {
     let tools = tempfile::tempdir().unwrap();
     let state = fake::write_tools(tools.path());
     let probe = tools.path().join("probe");
@@ -130,6 +144,7 @@ async fn run_and_plan(scenarios: &[Scenario], planned: &[Scenario]) -> Compared 
     run.scenarios = scenarios.to_vec();
     run.artifacts = tools.path().join("artifacts");
     run.probe_binary = probe;
+    run.delivery = delivery;
     let search = ToolSearch {
         path: Some(tools.path().as_os_str().to_owned()),
         istioctl_env: None,
@@ -172,11 +187,22 @@ async fn run_and_plan(scenarios: &[Scenario], planned: &[Scenario]) -> Compared 
         .unwrap_or_else(|e| panic!("{e}"));
     let show = |cmds: Vec<Cmd>| -> Vec<String> { cmds.iter().map(Cmd::display_short).collect() };
     let recorded_commands = show(process::recorded_under(tools.path()));
+    // kubectl is among the fakes; the registry (testcontainers) runs only where a docker
+    // engine does: which route the probe image took is read off the run.
+    let mut conditions = vec![KUBECTL_FOUND];
+    if delivery == ProbeDelivery::Image {
+        conditions.push(
+            match recorded_commands.iter().any(|c| c.contains("docker push")) {
+                true => REGISTRY_UP,
+                false => REGISTRY_DOWN,
+            },
+        );
+    }
     let recorded_changes = recorded_changes(&log.lock().unwrap());
 
     drop(fakes);
     Compared {
-        planned_commands: in_run_order(show(plan.commands_of_run(&failed, true))),
+        planned_commands: in_run_order(show(plan.commands_of_run(&failed, &conditions))),
         recorded_commands: in_run_order(recorded_commands),
         planned_changes: planned_changes(&plan),
         recorded_changes,
@@ -235,7 +261,7 @@ fn scenarios() -> Vec<Scenario> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_whole_kind_run_does_exactly_what_its_plan_says() {
     let all = scenarios();
-    let c = run_and_plan(&all, &all).await;
+    let c = run_and_plan(&all, &all, ProbeDelivery::Exec).await;
     let problems = differences(&c);
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
     // Failed scenarios keep evidence and the run exports kind's logs: those steps were
@@ -279,7 +305,12 @@ async fn a_whole_kind_run_does_exactly_what_its_plan_says() {
 async fn a_plan_that_is_not_what_ran_is_told_apart() {
     // The twin: the run takes STRICT and the default CA; the plan leaves the default CA out.
     let ran = [Scenario::DefaultCa, Scenario::StrictRejectsPlaintext];
-    let c = run_and_plan(&ran, &[Scenario::StrictRejectsPlaintext]).await;
+    let c = run_and_plan(
+        &ran,
+        &[Scenario::StrictRejectsPlaintext],
+        ProbeDelivery::Exec,
+    )
+    .await;
     let problems = differences(&c);
     assert_eq!(problems.len(), 2, "{problems:#?}");
     assert!(
@@ -289,8 +320,29 @@ async fn a_plan_that_is_not_what_ran_is_told_apart() {
     );
     assert!(problems[1].starts_with("changes differ"), "{}", problems[1]);
     // The same run against its own plan is the same.
-    let c = run_and_plan(&ran, &ran).await;
+    let c = run_and_plan(&ran, &ran, ProbeDelivery::Exec).await;
     assert_eq!(differences(&c), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_distroless_route_of_the_probe_does_what_its_plan_says() {
+    // The probe as an image in an ephemeral container: the registry where a docker engine
+    // runs, `kind load` where none does (here).
+    let ran = [Scenario::PluginCa, Scenario::DefaultCa];
+    let c = run_and_plan(&ran, &ran, ProbeDelivery::Image).await;
+    let problems = differences(&c);
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+    let changes = c.recorded_changes.join("\n");
+    assert!(
+        changes.contains("cluster1: PATCH Pod foo/<sleep pod> ephemeralContainers"),
+        "{changes}"
+    );
+    assert!(!changes.contains("EXEC istio-proxy: /etc/istio/proxy/meshtrust-probe"));
+    let cmds = c.recorded_commands.join("\n");
+    assert!(
+        cmds.contains("docker build -t localhost:5001/meshtrust-probe:dev"),
+        "{cmds}"
+    );
 }
 
 #[test]
