@@ -528,6 +528,59 @@ mod tests {
         assert_eq!(namespace_revision(&labels_of(&[])), None);
     }
 
+    /// A scripted API server: namespace `foo` labelled `ns_labels`, one Ready httpbin pod
+    /// labelled `istio.io/rev: pod_rev`.
+    fn cluster_with(ns_labels: serde_json::Value, pod_rev: &'static str) -> kube::Client {
+        let (client, _) = crate::kube::mock::api_server(move |_, path| match path {
+            "/api/v1/namespaces/foo" => (
+                200,
+                serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": "foo", "labels": ns_labels}})
+                .to_string(),
+            ),
+            "/api/v1/namespaces/foo/pods" => (
+                200,
+                serde_json::json!({"apiVersion": "v1", "kind": "PodList", "metadata": {},
+                    "items": [{"metadata": {"name": "httpbin-2", "namespace": "foo",
+                        "labels": {"app": "httpbin", "istio.io/rev": pod_rev}},
+                        "status": {"phase": "Running",
+                            "conditions": [{"type": "Ready", "status": "True"}],
+                            "containerStatuses": [{"name": "istio-proxy", "ready": true,
+                                "restartCount": 0, "image": "proxyv2", "imageID": "",
+                                "state": {"running": {}}}]}}]})
+                .to_string(),
+            ),
+            _ => (404, "{}".to_owned()),
+        });
+        client
+    }
+
+    #[tokio::test]
+    async fn a_restarted_pod_is_read_back_on_its_namespaces_revision() {
+        let canary = serde_json::json!({"istio.io/rev": "canary"});
+        assert!(
+            check_app_revision(&cluster_with(canary.clone(), "canary"), "foo", "httpbin")
+                .await
+                .is_ok()
+        );
+        // The twin: the namespace moved, the pod still runs the default revision's sidecar.
+        let e = check_app_revision(&cluster_with(canary, "default"), "foo", "httpbin")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("runs the sidecar of revision `default`, not `canary`"),
+            "{e}"
+        );
+        // A namespace that names no revision asks nothing of its pods.
+        let none = serde_json::json!({});
+        assert!(
+            check_app_revision(&cluster_with(none, "default"), "foo", "httpbin")
+                .await
+                .is_ok()
+        );
+    }
+
     #[test]
     fn a_pod_must_run_the_sidecar_of_its_namespaces_revision() {
         let on_canary = labels_of(&[("app", "httpbin"), ("istio.io/rev", "canary")]);
