@@ -8,6 +8,7 @@
 
 pub mod chain;
 pub mod check;
+pub mod console;
 #[cfg(feature = "istiod")]
 pub mod control_plane;
 pub mod exit;

@@ -364,6 +364,54 @@ fn the_kubeconfig_target_needs_contexts() {
         ));
 }
 
+/// `meshtrust ARGS` writing `stream` (`stdout` or `stderr`) into a pipe nobody reads: every
+/// write to it fails with EPIPE, as under `| head -1` or a CI runner that went away. Its exit
+/// code.
+fn exit_code_into_a_closed_pipe(args: &[&str], stream: &str) -> Option<i32> {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    // What `--keep` keeps lands here, and goes with it.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_meshtrust"));
+    cmd.args(args).env("TMPDIR", tmp.path());
+    match stream {
+        "stdout" => cmd.stdout(writer).stderr(std::process::Stdio::null()),
+        _ => cmd.stderr(writer).stdout(std::process::Stdio::null()),
+    };
+    cmd.status().unwrap().code()
+}
+
+#[test]
+fn a_closed_pipe_never_turns_an_exit_code_into_a_panic() {
+    // JSON on stdout (std's println! panicked here with 101), the error still exit 2.
+    assert_eq!(
+        exit_code_into_a_closed_pipe(&["check", "--format", "json", "/nonexistent"], "stdout"),
+        Some(2)
+    );
+    // A conformant run whose note on stderr cannot be written still says 0.
+    assert_eq!(
+        exit_code_into_a_closed_pipe(
+            &["run", "--scenario", "plugin-ca", "--key", "p256", "--keep"],
+            "stderr"
+        ),
+        Some(0)
+    );
+    // And a bundle check that fails still says 1 with its report going nowhere.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster1");
+    meshtrust()
+        .args(["certs", "cacerts", "cluster1", "--key", "p256", "--dir"])
+        .arg(tmp.path())
+        .assert()
+        .success();
+    std::fs::remove_file(dir.join("cert-chain.pem")).unwrap();
+    let d = dir.display().to_string();
+    assert_eq!(
+        exit_code_into_a_closed_pipe(&["check", "--format", "json", &d], "stdout"),
+        Some(1)
+    );
+}
+
 #[test]
 fn a_bad_report_path_is_refused_before_any_scenario_runs() {
     let tmp = tempfile::tempdir().unwrap();

@@ -215,7 +215,7 @@ pub fn run(cmd: Certs, matches: &ArgMatches) -> anyhow::Result<Exit> {
                 );
             }
             for clamped in &made.clamped {
-                eprintln!(
+                meshtrust::say!(
                     "note: the intermediate of `{}` ends with its root on {}, not in {} days as asked: an intermediate cannot outlive its root",
                     clamped.cluster,
                     clamped.until.date(),

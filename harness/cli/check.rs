@@ -41,8 +41,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
     };
     let report = check::check(&args.dirs, &opts)?;
     match args.format {
-        Format::Text => anstream::print!("{}", output::paint(&check::render_text(&report))),
-        Format::Json => println!("{}", report.to_json(args.strict)),
+        Format::Text => {
+            meshtrust::console::out(&output::paint(&check::render_text(&report)));
+        }
+        Format::Json => {
+            meshtrust::console::out(&format!("{}\n", report.to_json(args.strict)));
+        }
     }
     Ok(report.exit(args.strict))
 }

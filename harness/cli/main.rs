@@ -106,9 +106,12 @@ fn main() -> ExitCode {
                 .and_then(|mut v| v.next())
                 .is_some_and(|v| v == "json");
             if json {
-                println!("{}", meshtrust::report::error_json(&message, 2));
+                meshtrust::console::out(&format!(
+                    "{}\n",
+                    meshtrust::report::error_json(&message, 2)
+                ));
             }
-            anstream::eprint!("{}", output::paint(&format!("error: {message}\n")));
+            meshtrust::console::err(&output::paint(&format!("error: {message}\n")));
             Exit::BadInput.into()
         }
     }

@@ -156,7 +156,7 @@ pub fn quiet() -> bool {
 macro_rules! note {
     ($($arg:tt)*) => {
         if !$crate::output::quiet() {
-            anstream::eprintln!($($arg)*);
+            meshtrust::say!($($arg)*);
         }
     };
 }
@@ -164,7 +164,7 @@ pub(crate) use note;
 
 /// A warning on stderr (`warning: ...`, coloured where colour is on); `-q` keeps it.
 pub fn warn(message: std::fmt::Arguments<'_>) {
-    anstream::eprint!("{}", paint(&format!("warning: {message}\n")));
+    meshtrust::console::err(&paint(&format!("warning: {message}\n")));
 }
 
 /// Where progress spinners draw: stderr, or nowhere under `-q`.

@@ -222,7 +222,7 @@ pub fn run(args: RunArgs, matches: &ArgMatches) -> anyhow::Result<Exit> {
     check_outputs(&args)?;
     let workdir = run_dir()?;
     if args.keep {
-        eprintln!("certificates are kept in {}", workdir.path().display());
+        meshtrust::say!("certificates are kept in {}", workdir.path().display());
     }
     let opts = RunOptions {
         scenarios,
@@ -280,9 +280,9 @@ fn finish(args: &RunArgs, report: &report::RunReport) -> anyhow::Result<Exit> {
         .flatten()
         .any(|p| is_stdout(p))
     {
-        anstream::eprint!("{human}");
+        meshtrust::console::err(&human);
     } else {
-        anstream::print!("{human}");
+        meshtrust::console::out(&human);
     }
     write_reports(args, report)?;
     Ok(if report.passed() {
@@ -343,13 +343,10 @@ fn run_istiod_target(args: &RunArgs, scenarios: Vec<Scenario>) -> anyhow::Result
     let bins = match Binaries::find(&args.control_plane) {
         Ok(bins) => bins,
         Err(e) => {
-            anstream::eprint!(
-                "{}",
-                output::paint(&format!(
-                    "error: {}\n",
-                    output::render_error(&anyhow::Error::new(e))
-                ))
-            );
+            meshtrust::console::err(&output::paint(&format!(
+                "error: {}\n",
+                output::render_error(&anyhow::Error::new(e))
+            )));
             return Ok(Exit::BadInput);
         }
     };
@@ -385,11 +382,11 @@ fn run_istiod_target(args: &RunArgs, scenarios: Vec<Scenario>) -> anyhow::Result
             let killed = meshtrust::kube::process::kill_live_groups();
             let dirs = meshtrust::control_plane::target::remove_live_dirs();
             if keep {
-                eprintln!("certificates are kept in {}", run_dir.display());
+                meshtrust::say!("certificates are kept in {}", run_dir.display());
             } else {
                 let _ = std::fs::remove_dir_all(&run_dir);
             }
-            eprintln!(
+            meshtrust::say!(
                 "meshtrust: {name}; stopped {killed} process group(s), removed {dirs} cluster directory(ies)"
             );
             std::process::exit(code);
@@ -398,7 +395,7 @@ fn run_istiod_target(args: &RunArgs, scenarios: Vec<Scenario>) -> anyhow::Result
         scenario::run(|| IstiodTarget::new(bins.clone()), &opts, &progress).await
     });
     if args.keep {
-        eprintln!("certificates are kept in {}", workdir.path().display());
+        meshtrust::say!("certificates are kept in {}", workdir.path().display());
         let _ = workdir.keep();
     }
     let output = output?;
@@ -471,7 +468,7 @@ fn run_cluster_target(args: &RunArgs, scenarios: &[Scenario]) -> anyhow::Result<
         let text = runtime
             .block_on(meshtrust::kube::dry_run_plan(&run, &clusters))
             .context("cannot plan the run")?;
-        print!("{text}");
+        meshtrust::console::out(&text);
         return Ok(Exit::Conformant);
     }
     check_outputs(args)?;
@@ -496,13 +493,10 @@ fn run_cluster_target(args: &RunArgs, scenarios: &[Scenario]) -> anyhow::Result<
             // is in the message.
             Err(e) => {
                 let exit = e.exit();
-                anstream::eprint!(
-                    "{}",
-                    output::paint(&format!(
-                        "error: {}\n",
-                        output::render_error(&anyhow::Error::new(e))
-                    ))
-                );
+                meshtrust::console::err(&output::paint(&format!(
+                    "error: {}\n",
+                    output::render_error(&anyhow::Error::new(e))
+                )));
                 return Ok(exit);
             }
         };

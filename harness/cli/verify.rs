@@ -79,16 +79,22 @@ pub fn run(args: Verify) -> anyhow::Result<Exit> {
     };
     let verdict = chain::verify_chain(&served, &bundle, &others, &expect)?;
     match args.format {
-        VerifyFormat::Text => anstream::print!("{}", output::paint(&render::text(&verdict))),
-        VerifyFormat::Json => println!("{}", render::json(&verdict)),
-        VerifyFormat::Mermaid => print!(
-            "{}",
-            graph(&args.cacerts, &args.others, &args.chain, &bundle, &verdict).to_mermaid()
-        ),
-        VerifyFormat::Dot => print!(
-            "{}",
-            graph(&args.cacerts, &args.others, &args.chain, &bundle, &verdict).to_dot()
-        ),
+        VerifyFormat::Text => {
+            meshtrust::console::out(&output::paint(&render::text(&verdict)));
+        }
+        VerifyFormat::Json => {
+            meshtrust::console::out(&format!("{}\n", render::json(&verdict)));
+        }
+        VerifyFormat::Mermaid => {
+            meshtrust::console::out(
+                &graph(&args.cacerts, &args.others, &args.chain, &bundle, &verdict).to_mermaid(),
+            );
+        }
+        VerifyFormat::Dot => {
+            meshtrust::console::out(
+                &graph(&args.cacerts, &args.others, &args.chain, &bundle, &verdict).to_dot(),
+            );
+        }
     }
     Ok(if verdict.conformant() {
         Exit::Conformant

@@ -155,7 +155,7 @@ impl Drop for OwnedNamespaces {
         // Deleting needs the API (async); teardown does it. Left over here means teardown never
         // ran: say what to delete rather than leave it silently.
         if !self.names.is_empty() {
-            eprintln!(
+            crate::say!(
                 "meshtrust: namespaces created by this run were not deleted: {} (hint: `kubectl delete namespace {}`)",
                 self.names.join(", "),
                 self.names.join(" ")

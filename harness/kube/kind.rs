@@ -381,12 +381,12 @@ pub async fn create_clusters_with(
     if let Some(started) = run_stamp(prefix) {
         let stale = stale_clusters(&existing, started);
         for name in &stale {
-            eprintln!(
+            crate::say!(
                 "meshtrust: deleting stale kind cluster `{name}` (left by an earlier run; this run's clusters are `{prefix}-*`)"
             );
             let scratch = workdir.join(format!("stale-{name}.kubeconfig"));
             if let Err(e) = process::run(&delete_cmd(kind, name, &scratch)).await {
-                eprintln!("meshtrust: cannot delete stale cluster `{name}`: {e}");
+                crate::say!("meshtrust: cannot delete stale cluster `{name}`: {e}");
             }
         }
         existing.retain(|n| !stale.contains(n));
@@ -596,13 +596,13 @@ impl ClusterGuard {
             }
         }
         if !report.kept.is_empty() {
-            eprintln!(
+            crate::say!(
                 "meshtrust: kept kind clusters {} ({KEEP_ENV}/--keep); delete them with `kind delete cluster --name NAME`",
                 report.kept.join(", ")
             );
         }
         for problem in &report.problems {
-            eprintln!("meshtrust: cleanup: {problem}");
+            crate::say!("meshtrust: cleanup: {problem}");
         }
         report
     }
@@ -639,7 +639,7 @@ impl ClusterGuard {
                 s.signalled = Some(code);
             }
             let killed = process::kill_live_groups();
-            eprintln!(
+            crate::say!(
                 "meshtrust: {name}; stopped {killed} running command(s), cleaning up kind clusters"
             );
             guard.mark_failed();

@@ -5,7 +5,9 @@
 //! -> [`cluster`] (kube clients, owned namespaces) -> [`plugin`] (cacerts) -> [`istio`]
 //! (install, upgrade, CA mode) -> [`workloads`] (httpbin, sleep, PeerAuthentication) ->
 //! [`probe`] (the chain, captured in the pod) with [`registry`] for distroless proxies.
-//! [`plan`] prints all of it without running anything; [`wait`] is every poll's deadline.
+//! [`plan`] prints all of it without running anything: the scenarios themselves drive a plan
+//! target that emits the kind target's steps verb by verb, and a test runs a whole kind run
+//! against recording fakes and compares it with that plan; [`wait`] is every poll's deadline.
 //!
 //! Nothing here decides a verdict: the target returns data, `chain` and `scenario` judge.
 

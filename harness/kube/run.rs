@@ -80,7 +80,7 @@ pub fn write_phases(run_dir: &std::path::Path, phases: &[(String, std::time::Dur
         )
     });
     match written {
-        Ok(()) => eprintln!("meshtrust: phase times in {}", file.display()),
+        Ok(()) => crate::say!("meshtrust: phase times in {}", file.display()),
         Err(e) => tracing::warn!("cannot write `{}`: {e}", file.display()),
     }
 }

@@ -352,7 +352,9 @@ async fn preload_images(tools: &Toolbox, kind_bin: &Path, run: &KindRun) {
     for image in images.drain(..) {
         match process::run(&kind::pull_cmd(&docker.path, &image)).await {
             Ok(_) => pulled.push(image),
-            Err(e) => eprintln!("meshtrust: not preloading `{image}`; the nodes will pull it: {e}"),
+            Err(e) => {
+                crate::say!("meshtrust: not preloading `{image}`; the nodes will pull it: {e}")
+            }
         }
     }
     if pulled.is_empty() {
@@ -361,7 +363,7 @@ async fn preload_images(tools: &Toolbox, kind_bin: &Path, run: &KindRun) {
     for c in &run.clusters {
         let name = kind::cluster_name(&run.prefix, c);
         if let Err(e) = process::run(&kind::load_images_cmd(kind_bin, &pulled, &name)).await {
-            eprintln!("meshtrust: the nodes will pull the images themselves: {e}");
+            crate::say!("meshtrust: the nodes will pull the images themselves: {e}");
         }
     }
 }
