@@ -412,6 +412,60 @@ fn a_closed_pipe_never_turns_an_exit_code_into_a_panic() {
     );
 }
 
+/// Starts `meshtrust run ARGS` with `TMPDIR=temp`, waits for its certificates directory, and
+/// SIGKILLs it (no handler sees that). Returns the directory it left.
+fn killed_run(temp: &std::path::Path, args: &[&str]) -> std::path::PathBuf {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_meshtrust"))
+        .arg("run")
+        .args(args)
+        .env("TMPDIR", temp)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let prefix = format!("meshtrust-run-{}.", child.id());
+    let started = std::time::Instant::now();
+    let dir = loop {
+        let found = std::fs::read_dir(temp)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with(&prefix));
+        // A kept run's directory is marked first thing; kill it once it is.
+        if let Some(e) = found
+            && (!args.contains(&"--keep") || e.path().join(".meshtrust-keep").exists())
+        {
+            break e.path();
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    dir
+}
+
+#[test]
+fn a_killed_runs_keys_are_removed_by_the_next_run_unless_kept() {
+    let temp = tempfile::tempdir().unwrap();
+    // Kept first: the next run's start sweeps, and this one must survive that too.
+    let kept = killed_run(temp.path(), &["--key", "rsa4096", "--keep"]);
+    let left = killed_run(temp.path(), &["--key", "rsa4096"]);
+    assert!(left.exists(), "the kill came after the run cleaned up");
+    assert!(kept.exists());
+    meshtrust()
+        .args(["run", "--scenario", "plugin-ca", "--key", "p256"])
+        .env("TMPDIR", temp.path())
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains(format!(
+            "removed `{}`, the certificates of a run that was killed",
+            left.display()
+        )));
+    assert!(!left.exists());
+    // The twin: what `--keep` asked to keep stays, killed or not.
+    assert!(kept.exists());
+}
+
 #[test]
 fn a_bad_report_path_is_refused_before_any_scenario_runs() {
     let tmp = tempfile::tempdir().unwrap();

@@ -220,7 +220,7 @@ pub fn run(args: RunArgs, matches: &ArgMatches) -> anyhow::Result<Exit> {
         );
     }
     check_outputs(&args)?;
-    let workdir = run_dir()?;
+    let workdir = run_dir(args.keep)?;
     if args.keep {
         meshtrust::say!("certificates are kept in {}", workdir.path().display());
     }
@@ -251,15 +251,15 @@ pub fn run(args: RunArgs, matches: &ArgMatches) -> anyhow::Result<Exit> {
 }
 
 /// The run's certificates, keys included: a directory of its own, 0700, removed at the end
-/// unless `--keep`.
-fn run_dir() -> anyhow::Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix("meshtrust-run.")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(
-            meshtrust::pki::layout::KEY_DIR_MODE,
-        ))
-        .tempdir()
-        .context("cannot create the run directory")
+/// unless `--keep` (which marks it at once, so that no later run sweeps it even if this one is
+/// killed).
+fn run_dir(keep: bool) -> anyhow::Result<tempfile::TempDir> {
+    use meshtrust::scenario::runner::{keep_run_dir, run_certs_dir};
+    let dir = run_certs_dir(&std::env::temp_dir()).context("cannot create the run directory")?;
+    if keep {
+        keep_run_dir(dir.path()).context("cannot mark the run directory kept")?;
+    }
+    Ok(dir)
 }
 
 /// `-`: the report goes to stdout.
@@ -351,7 +351,7 @@ fn run_istiod_target(args: &RunArgs, scenarios: Vec<Scenario>) -> anyhow::Result
         }
     };
     check_outputs(args)?;
-    let workdir = run_dir()?;
+    let workdir = run_dir(args.keep)?;
     let opts = RunOptions {
         scenarios,
         key: args.key,

@@ -14,6 +14,71 @@ use crate::chain::Snapshot;
 use crate::pki::{KeyAlg, PkiError};
 use crate::report::{Observed, Phase, RunReport, ScenarioReport};
 
+/// The name of a run's certificates directory in the temporary directory:
+/// `meshtrust-run-<pid>.<random>`.
+const RUN_DIR_PREFIX: &str = "meshtrust-run-";
+/// The file that marks a run's certificates directory as kept (`--keep`).
+pub const KEPT_MARKER: &str = ".meshtrust-keep";
+
+/// A run's own directory for its certificates, keys included: `meshtrust-run-<pid>.<random>`
+/// in `temp`, mode 0700, removed when dropped. First it removes the directories of earlier
+/// runs whose process is gone without cleaning up (a SIGKILL, which no handler sees, left
+/// their CA keys there), unless they were kept ([`keep_run_dir`]); it says which.
+///
+/// # Errors
+/// The directory cannot be created.
+pub fn run_certs_dir(temp: &Path) -> std::io::Result<tempfile::TempDir> {
+    for stale in sweep_run_dirs(temp) {
+        crate::say!(
+            "meshtrust: removed `{}`, the certificates of a run that was killed",
+            stale.display()
+        );
+    }
+    tempfile::Builder::new()
+        .prefix(&format!("{RUN_DIR_PREFIX}{}.", std::process::id()))
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(
+            crate::pki::layout::KEY_DIR_MODE,
+        ))
+        .tempdir_in(temp)
+}
+
+/// Marks `dir` kept: it outlives the run, and no later run sweeps it.
+///
+/// # Errors
+/// The marker cannot be written.
+pub fn keep_run_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::write(dir.join(KEPT_MARKER), b"kept by --keep\n")
+}
+
+/// Removes the run directories in `temp` whose process no longer runs and that were not kept;
+/// returns them.
+pub fn sweep_run_dirs(temp: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(RUN_DIR_PREFIX))
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let path = entry.path();
+        let running = Path::new("/proc").join(pid.to_string()).exists();
+        if running || path.join(KEPT_MARKER).exists() || !path.is_dir() {
+            continue;
+        }
+        if std::fs::remove_dir_all(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    removed
+}
+
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub scenarios: Vec<Scenario>,
@@ -71,13 +136,10 @@ pub async fn run<T: Target>(
     let dir: &Path = match &opts.workdir {
         Some(d) => d,
         None => {
-            tmp = tempfile::Builder::new()
-                .prefix("meshtrust-run.")
-                .tempdir()
-                .map_err(PkiError::io(
-                    "create a temporary directory in",
-                    std::env::temp_dir(),
-                ))?;
+            tmp = run_certs_dir(&std::env::temp_dir()).map_err(PkiError::io(
+                "create a temporary directory in",
+                std::env::temp_dir(),
+            ))?;
             tmp.path()
         }
     };
@@ -160,4 +222,52 @@ pub async fn run<T: Target>(
         },
         snapshots,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_killed_runs_certificates_are_swept_and_a_live_or_kept_one_is_not() {
+        let temp = tempfile::tempdir().unwrap();
+        // pid_max is at most 2^22: this pid never runs.
+        let dead = temp.path().join("meshtrust-run-99999999.abc");
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::write(dead.join("ca-key.pem"), "k").unwrap();
+        let kept = temp.path().join("meshtrust-run-99999998.def");
+        std::fs::create_dir(&kept).unwrap();
+        keep_run_dir(&kept).unwrap();
+        let live = temp
+            .path()
+            .join(format!("meshtrust-run-{}.ghi", std::process::id()));
+        std::fs::create_dir(&live).unwrap();
+        let other = temp.path().join("meshtrust-runner-99999999.x");
+        std::fs::create_dir(&other).unwrap();
+        assert_eq!(sweep_run_dirs(temp.path()), vec![dead.clone()]);
+        assert!(!dead.exists());
+        assert!(kept.exists() && live.exists() && other.exists());
+    }
+
+    #[test]
+    fn a_runs_certificates_directory_is_named_by_its_pid_and_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let temp = tempfile::tempdir().unwrap();
+        let dir = run_certs_dir(temp.path()).unwrap();
+        let name = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            name.starts_with(&format!("meshtrust-run-{}.", std::process::id())),
+            "{name}"
+        );
+        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // Its own process runs: a sweep leaves it.
+        assert!(sweep_run_dirs(temp.path()).is_empty());
+        assert!(dir.path().exists());
+    }
 }
