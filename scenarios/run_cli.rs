@@ -466,6 +466,72 @@ fn a_killed_runs_keys_are_removed_by_the_next_run_unless_kept() {
     assert!(kept.exists());
 }
 
+/// Starts `meshtrust run ARGS` (`TMPDIR=temp`), sends it `signal` once its certificates
+/// directory exists; returns its exit code, its stderr and that directory.
+fn signalled_run(
+    temp: &std::path::Path,
+    args: &[&str],
+    signal: &str,
+) -> (Option<i32>, String, std::path::PathBuf) {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_meshtrust"))
+        .arg("run")
+        .args(args)
+        .env("TMPDIR", temp)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let prefix = format!("meshtrust-run-{}.", child.id());
+    let started = std::time::Instant::now();
+    let dir = loop {
+        let found = std::fs::read_dir(temp)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path());
+        // The handler is installed as the runtime starts, after the directory: give it that.
+        if let Some(d) = found.filter(|d| d.join("mesh").exists()) {
+            break d;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let sent = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        dir,
+    )
+}
+
+#[test]
+fn a_signalled_local_run_removes_its_keys_and_exits_with_the_signals_code() {
+    let temp = tempfile::tempdir().unwrap();
+    let (code, stderr, dir) = signalled_run(temp.path(), &["--key", "rsa4096"], "-TERM");
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(
+        stderr.contains("meshtrust: terminated (SIGTERM)"),
+        "{stderr}"
+    );
+    assert!(!dir.exists(), "{} is left", dir.display());
+    let (code, _, dir) = signalled_run(temp.path(), &["--key", "rsa4096"], "-INT");
+    assert_eq!(code, Some(130));
+    assert!(!dir.exists());
+    // The twin: `--keep` keeps them, and says where.
+    let (code, stderr, dir) = signalled_run(temp.path(), &["--key", "rsa4096", "--keep"], "-TERM");
+    assert_eq!(code, Some(143));
+    assert!(dir.exists());
+    assert!(
+        stderr.contains(&format!("certificates are kept in {}", dir.display())),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_bad_report_path_is_refused_before_any_scenario_runs() {
     let tmp = tempfile::tempdir().unwrap();

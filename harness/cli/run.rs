@@ -241,7 +241,10 @@ pub fn run(args: RunArgs, matches: &ArgMatches) -> anyhow::Result<Exit> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let output = runtime.block_on(scenario::run(LocalTarget::new, &opts, &progress));
+    let output = runtime.block_on(async {
+        on_signal(workdir.path(), args.keep, String::new);
+        scenario::run(LocalTarget::new, &opts, &progress).await
+    });
     bar.finish_and_clear();
     if args.keep {
         let _ = workdir.keep();
@@ -260,6 +263,43 @@ fn run_dir(keep: bool) -> anyhow::Result<tempfile::TempDir> {
         keep_run_dir(dir.path()).context("cannot mark the run directory kept")?;
     }
     Ok(dir)
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: `cleanup` (the target's own: processes, directories; it says
+/// what it did), then the run's certificates removed (unless `--keep`), then exit 130, 143 or
+/// 129. A signal ends the process without running `Drop`, so without this the CA keys would
+/// stay in `$TMPDIR` until the next run swept them. Call inside the runtime.
+fn on_signal(
+    run_dir: &std::path::Path,
+    keep: bool,
+    cleanup: impl FnOnce() -> String + Send + 'static,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let run_dir = run_dir.to_owned();
+    // Registered here, before any scenario starts: a signal from now on is handled.
+    let (Ok(mut interrupt), Ok(mut terminate), Ok(mut hangup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return;
+    };
+    tokio::spawn(async move {
+        let (name, code) = tokio::select! {
+            _ = interrupt.recv() => ("interrupted (SIGINT)", 130),
+            _ = terminate.recv() => ("terminated (SIGTERM)", 143),
+            _ = hangup.recv() => ("hung up (SIGHUP)", 129),
+        };
+        let done = cleanup();
+        if keep {
+            meshtrust::say!("certificates are kept in {}", run_dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&run_dir);
+            meshtrust::scenario::runner::remove_live_run_dirs();
+        }
+        meshtrust::say!("meshtrust: {name}{done}");
+        std::process::exit(code);
+    });
 }
 
 /// `-`: the report goes to stdout.
@@ -363,33 +403,10 @@ fn run_istiod_target(args: &RunArgs, scenarios: Vec<Scenario>) -> anyhow::Result
         .build()
         .context("cannot start the async runtime")?;
     let output = runtime.block_on(async {
-        let run_dir = workdir.path().to_owned();
-        let keep = args.keep;
-        tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut interrupt), Ok(mut terminate), Ok(mut hangup)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-                signal(SignalKind::hangup()),
-            ) else {
-                return;
-            };
-            let (name, code) = tokio::select! {
-                _ = interrupt.recv() => ("interrupted (SIGINT)", 130),
-                _ = terminate.recv() => ("terminated (SIGTERM)", 143),
-                _ = hangup.recv() => ("hung up (SIGHUP)", 129),
-            };
+        on_signal(workdir.path(), args.keep, || {
             let killed = meshtrust::kube::process::kill_live_groups();
             let dirs = meshtrust::control_plane::target::remove_live_dirs();
-            if keep {
-                meshtrust::say!("certificates are kept in {}", run_dir.display());
-            } else {
-                let _ = std::fs::remove_dir_all(&run_dir);
-            }
-            meshtrust::say!(
-                "meshtrust: {name}; stopped {killed} process group(s), removed {dirs} cluster directory(ies)"
-            );
-            std::process::exit(code);
+            format!("; stopped {killed} process group(s), removed {dirs} cluster directory(ies)")
         });
         let progress = |scenario: &str, phase: &str| output::note!("{scenario}: {phase}");
         scenario::run(|| IstiodTarget::new(bins.clone()), &opts, &progress).await

@@ -639,8 +639,9 @@ impl ClusterGuard {
                 s.signalled = Some(code);
             }
             let killed = process::kill_live_groups();
+            let certs = crate::scenario::runner::remove_live_run_dirs();
             crate::say!(
-                "meshtrust: {name}; stopped {killed} running command(s), cleaning up kind clusters"
+                "meshtrust: {name}; stopped {killed} running command(s), removed {certs} certificates directory(ies), cleaning up kind clusters"
             );
             guard.mark_failed();
             let g = guard.clone();

@@ -34,12 +34,44 @@ pub fn run_certs_dir(temp: &Path) -> std::io::Result<tempfile::TempDir> {
             stale.display()
         );
     }
-    tempfile::Builder::new()
+    let dir = tempfile::Builder::new()
         .prefix(&format!("{RUN_DIR_PREFIX}{}.", std::process::id()))
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(
             crate::pki::layout::KEY_DIR_MODE,
         ))
-        .tempdir_in(temp)
+        .tempdir_in(temp)?;
+    if let Ok(mut live) = LIVE_RUN_DIRS.lock() {
+        live.push(dir.path().to_owned());
+    }
+    Ok(dir)
+}
+
+/// The run directories of this process, for a signal handler (which exits without `Drop`).
+static LIVE_RUN_DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes every run directory this process made that is still there and not kept; for a
+/// signal handler that is about to exit. Returns how many it removed.
+pub fn remove_live_run_dirs() -> usize {
+    remove_live_run_dirs_under(Path::new("/"))
+}
+
+/// [`remove_live_run_dirs`] for the directories under `root` only.
+fn remove_live_run_dirs_under(root: &Path) -> usize {
+    let dirs: Vec<PathBuf> = {
+        let mut live = match LIVE_RUN_DIRS.lock() {
+            Ok(d) => d,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let (mine, others) = std::mem::take(&mut *live)
+            .into_iter()
+            .partition(|d| d.starts_with(root));
+        *live = others;
+        mine
+    };
+    dirs.iter()
+        .filter(|d| d.is_dir() && !d.join(KEPT_MARKER).exists())
+        .filter(|d| std::fs::remove_dir_all(d).is_ok())
+        .count()
 }
 
 /// Marks `dir` kept: it outlives the run, and no later run sweeps it.
@@ -247,6 +279,18 @@ mod tests {
         assert_eq!(sweep_run_dirs(temp.path()), vec![dead.clone()]);
         assert!(!dead.exists());
         assert!(kept.exists() && live.exists() && other.exists());
+    }
+
+    #[test]
+    fn a_signal_handler_removes_this_processs_run_directories_but_a_kept_one() {
+        let temp = tempfile::tempdir().unwrap();
+        let gone = run_certs_dir(temp.path()).unwrap().keep();
+        let kept = run_certs_dir(temp.path()).unwrap().keep();
+        keep_run_dir(&kept).unwrap();
+        // Only this test's: other tests' runs are live in this process too.
+        assert_eq!(remove_live_run_dirs_under(temp.path()), 1);
+        assert!(!gone.exists());
+        assert!(kept.exists());
     }
 
     #[test]
