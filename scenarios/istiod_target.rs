@@ -129,6 +129,12 @@ fn istiod_bad_cacerts_each_refusal_is_istiods_own_text_and_check_and_the_model_s
         Some(certs.path().to_owned()),
     );
     expect::bad_cacerts(&out);
+    // check's findings speak for the istiod that ran (the first pin, 1.30), not the newest.
+    let incomplete = expect::finding_message(&out, "bad-incomplete");
+    assert!(
+        incomplete.contains("istiod 1.30 refuses to start"),
+        "{incomplete}"
+    );
     let real = refusals(&out);
     assert_eq!(real.len(), 3, "{}", story(&out));
     for (cluster, error) in &real {

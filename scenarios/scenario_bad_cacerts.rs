@@ -7,7 +7,18 @@ use crate::support::targets::{Sabotage, run_local, run_sabotaged, story};
 
 #[test]
 fn istiod_refuses_each_broken_bundle_and_check_names_the_reason() {
-    expect::bad_cacerts(&run_local(Scenario::BadCacerts));
+    let out = run_local(Scenario::BadCacerts);
+    expect::bad_cacerts(&out);
+    // The local model runs the newest release, and check speaks for that one (the istiod
+    // target's twin: its first pin, 1.30).
+    let incomplete = expect::finding_message(&out, "bad-incomplete");
+    assert!(
+        incomplete.contains(&format!(
+            "istiod {} refuses to start",
+            meshtrust::scenario::IstioVersion::LATEST
+        )),
+        "{incomplete}"
+    );
 }
 
 #[test]

@@ -147,6 +147,16 @@ impl Binaries {
         &self.pilot_discovery[0]
     }
 
+    /// The release of [`Binaries::istiod`], from its name (`pilot-discovery-1.30` is 1.30).
+    pub fn istiod_release(&self) -> Option<crate::istio::IstioVersion> {
+        self.istiod()
+            .file_name()?
+            .to_str()?
+            .strip_prefix("pilot-discovery-")?
+            .parse()
+            .ok()
+    }
+
     /// The istiod an upgrade moves to: the newest pinned release (the same one when only one
     /// is built: the upgrade is then a restart of istiod and every workload).
     pub fn istiod_upgrade(&self) -> &Path {
@@ -203,6 +213,11 @@ mod tests {
         assert_eq!(
             bins.istiod_upgrade(),
             dir.path().join("pilot-discovery-1.31")
+        );
+        // The install's release is the first pin's: what `check` predicts refusals by.
+        assert_eq!(
+            bins.istiod_release(),
+            Some(crate::istio::IstioVersion::new(1, 9))
         );
     }
 

@@ -466,6 +466,13 @@ impl IstiodTarget {
 
 #[async_trait]
 impl Target for IstiodTarget {
+    /// The first pinned istiod's release (installs start there).
+    fn istio_version(&self) -> crate::istio::IstioVersion {
+        self.bins
+            .istiod_release()
+            .unwrap_or(crate::istio::IstioVersion::LATEST)
+    }
+
     fn name(&self) -> &'static str {
         "istiod"
     }

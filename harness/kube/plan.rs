@@ -807,6 +807,10 @@ pub(crate) fn display_argv(argv: &[String]) -> String {
 
 #[async_trait]
 impl Target for PlanTarget {
+    fn istio_version(&self) -> crate::istio::IstioVersion {
+        self.local.istio_version()
+    }
+
     fn name(&self) -> &'static str {
         "kind"
     }

@@ -1108,6 +1108,16 @@ fn mtls_mode(mode: Mode) -> MtlsMode {
 
 #[async_trait]
 impl Target for KindTarget {
+    /// The install istioctl's release, as preflight read it.
+    fn istio_version(&self) -> crate::istio::IstioVersion {
+        self.shared
+            .tools
+            .istioctl
+            .first()
+            .and_then(|t| t.version.parse().ok())
+            .unwrap_or(crate::istio::IstioVersion::LATEST)
+    }
+
     fn name(&self) -> &'static str {
         "kind"
     }

@@ -694,7 +694,14 @@ async fn bad_cacerts(
         };
         // The same rules as `meshtrust check` explain the refusal.
         let findings = match Bundle::read(&bundle) {
-            Ok(b) => check::check_bundle(&b, &CheckOptions::default()),
+            // By the rules of the istiod that ran: its words are what the refusal must hold.
+            Ok(b) => check::check_bundle(
+                &b,
+                &CheckOptions {
+                    istio_version: target.istio_version(),
+                    ..CheckOptions::default()
+                },
+            ),
             Err(e) => {
                 rec.fail(format!("{cluster}: cannot read the bundle: {e}"));
                 continue;

@@ -376,6 +376,13 @@ pub trait Target: Send + Sync {
         Vec::new()
     }
 
+    /// The Istio release this target's install runs (what `meshtrust check` predicts istiod's
+    /// refusals by): the istiod target's first pinned istiod, the kind target's install
+    /// istioctl; the local model's is [`IstioVersion::LATEST`] unless asked otherwise.
+    fn istio_version(&self) -> IstioVersion {
+        IstioVersion::LATEST
+    }
+
     /// Removes everything this target created.
     async fn teardown(&mut self) -> Result<(), TargetError>;
 }

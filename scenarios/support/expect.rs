@@ -189,6 +189,18 @@ pub fn bad_cacerts(out: &RunOutput) {
     }
 }
 
+/// The message of check's finding about `cluster`'s bundle, as the report has it.
+pub fn finding_message(out: &RunOutput, cluster: &str) -> String {
+    out.report.scenarios[0]
+        .observations
+        .iter()
+        .find_map(|o| match &o.observed {
+            Observed::Finding { message, .. } if o.subject == cluster => Some(message.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no finding about {cluster}"))
+}
+
 pub fn rotation(out: &RunOutput) {
     passed(out);
     let after = out

@@ -162,6 +162,10 @@ impl<T: Target> Target for Sabotaged<T> {
         "sabotaged"
     }
 
+    fn istio_version(&self) -> meshtrust::scenario::IstioVersion {
+        self.inner.istio_version()
+    }
+
     async fn plug_in(&mut self, cluster: &str, bundle: Option<&Path>) -> Result<(), TargetError> {
         let replaced = match (self.how, bundle) {
             (Sabotage::NeverPlugsIn, _) => None,
