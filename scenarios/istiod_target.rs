@@ -373,3 +373,42 @@ fn no_process_or_directory_is_left_when_the_target_is_torn_down_or_dropped() {
         }
     }
 }
+
+#[test]
+#[file_serial(control_plane)]
+fn a_failed_scenario_keeps_the_control_planes_logs_and_a_passing_one_keeps_none() {
+    let evidence = tempfile::tempdir().unwrap();
+    let (built, dir) = (bins(), evidence.path().to_owned());
+    let out = run_sabotaged_on(
+        move || IstiodTarget::new(built.clone()).with_evidence_dir(dir.clone()),
+        Scenario::PluginCa,
+        Sabotage::NeverPlugsIn,
+    );
+    assert!(!out.report.scenarios[0].passed, "{}", story(&out));
+    let logs = evidence.path().join("plugin-ca/cluster1");
+    let names: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap_or_else(|e| panic!("{}: {e}", logs.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| n.ends_with(".log")), "{names:?}");
+    for want in ["etcd.log", "kube-apiserver.log"] {
+        assert!(names.iter().any(|n| n == want), "no {want}: {names:?}");
+    }
+    let istiod = names
+        .iter()
+        .find(|n| n.starts_with("istiod-") && n.ends_with("_istiod.log"))
+        .unwrap_or_else(|| panic!("no istiod log: {names:?}"));
+    let text = std::fs::read_to_string(logs.join(istiod)).unwrap();
+    // Nothing was plugged in: istiod's own words say why the scenario failed.
+    assert!(text.contains("self-signed"), "{text}");
+    // The twin: a scenario that passes leaves no evidence.
+    let clean = tempfile::tempdir().unwrap();
+    let (built, dir) = (bins(), clean.path().to_owned());
+    let out = run_on(
+        move || IstiodTarget::new(built.clone()).with_evidence_dir(dir.clone()),
+        Scenario::PluginCa,
+        KeyAlg::P256,
+    );
+    assert!(out.report.scenarios[0].passed, "{}", story(&out));
+    assert_eq!(std::fs::read_dir(clean.path()).unwrap().count(), 0);
+}

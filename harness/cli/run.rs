@@ -409,7 +409,15 @@ fn run_istiod_target(args: &RunArgs, scenarios: Vec<Scenario>) -> anyhow::Result
             format!("; stopped {killed} process group(s), removed {dirs} cluster directory(ies)")
         });
         let progress = |scenario: &str, phase: &str| output::note!("{scenario}: {phase}");
-        scenario::run(|| IstiodTarget::new(bins.clone()), &opts, &progress).await
+        let evidence = args.artifacts.clone();
+        let make = || {
+            let target = IstiodTarget::new(bins.clone());
+            match &evidence {
+                Some(dir) => target.with_evidence_dir(dir.clone()),
+                None => target,
+            }
+        };
+        scenario::run(make, &opts, &progress).await
     });
     if args.keep {
         meshtrust::say!("certificates are kept in {}", workdir.path().display());

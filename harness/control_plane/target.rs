@@ -321,6 +321,8 @@ pub struct IstiodTarget {
     clusters: BTreeMap<String, Cluster>,
     timings: Milestones,
     remote_certs: bool,
+    /// Where a failed scenario's control-plane logs go (`--artifacts`).
+    evidence: Option<PathBuf>,
 }
 
 impl IstiodTarget {
@@ -336,7 +338,16 @@ impl IstiodTarget {
             clusters: BTreeMap::new(),
             timings: Milestones::default(),
             remote_certs: false,
+            evidence: None,
         }
+    }
+
+    /// A failed scenario's control-plane logs (every cluster's etcd, kube-apiserver and each
+    /// istiod it started, exited ones included) are copied into
+    /// `<dir>/<scenario>/<cluster>/` before teardown removes them. Logs only: never a key.
+    pub fn with_evidence_dir(mut self, dir: PathBuf) -> IstiodTarget {
+        self.evidence = Some(dir);
+        self
     }
 
     /// istiod started with `USE_REMOTE_CERTS=true`: it reads Secret `cacerts` from the API
@@ -763,7 +774,8 @@ impl Target for IstiodTarget {
             })
     }
 
-    /// istiod's last log lines, into the run's log (the directory goes at teardown).
+    /// istiod's last log lines, into the run's log; with an evidence directory, every log of
+    /// the control plane copied there (the cluster directories go at teardown).
     async fn keep_evidence(&mut self, scenario: &str) {
         for c in self.clusters.values() {
             if let State::Running(istiod) = &c.state {
@@ -773,6 +785,18 @@ impl Target for IstiodTarget {
                     "the end of istiod's log:\n{}",
                     istiod.tail(30)
                 );
+            }
+            let Some(base) = &self.evidence else {
+                continue;
+            };
+            let to = base.join(scenario).join(&c.name);
+            match copy_logs(c.dir.path(), &to) {
+                Ok(n) => {
+                    tracing::info!(cluster = %c.name, "{n} control-plane log(s) in {}", to.display())
+                }
+                Err(e) => {
+                    tracing::warn!(cluster = %c.name, "cannot keep the control plane's logs: {e}")
+                }
             }
         }
     }
@@ -785,6 +809,34 @@ impl Target for IstiodTarget {
         self.clusters.clear();
         Ok(())
     }
+}
+
+/// Copies every `*.log` in `dir` and its subdirectories (one level: `istiod-<n>/istiod.log`)
+/// into `to` as `<subdirectory>_<name>`; nothing else (the directory holds keys). Returns how
+/// many.
+pub fn copy_logs(dir: &Path, to: &Path) -> std::io::Result<usize> {
+    let mut logs = Vec::new();
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            let sub = entry.file_name().to_string_lossy().into_owned();
+            for inner in std::fs::read_dir(&path)?.flatten() {
+                let p = inner.path();
+                if p.extension().is_some_and(|e| e == "log") && p.is_file() {
+                    logs.push((format!("{sub}_{}", inner.file_name().to_string_lossy()), p));
+                }
+            }
+        } else if path.extension().is_some_and(|e| e == "log") {
+            logs.push((entry.file_name().to_string_lossy().into_owned(), path));
+        }
+    }
+    if !logs.is_empty() {
+        std::fs::create_dir_all(to)?;
+    }
+    for (name, from) in &logs {
+        std::fs::copy(from, to.join(name))?;
+    }
+    Ok(logs.len())
 }
 
 /// A TokenRequest for `ns/service_account` with audience `istio-ca`, as the kubelet projects
@@ -861,6 +913,41 @@ fn reload_answers(log: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clusters_logs_are_copied_and_its_keys_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("etcd.log"), "etcd up").unwrap();
+        std::fs::write(d.join("kube-apiserver.log"), "serving").unwrap();
+        std::fs::create_dir(d.join("istiod-1")).unwrap();
+        std::fs::write(d.join("istiod-1/istiod.log"), "Use local CA certificate").unwrap();
+        std::fs::create_dir_all(d.join("istiod-1/etc/cacerts")).unwrap();
+        std::fs::write(d.join("istiod-1/etc/cacerts/ca-key.pem"), "KEY").unwrap();
+        std::fs::write(d.join("sa.key"), "KEY").unwrap();
+        std::fs::write(d.join("apiserver.key"), "KEY").unwrap();
+        let to = tempfile::tempdir().unwrap();
+        let out = to.path().join("plugin-ca/cluster1");
+        assert_eq!(copy_logs(d, &out).unwrap(), 3);
+        let mut names: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["etcd.log", "istiod-1_istiod.log", "kube-apiserver.log"]
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("istiod-1_istiod.log")).unwrap(),
+            "Use local CA certificate"
+        );
+        // The twin: a cluster directory without logs makes no evidence directory.
+        let empty = tempfile::tempdir().unwrap();
+        let none = to.path().join("none");
+        assert_eq!(copy_logs(empty.path(), &none).unwrap(), 0);
+        assert!(!none.exists());
+    }
 
     #[test]
     fn the_sweep_removes_the_directories_of_dead_runs_only() {

@@ -166,6 +166,14 @@ impl<T: Target> Target for Sabotaged<T> {
         self.inner.istio_version()
     }
 
+    async fn keep_evidence(&mut self, scenario: &str) {
+        self.inner.keep_evidence(scenario).await
+    }
+
+    fn milestones(&self) -> Vec<(String, std::time::Duration)> {
+        self.inner.milestones()
+    }
+
     async fn plug_in(&mut self, cluster: &str, bundle: Option<&Path>) -> Result<(), TargetError> {
         let replaced = match (self.how, bundle) {
             (Sabotage::NeverPlugsIn, _) => None,
