@@ -412,3 +412,35 @@ fn a_failed_scenario_keeps_the_control_planes_logs_and_a_passing_one_keeps_none(
     assert!(out.report.scenarios[0].passed, "{}", story(&out));
     assert_eq!(std::fs::read_dir(clean.path()).unwrap().count(), 0);
 }
+
+/// Real istiod, seen here: under `USE_REMOTE_CERTS` a rotated Secret is never taken (istiod
+/// read it once at start; its file watcher watches only its own copy). The mounted rotation
+/// (`istiod_rotation`) is the twin that passes.
+#[test]
+#[file_serial(control_plane)]
+fn istiod_reading_the_secret_from_the_api_server_does_not_take_a_rotated_secret() {
+    let built = bins();
+    let out = run_on(
+        move || IstiodTarget::new(built.clone()).with_remote_certs(),
+        Scenario::IntermediateRotation,
+        KeyAlg::P256,
+    );
+    let s = &out.report.scenarios[0];
+    assert!(!s.passed, "{}", story(&out));
+    assert!(
+        s.reasons.iter().any(|r| r.contains(
+            "istiod logged nothing about the new cacerts: with USE_REMOTE_CERTS istiod reads Secret `cacerts` once"
+        )),
+        "{}",
+        story(&out)
+    );
+    // It did start from the Secret: the failure is the rotation's alone.
+    assert!(
+        s.observations.iter().any(|o| o.observed
+            == Observed::IstiodLog {
+                line: "Use local CA certificate".into()
+            }),
+        "{}",
+        story(&out)
+    );
+}

@@ -34,6 +34,12 @@ pub const CA_AUDIENCE: &str = "istio-ca";
 /// How long istiod gets to publish `istio-ca-root-cert` into a new namespace, or to answer a
 /// change of its plugged files.
 const ISTIOD_ANSWERS: Duration = Duration::from_secs(60);
+/// How long a rotated Secret gets under `USE_REMOTE_CERTS` before the target says istiod did
+/// not take it (it never does: see [`IstiodTarget::reload_cacerts`]); a mounted reload answers
+/// within a second here.
+const REMOTE_RELOAD_WAIT: Duration = Duration::from_secs(15);
+/// Why a rotated Secret is not taken under `USE_REMOTE_CERTS`, in the words of Istio's code.
+pub const REMOTE_CERTS_READ_ONCE: &str = "with USE_REMOTE_CERTS istiod reads Secret `cacerts` once, at start, into its cert directory and then watches only that directory (loadCACerts, pilot/pkg/bootstrap/istio_ca.go, Istio 1.30 and 1.31): a rotated Secret takes effect when istiod restarts";
 
 /// Every cluster directory is `<temp>/meshtrust-istiod-<pid>-<cluster>.XXXXXX`.
 pub const DIR_PREFIX: &str = "meshtrust-istiod-";
@@ -643,22 +649,36 @@ impl Target for IstiodTarget {
         plugin::apply_secret(&c.client(), &secret)
             .await
             .map_err(|e| plug_in_error(cluster, e))?;
-        let data = c.cacerts().await?;
-        let istiod = c.istiod()?;
-        write_cacerts(&istiod.cacerts_dir(), &data)
-            .map_err(|e| backend(format!("update istiod's cacerts in `{cluster}`"), e))?;
+        // The kubelet rewrites a mounted Secret's files; with USE_REMOTE_CERTS nothing is
+        // mounted, and only the Secret changes.
+        if !c.remote_certs {
+            let data = c.cacerts().await?;
+            let istiod = c.istiod()?;
+            write_cacerts(&istiod.cacerts_dir(), &data)
+                .map_err(|e| backend(format!("update istiod's cacerts in `{cluster}`"), e))?;
+        }
         let started = Instant::now();
+        let (deadline, what) = match c.remote_certs {
+            false => (
+                ISTIOD_ANSWERS,
+                "istiod logged nothing about the new cacerts".to_owned(),
+            ),
+            true => (
+                REMOTE_RELOAD_WAIT,
+                format!("istiod logged nothing about the new cacerts: {REMOTE_CERTS_READ_ONCE}"),
+            ),
+        };
         loop {
             let istiod = c.istiod()?;
             if reload_answers(&istiod.log()) > before {
                 return Ok(());
             }
-            if started.elapsed() > ISTIOD_ANSWERS {
+            if started.elapsed() > deadline {
                 return Err(backend(
                     format!("reload cacerts in `{cluster}`"),
                     ControlPlaneError::NotReady {
-                        what: "istiod logged nothing about the new cacerts".into(),
-                        waited: ISTIOD_ANSWERS,
+                        what,
+                        waited: deadline,
                         tail: istiod.tail(20),
                     },
                 ));
