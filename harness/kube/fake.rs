@@ -26,7 +26,8 @@ use crate::pki::Bundle;
 /// What the clusters did, in order, each line `<cluster>: <what>`.
 pub type Log = Arc<Mutex<Vec<String>>>;
 
-/// The fake `istioctl`: records its revision changes in `<dir>/<context>.revisions`, refuses
+/// The fake `istioctl` (1.31.2, not the newest release: the kind target must speak for the
+/// istioctl it runs): records its revision changes in `<dir>/<context>.revisions`, refuses
 /// (after a moment, as a real install that waits for istiod) while `<dir>/<context>.refuse`
 /// exists, and prints a remote Secret.
 pub const ISTIOCTL: &str = r#"ctx=""; rev="default"; prev=""; name=""
@@ -36,7 +37,7 @@ for a in "$@"; do
 done
 dir="$(dirname "$0")/state"; revs="$dir/$ctx.revisions"
 case "$1" in
-  version) echo "client version: 1.32.0" ;;
+  version) echo "client version: 1.31.2" ;;
   install)
     grep -qx "$rev" "$revs" 2>/dev/null || echo "$rev" >> "$revs"
     if [ -f "$dir/$ctx.refuse" ]; then sleep 2; echo "Error: istiod is not ready" >&2; exit 1; fi ;;

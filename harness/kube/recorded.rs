@@ -115,6 +115,8 @@ struct Compared {
     recorded_changes: Vec<String>,
     /// The scenarios that failed on the fake (it serves no leaf certificates).
     failed: Vec<String>,
+    /// `meshtrust check`'s message about each `bad-*` bundle, by cluster.
+    findings: Vec<(String, String)>,
 }
 
 /// Runs `scenarios` on fake clusters as `meshtrust run --target kind` does, the probe
@@ -163,6 +165,17 @@ async fn run_and_plan(
     let silent = |_: &str, _: &str| {};
     let (output, _cleanup) = super::run_scenarios(started, &opts, &silent).await;
     let report = output.unwrap_or_else(|e| panic!("{e}")).report;
+    let findings: Vec<(String, String)> = report
+        .scenarios
+        .iter()
+        .flat_map(|s| &s.observations)
+        .filter_map(|o| match &o.observed {
+            crate::report::Observed::Finding { message, .. } => {
+                Some((o.subject.clone(), message.clone()))
+            }
+            _ => None,
+        })
+        .collect();
     // The fake serves no leaf certificates: scenarios may fail their verdicts, and a failure
     // adds its evidence and the cluster logs, as the plan says it would.
     let failed: Vec<&str> = report
@@ -207,6 +220,7 @@ async fn run_and_plan(
         planned_changes: planned_changes(&plan),
         recorded_changes,
         failed: failed.iter().map(|s| (*s).to_owned()).collect(),
+        findings,
     }
 }
 
@@ -276,6 +290,19 @@ async fn a_whole_kind_run_does_exactly_what_its_plan_says() {
             .any(|l| l.contains("kind export logs"))
     );
     assert!(c.recorded_commands.iter().any(|l| l.contains("kubectl ")));
+    // check predicted istiod's refusals by the release of the istioctl that installed (the
+    // fake's 1.31.2), not the newest.
+    let incomplete = c
+        .findings
+        .iter()
+        .find(|(cluster, _)| cluster == "bad-incomplete")
+        .map(|(_, m)| m.as_str())
+        .unwrap_or_default();
+    assert!(
+        incomplete.contains("istiod 1.31.2 refuses to start"),
+        "{:?}",
+        c.findings
+    );
     // A comparison of nothing is not a pass: every kind of step was there.
     let joined = c.recorded_changes.join("\n");
     for needle in [
