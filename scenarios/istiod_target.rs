@@ -200,6 +200,34 @@ fn istiod_upgrade_moves_from_one_pinned_release_to_the_next() {
         "{}",
         story(&out)
     );
+    // The same as fields: each istiod started, its release and revision, in order.
+    let istiods: Vec<(&str, Option<&str>, Option<&str>)> = out.report.scenarios[0]
+        .milestones
+        .iter()
+        .filter(|m| m.event == meshtrust::scenario::Milestone::ISTIOD_READY)
+        .map(|m| {
+            (
+                m.cluster.as_str(),
+                m.release.as_deref(),
+                m.revision.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        istiods,
+        [
+            ("cluster1", Some("1.30"), Some("default")),
+            ("cluster1", Some("1.31"), Some("default"))
+        ]
+    );
+    // Every istiod start is followed by its first workload certificate, by the same istiod.
+    let firsts: Vec<Option<&str>> = out.report.scenarios[0]
+        .milestones
+        .iter()
+        .filter(|m| m.event == meshtrust::scenario::Milestone::FIRST_CERTIFICATE)
+        .map(|m| m.release.as_deref())
+        .collect();
+    assert_eq!(firsts, [Some("1.30"), Some("1.31")]);
 }
 
 #[test]

@@ -195,3 +195,30 @@ fn run_writes_a_document_of_its_schema() {
         );
     }
 }
+
+#[test]
+fn a_targets_milestones_are_in_the_run_schema_and_an_unknown_event_is_not() {
+    use meshtrust::scenario::Milestone;
+    use std::time::Duration;
+    // A local run's report, with the istiod target's milestones added.
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("run.json");
+    meshtrust()
+        .args(["run", "--key", "p256", "--scenario", "plugin-ca", "--json"])
+        .arg(&json)
+        .assert()
+        .code(0);
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let milestones = [
+        Milestone::api_server_ready("cluster1", Duration::from_millis(1500)),
+        Milestone::istiod_ready("cluster1", "1.30", "default", Duration::from_millis(420)),
+        Milestone::first_certificate("cluster1", "1.30", "default", Duration::from_millis(610)),
+    ];
+    doc["scenarios"][0]["milestones"] = serde_json::to_value(&milestones).unwrap();
+    assert_valid("run", &doc);
+    // The twin: an event the schema does not name is refused.
+    let mut odd = milestones[0].clone();
+    odd.event = "etcd-ready";
+    doc["scenarios"][0]["milestones"] = serde_json::to_value([odd]).unwrap();
+    assert!(!schema("run").is_valid(&doc));
+}

@@ -24,8 +24,8 @@ use crate::mesh::policy::Policies;
 use crate::mesh::workload::{self, Mesh, Workload};
 use crate::pki::KeyAlg;
 use crate::scenario::target::{
-    App, CapturedChain, DEFAULT_REVISION, InstallOptions, InstallOutcome, Mode, Outcome, Target,
-    TargetError, Transport, UpgradeOptions, WorkloadRef,
+    App, CapturedChain, DEFAULT_REVISION, InstallOptions, InstallOutcome, Milestone, Mode, Outcome,
+    Target, TargetError, Transport, UpgradeOptions, WorkloadRef,
 };
 
 /// The audience of the tokens workloads present to istiod's CA (`TOKEN_AUDIENCES`' default,
@@ -87,11 +87,11 @@ pub fn remove_live_dirs() -> usize {
 }
 
 /// The target's milestones, in the order they happened; shared by its clusters.
-type Milestones = Arc<Mutex<Vec<(String, Duration)>>>;
+type Milestones = Arc<Mutex<Vec<Milestone>>>;
 
-fn record(milestones: &Milestones, name: String, took: Duration) {
+fn record(milestones: &Milestones, milestone: Milestone) {
     if let Ok(mut m) = milestones.lock() {
-        m.push((name, took));
+        m.push(milestone);
     }
 }
 
@@ -121,8 +121,9 @@ struct Cluster {
     /// `istio.io/rev` of each namespace moved off the default control plane.
     namespace_revisions: BTreeMap<String, String>,
     milestones: Milestones,
-    /// When istiod last started, until its first workload certificate.
-    awaiting_first_certificate: Option<Instant>,
+    /// When istiod last started (its release and revision), until its first workload
+    /// certificate.
+    awaiting_first_certificate: Option<(Instant, String, String)>,
     api: ApiServer,
     dir: tempfile::TempDir,
 }
@@ -244,10 +245,10 @@ impl Cluster {
                     .unwrap_or("?");
                 record(
                     &self.milestones,
-                    format!("{}: istiod {release} ({revision}) ready", self.name),
-                    istiod.ready_in,
+                    Milestone::istiod_ready(&self.name, release, revision, istiod.ready_in),
                 );
-                self.awaiting_first_certificate = Some(started);
+                self.awaiting_first_certificate =
+                    Some((started, release.to_owned(), revision.to_owned()));
                 (InstallOutcome::Installed { ca, log }, Some(istiod))
             }
             Started::Refused { reason, log } => (InstallOutcome::Refused { reason, log }, None),
@@ -309,11 +310,10 @@ impl Cluster {
     }
 
     fn first_certificate(&mut self) {
-        if let Some(since) = self.awaiting_first_certificate.take() {
+        if let Some((since, release, revision)) = self.awaiting_first_certificate.take() {
             record(
                 &self.milestones,
-                format!("{}: istiod start to first workload certificate", self.name),
-                since.elapsed(),
+                Milestone::first_certificate(&self.name, &release, &revision, since.elapsed()),
             );
         }
     }
@@ -365,7 +365,7 @@ impl IstiodTarget {
 
     /// The time of each phase so far (`cluster1: etcd + API server ready`, `... istiod
     /// ready`, `... istiod start to first workload certificate`), in order.
-    pub fn timings(&self) -> Vec<(String, Duration)> {
+    pub fn timings(&self) -> Vec<Milestone> {
         self.timings.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
@@ -431,8 +431,7 @@ impl IstiodTarget {
             };
             record(
                 &self.timings,
-                format!("{name}: etcd + API server ready"),
-                api.ready_in,
+                Milestone::api_server_ready(name, api.ready_in),
             );
             self.clusters.insert(
                 name.to_owned(),
@@ -821,7 +820,7 @@ impl Target for IstiodTarget {
         }
     }
 
-    fn milestones(&self) -> Vec<(String, Duration)> {
+    fn milestones(&self) -> Vec<Milestone> {
         self.timings()
     }
 

@@ -90,7 +90,7 @@ pub struct ScenarioReport {
     /// The target's own milestones (the istiod target: API server ready, istiod ready, first
     /// workload certificate), when it reports any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub milestones: Vec<Phase>,
+    pub milestones: Vec<crate::scenario::Milestone>,
     /// Captured chains, PEM, by label (`cluster1/foo/httpbin`).
     pub chains: Vec<ChainArtifact>,
     /// The cacerts bundles the scenario plugged in or checked against: public files only.
@@ -206,14 +206,28 @@ mod tests {
         let mut s = scenario("plugin-ca", &[]);
         let json = serde_json::to_value(&s).unwrap();
         assert!(json.get("milestones").is_none(), "{json}");
-        s.milestones.push(Phase {
-            name: "cluster1: istiod 1.31 (default) ready".into(),
-            duration: Duration::from_millis(420),
-        });
+        s.milestones.push(crate::scenario::Milestone::istiod_ready(
+            "cluster1",
+            "1.31",
+            "default",
+            Duration::from_millis(420),
+        ));
+        s.milestones
+            .push(crate::scenario::Milestone::api_server_ready(
+                "cluster2",
+                Duration::from_millis(1500),
+            ));
         let json = serde_json::to_value(&s).unwrap();
+        // Each as fields, and as one line; an API server has no release or revision.
         assert_eq!(
             json["milestones"],
-            serde_json::json!([{"name": "cluster1: istiod 1.31 (default) ready", "duration_ms": 420}])
+            serde_json::json!([
+                {"name": "cluster1: istiod 1.31 (default) ready", "event": "istiod-ready",
+                    "cluster": "cluster1", "release": "1.31", "revision": "default",
+                    "duration_ms": 420},
+                {"name": "cluster2: etcd + API server ready", "event": "api-server-ready",
+                    "cluster": "cluster2", "duration_ms": 1500}
+            ])
         );
     }
 

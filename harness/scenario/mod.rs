@@ -12,6 +12,6 @@ pub use catalog::Scenario;
 pub use certs::RunCerts;
 pub use runner::{RunError, RunOptions, RunOutput, run};
 pub use target::{
-    App, CaSource, CapturedChain, Handshake, InstallOptions, InstallOutcome, IstioVersion, Mode,
-    Outcome, Target, TargetError, Transport, UpgradeOptions, WorkloadRef,
+    App, CaSource, CapturedChain, Handshake, InstallOptions, InstallOutcome, IstioVersion,
+    Milestone, Mode, Outcome, Target, TargetError, Transport, UpgradeOptions, WorkloadRef,
 };

@@ -12,7 +12,7 @@ use super::record::{Progress, Recorder};
 use super::target::Target;
 use crate::chain::Snapshot;
 use crate::pki::{KeyAlg, PkiError};
-use crate::report::{Observed, Phase, RunReport, ScenarioReport};
+use crate::report::{Observed, RunReport, ScenarioReport};
 
 /// The name of a run's certificates directory in the temporary directory:
 /// `meshtrust-run-<pid>.<random>`.
@@ -194,11 +194,7 @@ pub async fn run<T: Target>(
             if !rec.reasons.is_empty() {
                 target.keep_evidence(scenario.name()).await;
             }
-            let milestones: Vec<Phase> = target
-                .milestones()
-                .into_iter()
-                .map(|(name, duration)| Phase { name, duration })
-                .collect();
+            let milestones = target.milestones();
             if let Err(e) = target.teardown().await {
                 rec.observe(
                     "teardown",

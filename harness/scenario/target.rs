@@ -230,6 +230,88 @@ pub enum TargetError {
     },
 }
 
+/// One of a target's own timings, for the report: what happened, in which cluster, to which
+/// istiod, and how long it took.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Milestone {
+    /// The whole story in one line: `cluster1: istiod 1.30 (default) ready`.
+    pub name: String,
+    /// What happened: [`Milestone::API_SERVER_READY`], [`Milestone::ISTIOD_READY`] or
+    /// [`Milestone::FIRST_CERTIFICATE`].
+    pub event: &'static str,
+    /// The logical cluster (`cluster1`).
+    pub cluster: String,
+    /// The istiod's Istio release (`1.30`), for istiod's events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// The istiod's revision (`default`, `canary`), for istiod's events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// From the event's start (the process's spawn, istiod's start) to it; milliseconds in
+    /// JSON.
+    #[serde(rename = "duration_ms", serialize_with = "millis")]
+    pub duration: std::time::Duration,
+}
+
+fn millis<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Milestone {
+    /// etcd and kube-apiserver answer (from their start).
+    pub const API_SERVER_READY: &'static str = "api-server-ready";
+    /// istiod serves (from its start).
+    pub const ISTIOD_READY: &'static str = "istiod-ready";
+    /// The first workload certificate istiod signed (from its start).
+    pub const FIRST_CERTIFICATE: &'static str = "first-workload-certificate";
+
+    /// `cluster: etcd + API server ready`.
+    pub fn api_server_ready(cluster: &str, took: std::time::Duration) -> Milestone {
+        Milestone {
+            name: format!("{cluster}: etcd + API server ready"),
+            event: Self::API_SERVER_READY,
+            cluster: cluster.to_owned(),
+            release: None,
+            revision: None,
+            duration: took,
+        }
+    }
+
+    /// `cluster: istiod <release> (<revision>) ready`.
+    pub fn istiod_ready(
+        cluster: &str,
+        release: &str,
+        revision: &str,
+        took: std::time::Duration,
+    ) -> Milestone {
+        Milestone {
+            name: format!("{cluster}: istiod {release} ({revision}) ready"),
+            event: Self::ISTIOD_READY,
+            cluster: cluster.to_owned(),
+            release: Some(release.to_owned()),
+            revision: Some(revision.to_owned()),
+            duration: took,
+        }
+    }
+
+    /// `cluster: istiod start to first workload certificate`.
+    pub fn first_certificate(
+        cluster: &str,
+        release: &str,
+        revision: &str,
+        took: std::time::Duration,
+    ) -> Milestone {
+        Milestone {
+            name: format!("{cluster}: istiod start to first workload certificate"),
+            event: Self::FIRST_CERTIFICATE,
+            cluster: cluster.to_owned(),
+            release: Some(release.to_owned()),
+            revision: Some(revision.to_owned()),
+            duration: took,
+        }
+    }
+}
+
 /// A mesh the scenarios can drive. Implementations: `mesh::LocalTarget` (embedded), kind (e2e).
 #[async_trait]
 pub trait Target: Send + Sync {
@@ -372,7 +454,7 @@ pub trait Target: Send + Sync {
     /// The target's own milestones so far, in order (the istiod target: `cluster1: etcd + API
     /// server ready`, `cluster1: istiod 1.31 (default) ready`, `cluster1: istiod start to first
     /// workload certificate`), for the report. None by default.
-    fn milestones(&self) -> Vec<(String, std::time::Duration)> {
+    fn milestones(&self) -> Vec<Milestone> {
         Vec::new()
     }
 

@@ -170,7 +170,7 @@ impl<T: Target> Target for Sabotaged<T> {
         self.inner.keep_evidence(scenario).await
     }
 
-    fn milestones(&self) -> Vec<(String, std::time::Duration)> {
+    fn milestones(&self) -> Vec<meshtrust::scenario::Milestone> {
         self.inner.milestones()
     }
 
