@@ -3,24 +3,21 @@
 //! and so does a CI runner that went away); a conformance run must still finish, clean up and
 //! exit with its own code. A line that cannot be written is dropped.
 
-use std::io::Write as _;
-
 /// Writes `text` to stdout (ANSI styling stripped where the stream is not a terminal, as
 /// `anstream` does); `false` if stdout is gone.
 pub fn out(text: &str) -> bool {
-    let mut stdout = anstream::stdout();
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-        .is_ok()
+    write(anstream::stdout(), text)
 }
 
 /// Writes `text` to stderr, as [`out`] does to stdout.
 pub fn err(text: &str) -> bool {
-    let mut stderr = anstream::stderr();
-    stderr
+    write(anstream::stderr(), text)
+}
+
+fn write(mut stream: impl std::io::Write, text: &str) -> bool {
+    stream
         .write_all(text.as_bytes())
-        .and_then(|()| stderr.flush())
+        .and_then(|()| stream.flush())
         .is_ok()
 }
 

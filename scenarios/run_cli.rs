@@ -412,33 +412,58 @@ fn a_closed_pipe_never_turns_an_exit_code_into_a_panic() {
     );
 }
 
-/// Starts `meshtrust run ARGS` with `TMPDIR=temp`, waits for its certificates directory, and
-/// SIGKILLs it (no handler sees that). Returns the directory it left.
-fn killed_run(temp: &std::path::Path, args: &[&str]) -> std::path::PathBuf {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_meshtrust"))
+/// `meshtrust run ARGS` started with `TMPDIR=temp`, stderr as given.
+fn started_run(
+    temp: &std::path::Path,
+    args: &[&str],
+    stderr: std::process::Stdio,
+) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_meshtrust"))
         .arg("run")
         .args(args)
         .env("TMPDIR", temp)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr)
         .spawn()
-        .unwrap();
-    let prefix = format!("meshtrust-run-{}.", child.id());
+        .unwrap()
+}
+
+/// The certificates directory of run `pid` in `temp`, once `ready` says so (30 s at most).
+fn run_dir_of(
+    temp: &std::path::Path,
+    pid: u32,
+    ready: impl Fn(&std::path::Path) -> bool,
+) -> std::path::PathBuf {
+    let prefix = format!("meshtrust-run-{pid}.");
     let started = std::time::Instant::now();
-    let dir = loop {
+    loop {
         let found = std::fs::read_dir(temp)
             .unwrap()
             .flatten()
-            .find(|e| e.file_name().to_string_lossy().starts_with(&prefix));
-        // A kept run's directory is marked first thing; kill it once it is.
-        if let Some(e) = found
-            && (!args.contains(&"--keep") || e.path().join(".meshtrust-keep").exists())
-        {
-            break e.path();
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&prefix)
+            });
+        if let Some(d) = found.filter(|d| ready(d)) {
+            return d;
         }
         assert!(started.elapsed() < std::time::Duration::from_secs(30));
         std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    }
+}
+
+/// Starts `meshtrust run ARGS` with `TMPDIR=temp`, waits for its certificates directory, and
+/// SIGKILLs it (no handler sees that). Returns the directory it left.
+fn killed_run(temp: &std::path::Path, args: &[&str]) -> std::path::PathBuf {
+    let mut child = started_run(temp, args, std::process::Stdio::null());
+    // A kept run's directory is marked first thing; kill it once it is.
+    let keep = args.contains(&"--keep");
+    let dir = run_dir_of(temp, child.id(), |d| {
+        !keep || d.join(".meshtrust-keep").exists()
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     dir
@@ -473,29 +498,9 @@ fn signalled_run(
     args: &[&str],
     signal: &str,
 ) -> (Option<i32>, String, std::path::PathBuf) {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_meshtrust"))
-        .arg("run")
-        .args(args)
-        .env("TMPDIR", temp)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let prefix = format!("meshtrust-run-{}.", child.id());
-    let started = std::time::Instant::now();
-    let dir = loop {
-        let found = std::fs::read_dir(temp)
-            .unwrap()
-            .flatten()
-            .find(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-            .map(|e| e.path());
-        // The handler is installed as the runtime starts, after the directory: give it that.
-        if let Some(d) = found.filter(|d| d.join("mesh").exists()) {
-            break d;
-        }
-        assert!(started.elapsed() < std::time::Duration::from_secs(30));
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let child = started_run(temp, args, std::process::Stdio::piped());
+    // Its certificates are being made: the scenarios (and the handler) are on their way.
+    let dir = run_dir_of(temp, child.id(), |d| d.join("mesh").exists());
     let sent = std::process::Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()

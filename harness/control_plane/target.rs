@@ -48,26 +48,7 @@ pub const DIR_PREFIX: &str = "meshtrust-istiod-";
 /// SIGKILL, which no handler sees; their processes died with them: parent-death signal).
 /// Returns the directories removed. A directory whose pid still runs is left alone.
 pub fn sweep_stale_dirs(temp: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(temp) else {
-        return Vec::new();
-    };
-    let mut removed = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(DIR_PREFIX))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let running = Path::new("/proc").join(pid.to_string()).exists();
-        if !running && std::fs::remove_dir_all(entry.path()).is_ok() {
-            removed.push(entry.path());
-        }
-    }
-    removed
+    crate::scenario::runner::sweep_dead_dirs(temp, DIR_PREFIX, '-', |_| true)
 }
 
 /// The directories of live clusters, for a signal handler to remove.

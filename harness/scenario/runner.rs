@@ -85,6 +85,21 @@ pub fn keep_run_dir(dir: &Path) -> std::io::Result<()> {
 /// Removes the run directories in `temp` whose process no longer runs and that were not kept;
 /// returns them.
 pub fn sweep_run_dirs(temp: &Path) -> Vec<PathBuf> {
+    sweep_dead_dirs(temp, RUN_DIR_PREFIX, '.', |dir| {
+        !dir.join(KEPT_MARKER).exists()
+    })
+}
+
+/// Removes the directories in `temp` named `<prefix><pid><separator>...` whose pid no longer
+/// runs and that `removable` allows; returns them. A meshtrust process names its directories
+/// so (its certificates, the istiod target's clusters): a SIGKILL, which no handler sees,
+/// leaves them, and the next run sweeps them.
+pub fn sweep_dead_dirs(
+    temp: &Path,
+    prefix: &str,
+    separator: char,
+    removable: impl Fn(&Path) -> bool,
+) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(temp) else {
         return Vec::new();
     };
@@ -93,15 +108,15 @@ pub fn sweep_run_dirs(temp: &Path) -> Vec<PathBuf> {
         let name = entry.file_name();
         let Some(pid) = name
             .to_str()
-            .and_then(|n| n.strip_prefix(RUN_DIR_PREFIX))
-            .and_then(|rest| rest.split('.').next())
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|rest| rest.split(separator).next())
             .and_then(|pid| pid.parse::<u32>().ok())
         else {
             continue;
         };
         let path = entry.path();
         let running = Path::new("/proc").join(pid.to_string()).exists();
-        if running || path.join(KEPT_MARKER).exists() || !path.is_dir() {
+        if running || !path.is_dir() || !removable(&path) {
             continue;
         }
         if std::fs::remove_dir_all(&path).is_ok() {

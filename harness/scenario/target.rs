@@ -284,14 +284,8 @@ impl Milestone {
         revision: &str,
         took: std::time::Duration,
     ) -> Milestone {
-        Milestone {
-            name: format!("{cluster}: istiod {release} ({revision}) ready"),
-            event: Self::ISTIOD_READY,
-            cluster: cluster.to_owned(),
-            release: Some(release.to_owned()),
-            revision: Some(revision.to_owned()),
-            duration: took,
-        }
+        let name = format!("{cluster}: istiod {release} ({revision}) ready");
+        Self::of_istiod(name, Self::ISTIOD_READY, cluster, (release, revision), took)
     }
 
     /// `cluster: istiod start to first workload certificate`.
@@ -301,9 +295,26 @@ impl Milestone {
         revision: &str,
         took: std::time::Duration,
     ) -> Milestone {
+        let name = format!("{cluster}: istiod start to first workload certificate");
+        Self::of_istiod(
+            name,
+            Self::FIRST_CERTIFICATE,
+            cluster,
+            (release, revision),
+            took,
+        )
+    }
+
+    fn of_istiod(
+        name: String,
+        event: &'static str,
+        cluster: &str,
+        (release, revision): (&str, &str),
+        took: std::time::Duration,
+    ) -> Milestone {
         Milestone {
-            name: format!("{cluster}: istiod start to first workload certificate"),
-            event: Self::FIRST_CERTIFICATE,
+            name,
+            event,
             cluster: cluster.to_owned(),
             release: Some(release.to_owned()),
             revision: Some(revision.to_owned()),
