@@ -396,6 +396,22 @@ fn a_closed_pipe_never_turns_an_exit_code_into_a_panic() {
         ),
         Some(0)
     );
+    // A report asked on stdout (`--json - | head -1`): a conformant run still says 0.
+    assert_eq!(
+        exit_code_into_a_closed_pipe(
+            &[
+                "run",
+                "--scenario",
+                "plugin-ca",
+                "--key",
+                "p256",
+                "--json",
+                "-"
+            ],
+            "stdout"
+        ),
+        Some(0)
+    );
     // And a bundle check that fails still says 1 with its report going nowhere.
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cluster1");
@@ -708,4 +724,55 @@ fn log_lines_follow_color_and_quiet() {
     // Not a terminal: no colour unless forced.
     assert!(!stderr(&[], &info).contains('\x1b'));
     assert!(stderr(&[], &[("RUST_LOG", "info"), ("CLICOLOR_FORCE", "1")]).contains('\x1b'));
+}
+
+#[test]
+fn a_report_path_that_is_a_fifo_or_a_symlink_is_written_into_not_replaced() {
+    use std::os::unix::fs::FileTypeExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    // A FIFO stands for every path that is not a regular file (`/dev/null`, `/dev/stdout`,
+    // `>(...)`): the run writes into it and leaves it what it was.
+    let fifo = tmp.path().join("report.pipe");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let target = tmp.path().join("junit-target.xml");
+    std::fs::write(&target, "old").unwrap();
+    let link = tmp.path().join("junit.xml");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    meshtrust()
+        .args(["run", "--scenario", "plugin-ca", "--key", "p256", "--json"])
+        .arg(&fifo)
+        .arg("--junit")
+        .arg(&link)
+        .assert()
+        .code(0);
+    let json: serde_json::Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
+    assert_eq!(json["conformant"], true);
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    // The symlink's file gets the report; the link stays a link.
+    assert!(
+        std::fs::read_to_string(&target)
+            .unwrap()
+            .contains("<testsuite")
+    );
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
 }

@@ -192,7 +192,7 @@ fn check_outputs(args: &RunArgs) -> anyhow::Result<()> {
     }
     for (_, path) in reports {
         if !is_stdout(path) {
-            meshtrust::pki::layout::check_output_file(path)?;
+            meshtrust::pki::layout::check_report_path(path)?;
         }
     }
     if let Some(dir) = &args.artifacts {
@@ -294,7 +294,7 @@ fn on_signal(
         if keep {
             meshtrust::say!("certificates are kept in {}", run_dir.display());
         } else {
-            let _ = std::fs::remove_dir_all(&run_dir);
+            // `run_dir` is one of them (`run_certs_dir` registered it).
             meshtrust::scenario::runner::remove_live_run_dirs();
         }
         meshtrust::say!("meshtrust: {name}{done}");
@@ -337,11 +337,15 @@ fn write_reports(args: &RunArgs, report: &report::RunReport) -> anyhow::Result<(
         if is_stdout(path) {
             use std::io::Write as _;
             let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())
-                .and_then(|()| out.flush())
-                .context("cannot write the report to stdout")?;
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                // The reader went away (`| head`): what it did not read it did not want; the
+                // run's own exit code stands.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                // Anything else (a full disk behind a redirection) loses the report: say so.
+                written => written.context("cannot write the report to stdout")?,
+            }
         } else {
-            meshtrust::pki::layout::write_atomic(path, text.as_bytes(), 0o644)?;
+            meshtrust::pki::layout::write_report(path, text.as_bytes(), 0o644)?;
         }
         Ok(())
     };

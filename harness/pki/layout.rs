@@ -247,6 +247,60 @@ pub fn check_output_file(path: &Path) -> Result<PathBuf, PkiError> {
     Ok(parent)
 }
 
+/// Where a report given by path goes, decided before any slow work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportPath {
+    /// A regular file (new, or replaced atomically): this path, or the file a symlink names
+    /// (the link stays a link).
+    File(PathBuf),
+    /// Something that is there and is not a regular file: a device (`/dev/null`), a FIFO, a
+    /// pipe (`/dev/stdout`, `/dev/fd/63` from `>(...)`). Written in place, never replaced:
+    /// replacing `/dev/null` with a file would break the machine for everyone.
+    InPlace(PathBuf),
+}
+
+/// Checks that a report can go to `path` (see [`ReportPath`]).
+///
+/// # Errors
+/// A directory, a missing directory, a directory that takes no new files.
+pub fn check_report_path(path: &Path) -> Result<ReportPath, PkiError> {
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(PkiError::IsADirectory {
+            path: path.to_owned(),
+        }),
+        Ok(meta) if !meta.is_file() => Ok(ReportPath::InPlace(path.to_owned())),
+        // A regular file, maybe through symlinks: the file itself is replaced.
+        Ok(_) => {
+            let real = fs::canonicalize(path).map_err(PkiError::io("write", path))?;
+            check_output_file(&real)?;
+            Ok(ReportPath::File(real))
+        }
+        Err(_) => {
+            check_output_file(path)?;
+            Ok(ReportPath::File(path.to_owned()))
+        }
+    }
+}
+
+/// Writes a report where [`check_report_path`] says it goes; a file is mode `mode`.
+///
+/// # Errors
+/// As [`check_report_path`], and the write itself.
+pub fn write_report(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
+    match check_report_path(path)? {
+        ReportPath::File(file) => write_atomic(&file, bytes, mode),
+        ReportPath::InPlace(target) => {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .map_err(PkiError::io("write", path))?;
+            f.write_all(bytes)
+                .and_then(|()| f.flush())
+                .map_err(PkiError::io("write", path))
+        }
+    }
+}
+
 /// Creates the output directory `dir` if needed and checks that files can be made in it.
 pub fn check_output_dir(dir: &Path) -> Result<(), PkiError> {
     if dir.exists() && !dir.is_dir() {
@@ -278,6 +332,58 @@ pub fn check_writable(dir: &Path) -> Result<(), PkiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_report_goes_into_a_fifo_in_place_and_through_a_symlink_into_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A FIFO (what `/dev/stdout` or `>(...)` often is): written into, never replaced.
+        let fifo = dir.path().join("pipe");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+        };
+        write_report(&fifo, b"{}\n", 0o644).unwrap();
+        assert_eq!(reader.join().unwrap(), "{}\n");
+        use std::os::unix::fs::FileTypeExt as _;
+        assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+        // A symlink to a file: the file gets the report, the link stays a link.
+        let target = dir.path().join("target.json");
+        fs::write(&target, "old").unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_report(&link, b"new", 0o644).unwrap();
+        assert_eq!(fs::read_to_string(&target).unwrap(), "new");
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        // The twin: a plain path is a file, replaced whole.
+        let plain = dir.path().join("plain.json");
+        fs::write(&plain, "old, longer than the new").unwrap();
+        write_report(&plain, b"new", 0o644).unwrap();
+        assert_eq!(fs::read_to_string(&plain).unwrap(), "new");
+        assert_eq!(
+            check_report_path(&plain).unwrap(),
+            ReportPath::File(fs::canonicalize(&plain).unwrap())
+        );
+        assert_eq!(
+            check_report_path(&fifo).unwrap(),
+            ReportPath::InPlace(fifo.clone())
+        );
+        assert!(matches!(
+            check_report_path(dir.path()),
+            Err(PkiError::IsADirectory { .. })
+        ));
+    }
 
     #[test]
     fn a_temporary_file_name_never_reaches_an_error() {
