@@ -951,3 +951,61 @@ fn the_secrets_terminal_refusal_suggests_the_command_as_given() {
         "{text}"
     );
 }
+
+#[test]
+fn the_secret_written_to_the_terminal_by_path_is_refused_and_to_a_symlink_goes_to_its_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    generate(
+        &tmp.path().join("certs"),
+        &["cluster1", "--key", "p256", "--root-key", "p256"],
+    );
+    // `--output /dev/stdout` on a terminal: the CA key would be shown, as without --output.
+    let (code, text) = on_a_terminal(
+        tmp.path(),
+        &[
+            "certs",
+            "secret",
+            "cluster1",
+            "--dir",
+            "certs",
+            "--output",
+            "/dev/stdout",
+        ],
+    );
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains(
+            "refusing to write a Secret holding the CA key to the terminal `/dev/stdout`"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+    // The twin: a symlink to a file: the file gets it (0600), the link stays.
+    let target = tmp.path().join("secret-target.yaml");
+    let link = tmp.path().join("secret.yaml");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    std::fs::write(&target, "old").unwrap();
+    Command::cargo_bin("meshtrust")
+        .unwrap()
+        .current_dir(tmp.path())
+        .args(["certs", "secret", "cluster1", "--dir", "certs", "--output"])
+        .arg(&link)
+        .assert()
+        .success();
+    use std::os::unix::fs::PermissionsExt as _;
+    assert!(
+        std::fs::read_to_string(&target)
+            .unwrap()
+            .contains("kind: Secret")
+    );
+    assert_eq!(
+        std::fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}

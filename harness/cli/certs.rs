@@ -234,7 +234,21 @@ pub fn run(cmd: Certs, matches: &ArgMatches) -> anyhow::Result<Exit> {
             let yaml = pki::cacerts_secret_yaml(&dir.join(&cluster))?;
             match output {
                 Some(path) => {
-                    pki::layout::write_atomic(&path, yaml.as_bytes(), 0o600)?;
+                    // A device or pipe is written into (never replaced); a terminal is refused
+                    // as stdout is.
+                    if let pki::layout::ReportPath::InPlace(p) =
+                        pki::layout::check_report_path(&path)?
+                        && std::fs::OpenOptions::new()
+                            .write(true)
+                            .open(&p)
+                            .is_ok_and(|f| f.is_terminal())
+                    {
+                        bail!(
+                            "refusing to write a Secret holding the CA key to the terminal `{}` (hint: `--output FILE`, or pipe it: `meshtrust certs secret {cluster} | kubectl apply -f -`)",
+                            path.display()
+                        );
+                    }
+                    pki::layout::write_report(&path, yaml.as_bytes(), 0o600)?;
                     output::note!("wrote {} (mode 0600: it holds the CA key)", path.display());
                 }
                 None => {
