@@ -776,3 +776,47 @@ fn a_report_path_that_is_a_fifo_or_a_symlink_is_written_into_not_replaced() {
             .is_symlink()
     );
 }
+
+#[cfg(feature = "e2e")]
+#[test]
+fn a_multicluster_scenario_on_one_existing_cluster_is_bad_input_naming_it() {
+    meshtrust()
+        .args(["run", "--target", "kubeconfig", "--context", "only", "--dry-run"])
+        .env("PATH", "")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "multicluster-shared-root and multicluster-different-roots need two clusters, and `--target kubeconfig` was given one `--context`",
+        ));
+    // The twin: a single-cluster scenario plans on one.
+    meshtrust()
+        .args([
+            "run",
+            "--target",
+            "kubeconfig",
+            "--context",
+            "only",
+            "--dry-run",
+        ])
+        .args(["--scenario", "plugin-ca"])
+        .env("PATH", "")
+        .assert()
+        .code(0);
+    // And on two existing clusters the plan connects nothing: that is the user's.
+    let out = meshtrust()
+        .args(["run", "--target", "kubeconfig", "--dry-run"])
+        .args(["--context", "east", "--context", "west"])
+        .args(["--scenario", "multicluster-shared-root"])
+        .env("PATH", "")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let plan = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        plan.contains("on existing clusters meshtrust connects nothing"),
+        "{plan}"
+    );
+    for absent in ["docker", "ip route", "create-remote-secret"] {
+        assert!(!plan.contains(absent), "`{absent}` in\n{plan}");
+    }
+}

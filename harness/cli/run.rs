@@ -477,6 +477,17 @@ fn run_cluster_target(args: &RunArgs, scenarios: &[Scenario]) -> anyhow::Result<
             "`--target kubeconfig` needs the clusters' contexts (hint: `--context kind-a --context kind-b`, one per cluster: cluster1, cluster2)"
         );
     }
+    let multi: Vec<&str> = scenarios
+        .iter()
+        .filter(|s| s.is_multicluster())
+        .map(|s| s.name())
+        .collect();
+    if args.target == TargetKind::Kubeconfig && !multi.is_empty() && args.contexts.len() < 2 {
+        bail!(
+            "{} need two clusters, and `--target kubeconfig` was given one `--context` (hint: `--context CTX1 --context CTX2`; or name the other scenarios with `--scenario`)",
+            multi.join(" and ")
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -386,6 +386,23 @@ fn setup_steps(p: &mut Planner, run: &KindRun, refs: &[ClusterRef], created: boo
     for step in preflight_cmds(run, created) {
         p.run("preflight", step);
     }
+    if !created {
+        // `--target kubeconfig` needs neither, and asks each that is on PATH all the same.
+        for (cmd, when) in [
+            (
+                Cmd::new("docker").args(["info", "--format", "{{.ServerVersion}}"]),
+                DOCKER_FOUND,
+            ),
+            (Cmd::new("kind").arg("version"), KIND_FOUND),
+        ] {
+            let shown = p.maybe_when("preflight", when, &cmd);
+            p.check(
+                "preflight",
+                "-",
+                format!("if it is on PATH: {shown} (not needed here)"),
+            );
+        }
+    }
     let kubectl = Cmd::new(ToolName::Kubectl.binary()).args(["version", "--client"]);
     let shown = p.maybe_when("preflight", KUBECTL_FOUND, &kubectl);
     p.check(
@@ -1077,7 +1094,14 @@ impl Target for PlanTarget {
             let mut connected = self.connected.lock().unwrap_or_else(|e| e.into_inner());
             if !*connected {
                 *connected = true;
-                self.connect_steps(&mut p);
+                match self.created {
+                    true => self.connect_steps(&mut p),
+                    false => p.check(
+                        "multicluster",
+                        "-",
+                        super::target::EXISTING_CLUSTERS_CONNECTED.into(),
+                    ),
+                }
             }
             drop(connected);
             for (i, home) in [(ti, true), (fi, false)] {
@@ -1410,6 +1434,9 @@ pub const REGISTRY_UP: &str = "(if the registry runs)";
 pub const REGISTRY_DOWN: &str = "(if the registry or the push fails)";
 /// The condition of preflight's look at kubectl (optional: it only dumps pods and events).
 pub const KUBECTL_FOUND: &str = "(if kubectl is found)";
+/// The conditions of preflight's looks at docker and kind on existing clusters (not needed).
+pub const DOCKER_FOUND: &str = "(if docker is found)";
+pub const KIND_FOUND: &str = "(if kind is found)";
 
 /// How a restart is applied: `kubectl rollout restart`'s template annotation.
 const RESTART: &str = "restart (template annotation kubectl.kubernetes.io/restartedAt)";
@@ -1732,7 +1759,15 @@ mod tests {
             text.contains("--kubeconfig /home/me/.kube/config --context prod-east"),
             "{text}"
         );
-        for absent in ["kind ", "docker ", "[images]", "[cleanup]"] {
+        // docker and kind appear only as what preflight asks if they are on PATH.
+        for absent in [
+            "kind create",
+            "kind load",
+            "kind delete",
+            "docker pull",
+            "[images]",
+            "[cleanup]",
+        ] {
             assert!(!text.contains(absent), "`{absent}` in\n{text}");
         }
         // Its twin: the kind plan has them.

@@ -5,8 +5,8 @@
 
 use super::fake::{self, FakeCluster, HTTPBIN_IP, Log};
 use super::plan::{
-    KUBECTL_FOUND, Plan, PlanStep, PlannedClusters, REGISTRY_DOWN, REGISTRY_UP, display_argv,
-    plan_run,
+    DOCKER_FOUND, KIND_FOUND, KUBECTL_FOUND, Plan, PlanStep, PlannedClusters, REGISTRY_DOWN,
+    REGISTRY_UP, display_argv, plan_run,
 };
 use super::process::{self, Cmd};
 use super::{KindClusters, KindRun, ProbeDelivery, ToolSearch, kind};
@@ -126,6 +126,17 @@ async fn run_and_plan(
     planned: &[Scenario],
     delivery: ProbeDelivery,
 ) -> Compared {
+    run_and_plan_on(scenarios, planned, delivery, false).await
+}
+
+/// [`run_and_plan`], on clusters the run makes (kind) or on `existing` ones (`--target
+/// kubeconfig`: two contexts of one kubeconfig file).
+async fn run_and_plan_on(
+    scenarios: &[Scenario],
+    planned: &[Scenario],
+    delivery: ProbeDelivery,
+    existing: bool,
+) -> Compared {
     let tools = tempfile::tempdir().unwrap();
     let state = fake::write_tools(tools.path());
     let probe = tools.path().join("probe");
@@ -135,12 +146,30 @@ async fn run_and_plan(
     let clusters = super::target::clusters_for(scenarios);
     let log: Log = Log::default();
     let mut fakes = Vec::new();
+    let mut kubeconfig = String::from("apiVersion: v1\nkind: Config\nclusters:\n");
+    let mut contexts = Vec::new();
     for c in &clusters {
-        let context = kind::context_name(&kind::cluster_name(prefix, c));
+        let context = match existing {
+            true => format!("ctx-{c}"),
+            false => kind::context_name(&kind::cluster_name(prefix, c)),
+        };
         let fake = FakeCluster::start(c, &context, &state, log.clone()).await;
         std::fs::write(state.join(format!("{c}.server")), &fake.url).unwrap();
+        kubeconfig.push_str(&format!(
+            "- name: {c}\n  cluster:\n    server: {}\n",
+            fake.url
+        ));
+        contexts.push((context, c.clone()));
         fakes.push(fake);
     }
+    kubeconfig.push_str("users:\n- name: u\n  user:\n    token: t\ncontexts:\n");
+    for (context, c) in &contexts {
+        kubeconfig.push_str(&format!(
+            "- name: {context}\n  context:\n    cluster: {c}\n    user: u\n"
+        ));
+    }
+    let kubeconfig_path = tools.path().join("existing.kubeconfig");
+    std::fs::write(&kubeconfig_path, kubeconfig).unwrap();
     let mut run = KindRun::single(prefix);
     run.clusters = clusters;
     run.scenarios = scenarios.to_vec();
@@ -152,9 +181,15 @@ async fn run_and_plan(
         istioctl_env: None,
         istioctl: Vec::new(),
     };
-    let started = KindClusters::start(run, &search)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let refs = super::cluster::from_contexts(
+        Some(&kubeconfig_path),
+        &contexts.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>(),
+    );
+    let started = match existing {
+        true => KindClusters::attach(run, &search, refs.clone()).await,
+        false => KindClusters::start(run, &search).await,
+    }
+    .unwrap_or_else(|e| panic!("{e}"));
     // The plan of the run as it actually is (its work dir, tool paths and versions).
     let mut as_run = started.run.clone();
     let opts = RunOptions {
@@ -195,7 +230,11 @@ async fn run_and_plan(
     as_run.scenarios = planned.to_vec();
     let certs_dir = tempfile::tempdir().unwrap();
     let certs = RunCerts::generate(certs_dir.path(), KeyAlg::P256).unwrap();
-    let plan = plan_run(&as_run, &PlannedClusters::Created, &certs)
+    let clusters = match existing {
+        true => PlannedClusters::Attached(refs),
+        false => PlannedClusters::Created,
+    };
+    let plan = plan_run(&as_run, &clusters, &certs)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let show = |cmds: Vec<Cmd>| -> Vec<String> { cmds.iter().map(Cmd::display_short).collect() };
@@ -203,6 +242,10 @@ async fn run_and_plan(
     // kubectl is among the fakes; the registry (testcontainers) runs only where a docker
     // engine does: which route the probe image took is read off the run.
     let mut conditions = vec![KUBECTL_FOUND];
+    if existing {
+        // docker and kind are among the fakes: preflight asks them, needed or not.
+        conditions.extend([DOCKER_FOUND, KIND_FOUND]);
+    }
     if delivery == ProbeDelivery::Image {
         conditions.push(
             match recorded_commands.iter().any(|c| c.contains("docker push")) {
@@ -227,7 +270,9 @@ async fn run_and_plan(
 /// Preflight asks its tools at once and the clusters are created at once: those are compared
 /// as sets (sorted in place); everything else in order.
 fn in_run_order(mut cmds: Vec<String>) -> Vec<String> {
-    let concurrent = |c: &String| c.contains(" version") || c.contains(" create cluster ");
+    let concurrent = |c: &String| {
+        c.contains(" version") || c.starts_with("docker info") || c.contains(" create cluster ")
+    };
     let at: Vec<usize> = (0..cmds.len()).filter(|&i| concurrent(&cmds[i])).collect();
     let mut sorted: Vec<String> = at.iter().map(|&i| cmds[i].clone()).collect();
     sorted.sort();
@@ -369,6 +414,36 @@ async fn the_distroless_route_of_the_probe_does_what_its_plan_says() {
     assert!(
         cmds.contains("docker build -t localhost:5001/meshtrust-probe:dev"),
         "{cmds}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_on_existing_clusters_connects_nothing_and_does_what_its_plan_says() {
+    // Two existing clusters with docker and kind on PATH: nothing of kind's is touched (no
+    // node routes, no remote secrets), and nothing is created or deleted but namespaces.
+    let ran = [Scenario::PluginCa, Scenario::MulticlusterSharedRoot];
+    let c = run_and_plan_on(&ran, &ran, ProbeDelivery::Exec, true).await;
+    let problems = differences(&c);
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+    let cmds = c.recorded_commands.join("\n");
+    for absent in [
+        "docker inspect",
+        "ip route",
+        "create-remote-secret",
+        "kind create",
+        "kind delete",
+        "docker pull",
+    ] {
+        assert!(!cmds.contains(absent), "`{absent}` ran:\n{cmds}");
+    }
+    // It did run the scenarios there.
+    assert!(cmds.contains("istioctl install"), "{cmds}");
+    assert!(
+        c.recorded_changes
+            .iter()
+            .any(|l| l.starts_with("cluster2: PATCH Secret istio-system/cacerts")),
+        "{:#?}",
+        c.recorded_changes
     );
 }
 

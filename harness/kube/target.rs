@@ -57,6 +57,11 @@ pub const CROSS_CLUSTER: Patience = Patience::new(Duration::from_secs(180), Dura
 /// After a PeerAuthentication change istiod debounces (100 ms by default, more under load) and
 /// pushes new listeners to every sidecar; until the push lands, the old filter chains answer.
 pub const POLICY_PUSH: Patience = Patience::new(Duration::from_secs(60), Duration::from_secs(2));
+/// What cross-cluster traffic needs on clusters meshtrust did not make.
+pub const EXISTING_CLUSTERS_CONNECTED: &str = "on existing clusters meshtrust connects nothing: \
+    they must already reach each other (one network, or east-west gateways) and hold each \
+    other's remote secrets, as Istio's multicluster install makes them";
+
 /// curl's own budget in the pod, and the exec deadline around it.
 const CURL_MAX_TIME: &str = "10";
 const EXEC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -595,10 +600,14 @@ impl KindTarget {
         path: &str,
     ) -> Result<Outcome, TargetError> {
         let (fi, ti) = (self.slot(&from.cluster)?, self.slot(&to.cluster)?);
-        self.connected
-            .get_or_try_init(|| self.connect())
-            .await
-            .map_err(backend("connect the clusters"))?;
+        // Clusters this run made are connected here; existing ones (`--target kubeconfig`) are
+        // the user's to connect (their nodes are not kind's, their network is theirs).
+        if self.shared.created {
+            self.connected
+                .get_or_try_init(|| self.connect())
+                .await
+                .map_err(backend("connect the clusters"))?;
+        }
         let home = workloads::cluster_alias_service(&to.name, &to.cluster, &to.namespace, true);
         let away = workloads::cluster_alias_service(&to.name, &to.cluster, &to.namespace, false);
         workloads::apply(self.client(ti), &to.namespace, &[home])
@@ -632,7 +641,13 @@ impl KindTarget {
             },
         )
         .await
-        .map_err(|e| backend("cross-cluster request")(e.into()))?;
+        .map_err(|e| match self.shared.created {
+            true => backend("cross-cluster request")(e.into()),
+            false => TargetError::Backend {
+                what: "cross-cluster request".into(),
+                cause: format!("{e} (hint: {EXISTING_CLUSTERS_CONNECTED})").into(),
+            },
+        })?;
         waited.map_err(|e| TargetError::Backend {
             what: format!("request {from} -> {to}"),
             cause: e.into(),
