@@ -825,3 +825,86 @@ fn a_multicluster_scenario_on_one_existing_cluster_is_bad_input_naming_it() {
         assert!(!plan.contains(absent), "`{absent}` in\n{plan}");
     }
 }
+
+#[cfg(feature = "e2e")]
+#[test]
+fn a_dry_run_refuses_what_a_run_would_and_warns_of_what_preflight_would() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pod = tmp.path().join("pod.yaml");
+    std::fs::write(&pod, "kind: Pod\napiVersion: v1\n").unwrap();
+    for (flag, value, says) in [
+        (
+            "--istio-version",
+            "banana",
+            "`--istio-version banana`: `banana` is not an Istio version",
+        ),
+        (
+            "--kind-config",
+            tmp.path().to_str().unwrap(),
+            "`--kind-config ",
+        ),
+        ("--kind-config", pod.to_str().unwrap(), "not `Cluster`"),
+    ] {
+        meshtrust()
+            .args([
+                "run",
+                "--target",
+                "kind",
+                "--dry-run",
+                "--scenario",
+                "plugin-ca",
+            ])
+            .args([flag, value])
+            .env("PATH", "")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(says));
+    }
+    // A missing istioctl or probe: the plan is printed, and what preflight will say is said.
+    meshtrust()
+        .current_dir(tmp.path())
+        .args([
+            "run",
+            "--target",
+            "kind",
+            "--dry-run",
+            "--scenario",
+            "plugin-ca",
+        ])
+        .args(["--istioctl", "/nope/istioctl", "--istio-version", "1.30"])
+        .env("PATH", "")
+        .env_remove("MESHTRUST_PROBE")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("/nope/istioctl install"))
+        .stderr(predicate::str::contains(
+            "warning: `/nope/istioctl` does not exist: a run stops at preflight",
+        ))
+        .stderr(predicate::str::contains(
+            "the probe `target/x86_64-unknown-linux-gnu/release/meshtrust-probe` is not there",
+        ));
+    // The twin: ISTIOCTL names the istioctl the plan shows when --istioctl is not given.
+    let istioctl = tmp.path().join("istioctl");
+    std::fs::write(&istioctl, "").unwrap();
+    let probe = tmp.path().join("probe");
+    std::fs::write(&probe, "").unwrap();
+    meshtrust()
+        .args([
+            "run",
+            "--target",
+            "kind",
+            "--dry-run",
+            "--scenario",
+            "plugin-ca",
+        ])
+        .env("PATH", "")
+        .env("ISTIOCTL", &istioctl)
+        .env("MESHTRUST_PROBE", &probe)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(format!(
+            "{} install",
+            istioctl.display()
+        )))
+        .stderr(predicate::str::contains("warning").not());
+}

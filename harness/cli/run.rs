@@ -151,13 +151,12 @@ fn check_flags(args: &RunArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     if args.target == TargetKind::Kind {
         meshtrust::kube::kind::check_prefix(&args.prefix).map_err(anyhow::Error::msg)?;
     }
-    if let Some(path) = &args.kind_config
-        && let Err(e) = std::fs::metadata(path)
-    {
-        bail!(
-            "`--kind-config {}`: {e} (hint: drop `--kind-config` to use the built-in kind config)",
-            path.display()
-        );
+    if let Some(path) = &args.kind_config {
+        check_kind_config(path)?;
+    }
+    if let Some(v) = &args.istio_version {
+        v.parse::<meshtrust::scenario::IstioVersion>()
+            .map_err(|e| anyhow::anyhow!("`--istio-version {v}`: {e}"))?;
     }
     let mut seen = Vec::new();
     for s in &args.scenarios {
@@ -166,6 +165,19 @@ fn check_flags(args: &RunArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         }
         seen.push(*s);
     }
+    Ok(())
+}
+
+/// `--kind-config FILE` is read and patched as a run would (cluster 1's subnets), so that a
+/// directory, bad YAML or another kind of object is bad input now, not after preflight.
+fn check_kind_config(path: &std::path::Path) -> anyhow::Result<()> {
+    let hint = "(hint: drop `--kind-config` to use the built-in kind config)";
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("`--kind-config {}`: {e} {hint}", path.display()))?;
+    #[cfg(feature = "e2e")]
+    meshtrust::kube::kind::patch_config(&text, path, 1)
+        .map_err(|e| anyhow::anyhow!("`--kind-config {}`: {e} {hint}", path.display()))?;
+    let _ = text;
     Ok(())
 }
 
@@ -493,6 +505,27 @@ fn run_cluster_target(args: &RunArgs, scenarios: &[Scenario]) -> anyhow::Result<
         .build()
         .context("cannot start the async runtime")?;
     if args.dry_run {
+        // The istioctl a run would take when none is given.
+        if args.istioctl.is_empty()
+            && let Some(env) = std::env::var_os("ISTIOCTL").filter(|v| !v.is_empty())
+        {
+            run.istioctl = vec![env.into()];
+        }
+        // What preflight would refuse, said now (the plan is printed all the same).
+        for istioctl in run.istioctl.iter().filter(|p| p.components().count() > 1) {
+            if !istioctl.is_file() {
+                output::warn(format_args!(
+                    "`{}` does not exist: a run stops at preflight",
+                    istioctl.display()
+                ));
+            }
+        }
+        if !run.probe_binary.is_file() {
+            output::warn(format_args!(
+                "the probe `{}` is not there: a run stops at preflight (hint: `just probe-static` in meshtrust's repository, then `--probe FILE` or MESHTRUST_PROBE)",
+                run.probe_binary.display()
+            ));
+        }
         // The plan is the scenarios' own steps on the kind target (see `kube::plan`).
         let clusters = match args.target {
             TargetKind::Kubeconfig => {

@@ -1466,8 +1466,18 @@ pub async fn dry_run_plan(
             dir: dir.path().display().to_string(),
             cause,
         })?;
-    let plan = plan_run(run, clusters, &certs).await?;
-    Ok(render(run, clusters, &plan).replace(&dir.path().display().to_string(), "<run certs>"))
+    // A run stamps its prefix and writes under `<artifacts>/<stamped prefix>/`: the plan
+    // shows the names it will use.
+    let mut stamped = run.clone();
+    if kind::run_stamp(&run.prefix).is_none() {
+        let prefix = format!("{}-<start>-<pid>", run.prefix);
+        stamped.artifacts = run.artifacts.join(&prefix);
+        if matches!(clusters, PlannedClusters::Created) {
+            stamped.prefix = prefix;
+        }
+    }
+    let plan = plan_run(&stamped, clusters, &certs).await?;
+    Ok(render(&stamped, clusters, &plan).replace(&dir.path().display().to_string(), "<run certs>"))
 }
 
 /// Every command line of `run`'s plan (the e2e-tools tier checks each against the real tools).
@@ -1531,9 +1541,15 @@ pub fn render(run: &KindRun, clusters: &PlannedClusters, plan: &Plan) -> String 
 }
 
 fn istioctls(run: &KindRun) -> String {
-    match run.istioctl.len() {
-        1 => "one Istio version (an upgrade installs it again over itself)".to_owned(),
-        n => format!("{n} Istio versions (install, upgrade; the canary from the last)"),
+    use crate::scenario::Scenario;
+    let upgrades = run
+        .scenarios
+        .iter()
+        .any(|s| matches!(s, Scenario::IstioUpgrade | Scenario::IstioCanaryUpgrade));
+    match (run.istioctl.len(), upgrades) {
+        (1, true) => "one Istio version (the upgrades install it again over itself)".to_owned(),
+        (1, false) => "one Istio version".to_owned(),
+        (n, _) => format!("{n} Istio versions (install, upgrade; the canary from the last)"),
     }
 }
 
@@ -1727,8 +1743,34 @@ mod tests {
             "{with_one:?}"
         );
         assert!(
-            planned(&run).contains("one Istio version (an upgrade installs it again over itself)")
+            planned(&run).contains("one Istio version (the upgrades install it again over itself)")
         );
+    }
+
+    #[test]
+    fn the_plan_names_clusters_and_artifacts_as_the_stamped_run_will() {
+        let mut run = KindRun::single("meshtrust");
+        run.scenarios = vec![Scenario::PluginCa];
+        run.artifacts = "out".into();
+        let text = planned(&run);
+        assert!(
+            text.contains("kind create cluster --name 'meshtrust-<start>-<pid>-cluster1'"),
+            "{text}"
+        );
+        assert!(
+            text.contains("> out/meshtrust-<start>-<pid>/plugin-ca/cluster1-pods-events.txt"),
+            "{text}"
+        );
+        // No upgrade scenario: nothing is said of upgrading a single istioctl to itself.
+        assert!(text.contains(", one Istio version; scenarios"), "{text}");
+        // The twin: an already stamped prefix (a run's own) is kept as it is.
+        run.prefix = "meshtrust-1796000000-7".into();
+        let text = planned(&run);
+        assert!(
+            text.contains("--name meshtrust-1796000000-7-cluster1"),
+            "{text}"
+        );
+        assert!(!text.contains("<start>-<pid>-cluster1"), "{text}");
     }
 
     #[test]
