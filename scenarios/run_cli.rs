@@ -908,3 +908,25 @@ fn a_dry_run_refuses_what_a_run_would_and_warns_of_what_preflight_would() {
         )))
         .stderr(predicate::str::contains("warning").not());
 }
+
+#[cfg(feature = "e2e")]
+#[test]
+fn the_kubeconfig_target_without_istioctl_names_itself_and_only_istioctl() {
+    meshtrust()
+        .args([
+            "run",
+            "--target",
+            "kubeconfig",
+            "--context",
+            "x",
+            "--scenario",
+            "plugin-ca",
+        ])
+        .env("PATH", "")
+        .env_remove("ISTIOCTL")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "the kubeconfig target cannot run here: `istioctl` missing or unusable",
+        ));
+}

@@ -210,6 +210,8 @@ fn unusable_hint(tool: &ToolName) -> String {
 #[derive(Debug)]
 pub struct PreflightError {
     pub problems: Vec<ToolProblem>,
+    /// Which target asked (its name leads the message).
+    pub scope: Scope,
 }
 
 impl PreflightError {
@@ -230,9 +232,13 @@ impl fmt::Display for PreflightError {
             .iter()
             .map(|p| format!("`{}`", p.tool()))
             .collect();
+        let target = match self.scope {
+            Scope::Kind => "kind",
+            Scope::Kubeconfig => "kubeconfig",
+        };
         write!(
             f,
-            "the kind target cannot run here: {} missing or unusable",
+            "the {target} target cannot run here: {} missing or unusable",
             names.join(", ")
         )?;
         for problem in &self.problems {
@@ -306,7 +312,7 @@ pub async fn preflight_for(scope: Scope, search: &ToolSearch) -> Result<Toolbox,
             istioctl,
             kubectl,
         }),
-        _ => Err(PreflightError { problems }),
+        _ => Err(PreflightError { problems, scope }),
     }
 }
 
