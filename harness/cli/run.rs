@@ -233,9 +233,6 @@ pub fn run(args: RunArgs, matches: &ArgMatches) -> anyhow::Result<Exit> {
     }
     check_outputs(&args)?;
     let workdir = run_dir(args.keep)?;
-    if args.keep {
-        meshtrust::say!("certificates are kept in {}", workdir.path().display());
-    }
     let opts = RunOptions {
         scenarios,
         key: args.key,
@@ -254,7 +251,7 @@ pub fn run(args: RunArgs, matches: &ArgMatches) -> anyhow::Result<Exit> {
         .build()
         .context("cannot start the async runtime")?;
     let output = runtime.block_on(async {
-        on_signal(workdir.path(), args.keep, String::new);
+        on_signal(args.keep, String::new);
         scenario::run(LocalTarget::new, &opts, &progress).await
     });
     bar.finish_and_clear();
@@ -273,6 +270,7 @@ fn run_dir(keep: bool) -> anyhow::Result<tempfile::TempDir> {
     let dir = run_certs_dir(&std::env::temp_dir()).context("cannot create the run directory")?;
     if keep {
         keep_run_dir(dir.path()).context("cannot mark the run directory kept")?;
+        meshtrust::say!("certificates are kept in {}", dir.path().display());
     }
     Ok(dir)
 }
@@ -281,13 +279,8 @@ fn run_dir(keep: bool) -> anyhow::Result<tempfile::TempDir> {
 /// what it did), then the run's certificates removed (unless `--keep`), then exit 130, 143 or
 /// 129. A signal ends the process without running `Drop`, so without this the CA keys would
 /// stay in `$TMPDIR` until the next run swept them. Call inside the runtime.
-fn on_signal(
-    run_dir: &std::path::Path,
-    keep: bool,
-    cleanup: impl FnOnce() -> String + Send + 'static,
-) {
+fn on_signal(keep: bool, cleanup: impl FnOnce() -> String + Send + 'static) {
     use tokio::signal::unix::{SignalKind, signal};
-    let run_dir = run_dir.to_owned();
     // Registered here, before any scenario starts: a signal from now on is handled.
     let (Ok(mut interrupt), Ok(mut terminate), Ok(mut hangup)) = (
         signal(SignalKind::interrupt()),
@@ -303,10 +296,9 @@ fn on_signal(
             _ = hangup.recv() => ("hung up (SIGHUP)", 129),
         };
         let done = cleanup();
-        if keep {
-            meshtrust::say!("certificates are kept in {}", run_dir.display());
-        } else {
-            // `run_dir` is one of them (`run_certs_dir` registered it).
+        // Kept: said when the run started. Otherwise `run_dir` is one of these
+        // (`run_certs_dir` registered it).
+        if !keep {
             meshtrust::scenario::runner::remove_live_run_dirs();
         }
         meshtrust::say!("meshtrust: {name}{done}");
@@ -419,7 +411,7 @@ fn run_istiod_target(args: &RunArgs, scenarios: Vec<Scenario>) -> anyhow::Result
         .build()
         .context("cannot start the async runtime")?;
     let output = runtime.block_on(async {
-        on_signal(workdir.path(), args.keep, || {
+        on_signal(args.keep, || {
             let killed = meshtrust::kube::process::kill_live_groups();
             let dirs = meshtrust::control_plane::target::remove_live_dirs();
             format!("; stopped {killed} process group(s), removed {dirs} cluster directory(ies)")
@@ -436,7 +428,6 @@ fn run_istiod_target(args: &RunArgs, scenarios: Vec<Scenario>) -> anyhow::Result
         scenario::run(make, &opts, &progress).await
     });
     if args.keep {
-        meshtrust::say!("certificates are kept in {}", workdir.path().display());
         let _ = workdir.keep();
     }
     let output = output?;
