@@ -242,21 +242,6 @@ impl Plan {
         self.planner.cmds.iter().map(|(_, c)| c.clone()).collect()
     }
 
-    /// The commands that always run in `phases`, in order.
-    pub fn commands_in(&self, phases: &[&str]) -> Vec<Cmd> {
-        self.planner
-            .cmds
-            .iter()
-            .filter(|(p, _)| phases.contains(&p.as_str()))
-            .map(|(_, c)| c.clone())
-            .collect()
-    }
-
-    /// The commands that always run, in order (none of the conditional ones).
-    pub fn unconditional_commands(&self) -> Vec<Cmd> {
-        self.commands_of_run(&[], &[])
-    }
-
     /// The commands a run in which the scenarios `failed` fail runs, in order: the
     /// unconditional ones, each failed scenario's evidence, the cluster logs of a failed run,
     /// and those of the other `conditions` that held ([`KUBECTL_FOUND`], [`REGISTRY_UP`] or
@@ -351,10 +336,7 @@ pub async fn plan_run(
         let mut p = lock(&sink);
         cleanup_steps(&mut p, run, &refs);
     }
-    drop(registry);
-    let planner = Arc::try_unwrap(sink)
-        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
-        .unwrap_or_else(|shared| std::mem::take(&mut *lock(&shared)));
+    let planner = std::mem::take(&mut *lock(&sink));
     Ok(Plan { planner })
 }
 
