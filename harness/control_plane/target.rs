@@ -214,9 +214,20 @@ impl Cluster {
             remote_certs: self.remote_certs,
         };
         let started = Instant::now();
-        let outcome = IstiodProcess::start(spec)
-            .await
-            .map_err(|e| backend(format!("start istiod in `{}`", self.name), e))?;
+        // Ports are picked free, then handed to istiod: another process may take one in
+        // between (seen once in CI). That is not istiod's answer to the bundle: pick again.
+        let mut attempts = 0;
+        let outcome = loop {
+            attempts += 1;
+            let outcome = IstiodProcess::start(spec.clone())
+                .await
+                .map_err(|e| backend(format!("start istiod in `{}`", self.name), e))?;
+            match &outcome {
+                Started::Refused { reason, .. }
+                    if attempts < 3 && reason.contains("address already in use") => {}
+                _ => break outcome,
+            }
+        };
         Ok(match outcome {
             Started::Serving { istiod, ca, log } => {
                 let release = binary
